@@ -1,0 +1,83 @@
+/**
+ * Picks the backend verification (and benchmarks) run on. `auto` prefers libtensorflow through
+ * @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node, then wasm (XNNPACK), then cpu, and
+ * always says which one it got, on what device, and why a preferred one was passed over.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendRequest = BackendName | 'auto';
+export const BACKEND_REQUESTS: BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** e.g. "gpu (CUDA via tfjs-node-gpu)", "cpu (wasm, SIMD)". */
+  device: string;
+  /** Why preferred backends were not used, when `auto` fell back. */
+  fallbacks: string[];
+}
+
+/** `require` in production; tests inject a loader to exercise the native path without it. */
+export type ModuleLoader = (id: string) => unknown;
+
+interface NodeBackendShape {
+  isGPUPackage?: boolean;
+  isUsingGpuDevice?: boolean;
+}
+
+async function tryTensorflow(load: ModuleLoader): Promise<{ device: string } | { reason: string }> {
+  const reasons: string[] = [];
+  for (const id of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      load(id);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      reasons.push(`${id} ${code === 'MODULE_NOT_FOUND' ? 'is not installed' : `failed to load (${(error as Error).message.split('\n')[0]})`}`);
+      continue;
+    }
+    if (!(await tf.setBackend('tensorflow'))) {
+      reasons.push(`${id} loaded but the tensorflow backend did not initialize`);
+      continue;
+    }
+    const backend = tf.backend() as unknown as NodeBackendShape;
+    const gpu = backend.isGPUPackage === true && backend.isUsingGpuDevice === true;
+    const device = gpu
+      ? 'gpu (CUDA via tfjs-node-gpu)'
+      : `cpu (libtensorflow via ${id}${backend.isGPUPackage ? ', no CUDA device found' : ''})`;
+    return { device };
+  }
+  return { reason: reasons.join('; ') };
+}
+
+async function tryWasm(load: ModuleLoader): Promise<{ device: string } | { reason: string }> {
+  try {
+    load('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) return { reason: 'the wasm backend did not initialize' };
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    return { device: `cpu (wasm${simd ? ', SIMD' : ''})` };
+  } catch (error) {
+    return { reason: `wasm backend unavailable (${(error as Error).message.split('\n')[0]})` };
+  }
+}
+
+export async function selectBackend(request: BackendRequest = 'auto', load: ModuleLoader = require): Promise<BackendInfo> {
+  if (!BACKEND_REQUESTS.includes(request)) {
+    throw new InputError(`unknown backend "${request}" (use ${BACKEND_REQUESTS.join(', ')})`);
+  }
+  const fallbacks: string[] = [];
+  if (request === 'auto' || request === 'tensorflow') {
+    const result = await tryTensorflow(load);
+    if ('device' in result) return { name: 'tensorflow', device: result.device, fallbacks };
+    if (request === 'tensorflow') throw new InputError(`backend tensorflow unavailable: ${result.reason}`);
+    fallbacks.push(result.reason);
+  }
+  if (request === 'auto' || request === 'wasm') {
+    const result = await tryWasm(load);
+    if ('device' in result) return { name: 'wasm', device: result.device, fallbacks };
+    if (request === 'wasm') throw new InputError(result.reason);
+    fallbacks.push(result.reason);
+  }
+  await tf.setBackend('cpu');
+  return { name: 'cpu', device: 'cpu (JavaScript)', fallbacks };
+}

@@ -1,0 +1,13 @@
+/**
+ * Errors the CLI maps to exit code 2 with a one-line message: the input (files, model, flags)
+ * is at fault, not the tool.
+ */
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+/** One line, no stack: what a user sees for bad input. */
+export function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}

@@ -1,0 +1,11 @@
+export { optimize, inspect, verify } from './optimize';
+export type { OptimizeOptions, OptimizeResult, Report } from './optimize';
+export type { VerifyOptions, VerificationReport } from './verify/verify';
+export { DEFAULT_TOLERANCE } from './verify/verify';
+export type { OutputMetrics } from './verify/compare';
+export { selectBackend } from './backend/select';
+export type { BackendInfo, BackendRequest } from './backend/select';
+export { readModelFiles, writeModelFiles, artifactsOfModel } from './io/files';
+export { InputError } from './errors';
+export type { Pass, MatchContext, MatchResult, Replacement } from './pass';
+export { BUILTIN_PASSES } from '../passes';

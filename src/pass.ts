@@ -1,0 +1,43 @@
+/**
+ * The pass contract, after MLIR's matchAndRewrite / notifyMatchFailure: `match` is pure and
+ * either returns a plan or a refusal naming the failing condition; `rewrite` runs only after
+ * every guard passed and returns replacement layers and weights. The driver splices them in.
+ */
+import type { GraphShapes } from './graph/shapes';
+import type { Graph, LayerNode, ModelIR, Weight } from './graph/types';
+
+export interface MatchContext {
+  ir: ModelIR;
+  graph: Graph;
+  shapes: GraphShapes;
+  /** Returns a layer name derived from `base` that is unused anywhere in the model. */
+  freshName(base: string): string;
+}
+
+export type MatchResult<Plan> = { plan: Plan } | { refusal: string };
+
+/** A chain of new layers standing in for one layer, for some of its calls. */
+export interface Replacement {
+  /**
+   * New layers, in topological order. Each has one entry in `calls` per original call it
+   * serves; an input ref with layer `REPLACED_INPUT` means "the original call's inputs".
+   */
+  layers: LayerNode[];
+  /** For each original call index: which new layer and which of its calls now produce it. */
+  outputs: { layer: string; call: number }[];
+  /** Weights of the original layer to remove and the new ones to add in their place. */
+  removeWeights: string[];
+  addWeights: Weight[];
+}
+
+/** Placeholder in Replacement.layers calls for "the inputs of the replaced call". */
+export const REPLACED_INPUT = '\u0000replaced-input';
+
+export interface Pass<Plan = unknown> {
+  /** Stable identifier, used in reports and `--passes`. */
+  name: string;
+  /** The layer classes this pass looks at; every such layer gets a rewrite or a refusal. */
+  appliesTo(layer: LayerNode): boolean;
+  match(layer: LayerNode, context: MatchContext): MatchResult<Plan>;
+  rewrite(layer: LayerNode, plan: Plan, context: MatchContext): Replacement;
+}

@@ -1,0 +1,47 @@
+/** The human-readable report: a short before/after table in the spirit of onnx-simplifier. */
+import type { Report } from '../optimize';
+import type { VerificationReport } from '../verify/verify';
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  return rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()).join('\n');
+}
+
+const count = (n: number) => n.toLocaleString('en-US');
+const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+const sci = (n: number) => (Number.isNaN(n) ? 'NaN' : n === 0 ? '0' : n.toExponential(2));
+
+export function formatReport(report: Report, title: string): string {
+  const classes = [...new Set([...Object.keys(report.before.layers), ...Object.keys(report.after.layers)])].sort();
+  const changed = classes.filter((name) => (report.before.layers[name] ?? 0) !== (report.after.layers[name] ?? 0));
+  const rows = [['layer class', 'before', 'after']];
+  for (const name of changed) rows.push([name, count(report.before.layers[name] ?? 0), count(report.after.layers[name] ?? 0)]);
+  const unchanged = classes.length - changed.length;
+  if (unchanged) rows.push([`(${unchanged} other classes)`, '=', '=']);
+  rows.push(['params', count(report.before.params), count(report.after.params)]);
+  rows.push(['weights', bytes(report.before.weightBytes), bytes(report.after.weightBytes)]);
+
+  const lines = [title, '', table(rows), ''];
+  lines.push(`rewritten: ${report.rewritten.length}`);
+  for (const r of report.rewritten) lines.push(`  ${r.graph}/${r.layer} [${r.pass}] -> ${r.replacement.join(', ')}`);
+  lines.push(`left alone: ${report.skipped.length}`);
+  for (const s of report.skipped) lines.push(`  ${s.graph}/${s.layer} [${s.pass}]: ${s.reason}`);
+  for (const note of report.notes) lines.push(`note: ${note}`);
+  if (report.verification) lines.push('', formatVerification(report.verification));
+  return lines.join('\n');
+}
+
+export function formatVerification(v: VerificationReport): string {
+  const head = `verification ${v.passed ? 'PASSED' : 'FAILED'} on backend ${v.backend}, ${v.device} ` +
+    `(batch ${v.batch}, seed ${v.seed}, |a-b| <= ${v.atol} + ${v.rtol}*|a|)`;
+  const rows = [['output', 'maxAbsDiff', 'maxRelDiff', 'cosine', 'outside tol']];
+  for (const o of v.outputs) {
+    rows.push([o.name, sci(o.maxAbsDiff), sci(o.maxRelDiff), o.cosine.toFixed(9), `${o.outsideTolerance}`]);
+  }
+  const lines = [head, ...table(rows).split('\n').map((line) => `  ${line}`)];
+  for (const o of v.outputs.filter((output) => !output.passed)) {
+    lines.push(`  worst in ${o.name} at [${o.worst.index.join(', ')}]: expected ${o.worst.expected}, got ${o.worst.actual} (tolerance ${sci(o.worst.tolerance)})`);
+  }
+  for (const reason of v.fallbacks) lines.push(`  (passed over: ${reason})`);
+  return lines.join('\n');
+}
