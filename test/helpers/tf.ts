@@ -1,0 +1,37 @@
+/** Shared test utilities: leak checks and fixture access. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+export const COMMITTED = path.join(REPO, 'fixtures', 'models');
+
+export function committedModel(name: string): string {
+  return path.join(COMMITTED, name, 'model.json');
+}
+
+/** A fresh temp dir removed after the test file. */
+export function tempDir(prefix = 'tfjs-rewrite-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs `body` and asserts it leaves no tensors behind. */
+export async function expectNoLeaks<T>(body: () => Promise<T>): Promise<T> {
+  const before = tf.memory().numTensors;
+  const result = await body();
+  expect(tf.memory().numTensors).toBe(before);
+  return result;
+}
+
+/** Every file under `dir` with its bytes, to prove a directory was not modified. */
+export function snapshotDir(dir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const name of fs.readdirSync(dir, { recursive: true }) as string[]) {
+    const file = path.join(dir, name);
+    if (fs.statSync(file).isFile()) files.set(name, fs.readFileSync(file).toString('base64'));
+  }
+  return files;
+}
