@@ -68,9 +68,10 @@ export function keepsKernelBytes(order: RowOrder, geometry: ConvGeometry): boole
  * at a time, viewing the tensor as [outer, R, C'] where each cropped axis is the outermost one of
  * its merged group, so cropping whole rows of the group crops exactly that axis.
  */
-function cropSteps(layout: Axis[], targets: Map<string, number>): { steps: Step[]; layout: Axis[] } {
+function cropSteps(layout: Axis[], targets: Map<string, number>): { steps: Step[]; layout: Axis[]; shape: number[] } {
   const steps: Step[] = [];
   let current = layout.map((axis) => ({ ...axis }));
+  let shape = current.map((axis) => axis.size); // the tensor's actual shape after the steps
   const toCrop = current.map((axis, i) => i).filter((i) => targets.has(current[i].name) && targets.get(current[i].name)! < current[i].size);
   for (let p = 0; p < toCrop.length; p += 2) {
     const i = toCrop[p];
@@ -82,9 +83,10 @@ function cropSteps(layout: Axis[], targets: Map<string, number>): { steps: Step[
     const cropCols = j < current.length ? (sizes[j] - targets.get(current[j].name)!) * product(sizes.slice(j + 1)) : 0;
     steps.push({ kind: 'reshape', targetShape: [product(sizes.slice(0, i)), rows, cols] });
     steps.push({ kind: 'crop', cropping: [[0, cropRows], [0, cropCols]] });
+    shape = [product(sizes.slice(0, i)), rows - cropRows, cols - cropCols];
     current = current.map((axis, k) => (k === i || k === j ? { ...axis, size: targets.get(axis.name)! } : axis));
   }
-  return { steps, layout: current };
+  return { steps, layout: current, shape };
 }
 
 /** Maximal runs of `target` axes that are also consecutive, in order, in `source`. */
@@ -109,8 +111,7 @@ function reorderSteps(
   const sizeOf = new Map(layout.map((axis) => [axis.name, axis.size]));
   const source = layout.filter((axis) => axis.size > 1).map((axis) => axis.name);
   const wanted = target.filter((axis) => axis.size > 1).map((axis) => axis.name);
-  const reshapeTo = (shape: number[]): Step[] =>
-    shape.length === currentShape.length && shape.every((n, i) => n === currentShape[i]) ? [] : [{ kind: 'reshape', targetShape: shape }];
+  const reshapeTo = (shape: number[]): Step[] => (sameShape(shape, currentShape) ? [] : [{ kind: 'reshape', targetShape: shape }]);
 
   const runs = mergeRuns(source, wanted);
   const runSize = (run: string[]) => product(run.map((name) => sizeOf.get(name)!));
@@ -122,8 +123,7 @@ function reorderSteps(
   const dims = runs.map((run) => bySourcePosition.indexOf(run) + 1);
   const permuted = runs.map(runSize);
   const steps: Step[] = [...reshapeTo(grouped), { kind: 'permute', dims }];
-  const same = permuted.length === finalShape.length && permuted.every((n, i) => n === finalShape[i]);
-  if (!same) steps.push({ kind: 'reshape', targetShape: finalShape });
+  if (!sameShape(permuted, finalShape)) steps.push({ kind: 'reshape', targetShape: finalShape });
   return { steps, transposes: 1 };
 }
 
@@ -162,21 +162,26 @@ export function planPatches(geometry: ConvGeometry, order: RowOrder): PatchPlan 
   }
 
   const shapeOf = (layout: Axis[]) => layout.map((axis) => axis.size);
-  const direct = reorderSteps(split(cropped.layout), shapeOf(cropped.layout), target, denseInput);
+  const direct = reorderSteps(split(cropped.layout), cropped.shape, target, denseInput);
   if (direct) {
     return { before: [...cropped.steps, ...direct.steps], after, transposes: direct.transposes + countTransposes(after) };
   }
   if (!geometry.channelsFirst) return null;
   // Channels-first with real patches needs C moved last first: one extra transpose.
   const lastLayout = [...cropped.layout.slice(1), cropped.layout[0]];
+  const unflatten = sameShape(cropped.shape, shapeOf(cropped.layout)) ? [] : [{ kind: 'reshape', targetShape: shapeOf(cropped.layout) } as Step];
   const toLast: Step = { kind: 'permute', dims: [...cropped.layout.slice(1).map((_, i) => i + 2), 1] };
   const afterMove = reorderSteps(split(lastLayout), shapeOf(lastLayout), target, denseInput);
   if (!afterMove) return null;
   return {
-    before: [...cropped.steps, toLast, ...afterMove.steps],
+    before: [...cropped.steps, ...unflatten, toLast, ...afterMove.steps],
     after,
     transposes: 1 + afterMove.transposes + countTransposes(after),
   };
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
 function countTransposes(steps: Step[]): number {

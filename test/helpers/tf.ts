@@ -11,10 +11,13 @@ export function committedModel(name: string): string {
   return path.join(COMMITTED, name, 'model.json');
 }
 
-/** A fresh temp dir removed after the test file. */
+const tempDirs: string[] = [];
+afterAll(() => tempDirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+
+/** A fresh temp dir, removed after the test file (callable inside tests). */
 export function tempDir(prefix = 'tfjs-rewrite-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 
@@ -34,4 +37,16 @@ export function snapshotDir(dir: string): Map<string, string> {
     if (fs.statSync(file).isFile()) files.set(name, fs.readFileSync(file).toString('base64'));
   }
   return files;
+}
+
+/** model.dispose() leaves a shared layer's weights behind (one reference per call). */
+export function disposeModel(model: tf.LayersModel): void {
+  model.dispose();
+  for (const weight of model.weights) {
+    try {
+      weight.dispose();
+    } catch {
+      // already disposed
+    }
+  }
 }

@@ -1,0 +1,120 @@
+/** The CLI contract: exit codes, --json on stdout only, nothing written on failure, input untouched. */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { readModelFiles } from '../src/io/files';
+import { runCli } from './helpers/cli';
+import { committedModel, disposeModel, snapshotDir, tempDir } from './helpers/tf';
+
+const tubelet = committedModel('video-tubelet');
+
+test('optimize --json prints one report object and writes a model stock tfjs loads', async () => {
+  const out = path.join(tempDir(), 'out');
+  const snapshot = snapshotDir(path.dirname(tubelet));
+  const run = runCli(['optimize', tubelet, '--out', out, '--json']);
+  expect(run.status).toBe(0);
+  const report = JSON.parse(run.stdout);
+  expect(report.rewritten).toEqual([expect.objectContaining({ layer: 'tubelet_embed', pass: 'conv3d-to-dense', replacement: expect.any(Array) })]);
+  expect(report.skipped).toEqual([]);
+  expect(report.verification).toMatchObject({ passed: true, backend: 'wasm', device: expect.stringContaining('wasm') });
+  expect(report.verification.outputs[0]).toEqual(expect.objectContaining({
+    name: 'norm', maxAbsDiff: expect.any(Number), maxRelDiff: expect.any(Number), cosine: expect.any(Number),
+  }));
+  expect(snapshotDir(path.dirname(tubelet))).toEqual(snapshot);
+  const model = await tf.loadLayersModel(tf.io.fromMemory(await readModelFiles(path.join(out, 'model.json'))));
+  expect(model.layers.map((layer) => layer.getClassName())).not.toContain('Conv3D');
+  disposeModel(model);
+});
+
+test('the human report shows the before/after table and the backend', () => {
+  const out = path.join(tempDir(), 'out');
+  const run = runCli(['optimize', committedModel('sequential-mixed'), '--out', out]);
+  expect(run.status).toBe(0);
+  expect(run.stdout).toMatch(/Conv3D\s+2\s+1/);
+  expect(run.stdout).toContain("seq_sliding [conv3d-to-dense]: strides [1, 1, 1] != kernel_size [2, 2, 2]");
+  expect(run.stdout).toMatch(/verification PASSED on backend wasm/);
+});
+
+test('a failed verification exits 1 and writes nothing', () => {
+  const dir = tempDir();
+  const out = path.join(dir, 'out');
+  // Zero tolerance: float32 reassociation alone makes the outputs differ in the last bits.
+  const run = runCli(['optimize', tubelet, '--out', out, '--atol', '0', '--rtol', '0', '--json']);
+  expect(run.status).toBe(1);
+  expect(JSON.parse(run.stdout).verification.passed).toBe(false);
+  expect(run.stderr).toContain('verification failed; nothing was written');
+  expect(fs.readdirSync(dir)).toEqual([]);
+});
+
+test('an existing --out is refused without --force and replaced with it', () => {
+  const out = tempDir();
+  fs.writeFileSync(path.join(out, 'keep.txt'), 'x');
+  const refused = runCli(['optimize', tubelet, '--out', out, '--no-verify']);
+  expect(refused.status).toBe(2);
+  expect(refused.stderr.trim()).toBe(`tfjs-rewrite: ${out} already exists (pass --force to replace it)`);
+  expect(fs.readdirSync(out)).toEqual(['keep.txt']);
+  const forced = runCli(['optimize', tubelet, '--out', out, '--no-verify', '--force']);
+  expect(forced.status).toBe(0);
+  expect(fs.readdirSync(out).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+});
+
+test('inspect --json explains every refusal without writing anything', () => {
+  const run = runCli(['inspect', committedModel('negatives'), '--json']);
+  expect(run.status).toBe(0);
+  const report = JSON.parse(run.stdout);
+  expect(report.rewritten).toEqual([]);
+  expect(report.skipped.map((s: { layer: string }) => s.layer).sort()).toEqual(['same_pads', 'sliding_3x3x3', 'strides_mismatch']);
+  expect(report.verification).toBeNull();
+});
+
+test('verify compares two models: 0 when equal, 1 when a weight differs', () => {
+  const dir = tempDir();
+  const good = path.join(dir, 'good');
+  expect(runCli(['optimize', tubelet, '--out', good, '--no-verify']).status).toBe(0);
+  expect(runCli(['verify', tubelet, path.join(good, 'model.json')]).status).toBe(0);
+
+  const bad = path.join(dir, 'bad');
+  fs.cpSync(good, bad, { recursive: true });
+  const shard = path.join(bad, 'group1-shard1of1.bin');
+  const bytes = fs.readFileSync(shard);
+  new Float32Array(bytes.buffer, bytes.byteOffset, 16).fill(3); // the first weights of the Dense kernel
+  fs.writeFileSync(shard, bytes);
+  const run = runCli(['verify', tubelet, path.join(bad, 'model.json'), '--json']);
+  expect(run.status).toBe(1);
+  const { verification } = JSON.parse(run.stdout);
+  expect(verification.passed).toBe(false);
+  expect(verification.outputs[0].outsideTolerance).toBeGreaterThan(0);
+});
+
+describe('bad usage and bad input exit 2 with one line on stderr', () => {
+  const dir = tempDir();
+  const broken = path.join(dir, 'broken.json');
+  fs.writeFileSync(broken, '{"modelTopology": ');
+  const cases: [string, string[], RegExp][] = [
+    ['no command', [], /^$/],
+    ['unknown command', ['frobnicate'], /unknown command "frobnicate"/],
+    ['unknown flag', ['inspect', tubelet, '--bogus'], /unknown option --bogus/],
+    ['missing --out', ['optimize', tubelet], /optimize needs --out/],
+    ['bad backend', ['optimize', tubelet, '--out', path.join(dir, 'o'), '--backend', 'gpu'], /--backend must be one of/],
+    ['bad number', ['verify', tubelet, tubelet, '--atol', 'abc'], /--atol must be a number >= 0/],
+    ['missing file', ['inspect', path.join(dir, 'nope.json')], /cannot read .*nope\.json: ENOENT/],
+    ['malformed JSON', ['inspect', broken], /is not valid JSON/],
+  ];
+  test.each(cases)('%s', (_, args, message) => {
+    const run = runCli(args);
+    expect(run.status).toBe(2);
+    if (args.length) {
+      expect(run.stderr.trim().split('\n')).toHaveLength(1);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});
+
+test('--help works for every command', () => {
+  for (const command of ['optimize', 'verify', 'inspect']) {
+    const run = runCli([command, '--help']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`usage: tfjs-rewrite ${command}`);
+  }
+});

@@ -1,0 +1,161 @@
+/**
+ * The conv3d-to-dense pass on every fixture: what is rewritten, what is refused and why, the
+ * shape of the replacement, and numerical equality (verified on the default backend).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { optimize } from '../src';
+import { conv3dToDense } from '../passes/conv3d-to-dense';
+import { FIXTURES, fixture } from '../fixtures/models';
+import type { Pass } from '../src/pass';
+import { NonSlidingPlan } from '../src/rewrite/non-sliding-conv';
+import { disposeModel } from './helpers/tf';
+
+const TIGHT = { atol: 1e-5, rtol: 1e-4 };
+
+type TopologyLayer = { name: string; class_name: string; config: { layers?: TopologyLayer[] } & Record<string, unknown>; inbound_nodes?: unknown[] };
+
+function topologyLayers(artifacts: tf.io.ModelArtifacts): TopologyLayer[] {
+  const all: TopologyLayer[] = [];
+  // Sequential entries carry their name in config only.
+  const walk = (layers: TopologyLayer[]) => layers.forEach((layer) => {
+    all.push({ ...layer, name: layer.name ?? (layer.config.name as string) });
+    if (Array.isArray(layer.config.layers)) walk(layer.config.layers);
+  });
+  walk((artifacts.modelTopology as { config: { layers: TopologyLayer[] } }).config.layers);
+  return all;
+}
+
+async function optimizeFixture(name: string, options = {}) {
+  const model = fixture(name).build();
+  try {
+    return await optimize(model, { ...TIGHT, ...options });
+  } finally {
+    disposeModel(model);
+  }
+}
+
+describe.each(FIXTURES.map((spec) => [spec.name, spec]))('%s', (_, spec) => {
+  let result: Awaited<ReturnType<typeof optimize>>;
+  beforeAll(async () => {
+    const before = tf.memory().numTensors;
+    result = await optimizeFixture(spec.name);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('rewrites exactly the eligible convs', () => {
+    expect(result.report.rewritten.map((r) => r.layer).sort()).toEqual([...spec.expectRewritten].sort());
+    expect(result.report.rewritten.every((r) => r.pass === 'conv3d-to-dense')).toBe(true);
+  });
+
+  test('refuses the others with the right reason', () => {
+    const skipped = result.report.skipped;
+    expect(skipped.map((s) => s.layer).sort()).toEqual(spec.expectSkipped.map((s) => s.layer).sort());
+    for (const expected of spec.expectSkipped) {
+      expect(skipped.find((s) => s.layer === expected.layer)!.reason.toLowerCase()).toContain(expected.reasonIncludes);
+    }
+  });
+
+  test('leaves no eligible Conv3D and keeps every parameter', () => {
+    const convs = topologyLayers(result.artifacts).filter((layer) => layer.class_name === 'Conv3D');
+    expect(convs.map((layer) => layer.name).sort()).toEqual(spec.expectSkipped.map((s) => s.layer).sort());
+    expect(result.report.after.params).toBe(result.report.before.params);
+    expect(result.report.after.layers.Conv3D ?? 0).toBe(spec.expectSkipped.length);
+  });
+
+  test('computes the same outputs', () => {
+    const verification = result.report.verification!;
+    expect(verification.passed).toBe(true);
+    expect(verification.outputs.length).toBeGreaterThan(0);
+    for (const output of verification.outputs) {
+      expect(output.outsideTolerance).toBe(0);
+      expect(output.cosine).toBeGreaterThan(0.999999);
+    }
+  });
+
+  test('new layers stay within backend rank limits', () => {
+    const newNames = new Set(result.report.rewritten.flatMap((r) => r.replacement));
+    for (const layer of topologyLayers(result.artifacts).filter((l) => newNames.has(l.name))) {
+      if (layer.class_name === 'Reshape') expect((layer.config.target_shape as number[]).length + 1).toBeLessThanOrEqual(6);
+      if (layer.class_name === 'Permute') expect((layer.config.dims as number[]).length + 1).toBeLessThanOrEqual(6);
+    }
+  });
+});
+
+test('a patch embed becomes exactly Reshape + Dense with the kernel bytes unchanged', async () => {
+  const model = fixture('qwen3vl-patch-embed-mini').build();
+  const original = await model.getLayer('patch_embed').getWeights()[0].data();
+  disposeModel(model);
+  const result = await optimizeFixture('qwen3vl-patch-embed-mini');
+  const [record] = result.report.rewritten;
+  const layers = topologyLayers(result.artifacts);
+  expect(record.replacement.map((name) => layers.find((l) => l.name === name)!.class_name)).toEqual(['Reshape', 'Dense']);
+  const rewritten = await result.load();
+  const dense = rewritten.getLayer(record.replacement[1]);
+  expect(dense.getWeights()[0].shape).toEqual([96, 32]);
+  expect(Array.from(await dense.getWeights()[0].data())).toEqual(Array.from(original));
+  disposeModel(rewritten);
+});
+
+test('a 1x1x1 conv becomes a lone Dense', async () => {
+  const result = await optimizeFixture('pointwise-1x1x1');
+  const layers = topologyLayers(result.artifacts);
+  expect(result.report.rewritten[0].replacement.map((name) => layers.find((l) => l.name === name)!.class_name)).toEqual(['Dense']);
+});
+
+test('a shared conv stays shared: one Dense called once per original call', async () => {
+  const result = await optimizeFixture('shared-two-input');
+  const layers = topologyLayers(result.artifacts);
+  const dense = layers.filter((l) => l.class_name === 'Dense');
+  expect(dense).toHaveLength(1);
+  expect(dense[0].inbound_nodes).toHaveLength(2);
+  expect(result.report.verification!.outputs.map((o) => o.name)).toHaveLength(2);
+});
+
+test('a conv inside a nested Sequential is rewritten in place', async () => {
+  const result = await optimizeFixture('nested-sequential');
+  expect(result.report.rewritten[0].graph).toBe('nested_sequential/inner_encoder');
+  const inner = topologyLayers(result.artifacts).find((l) => l.name === 'inner_encoder')!;
+  const classes = inner.config.layers!.map((l) => l.class_name);
+  expect(classes).not.toContain('Conv3D');
+  expect(classes).toContain('Dense');
+});
+
+test('the rewritten model runs on the cpu backend too and matches', async () => {
+  const result = await optimizeFixture('video-swin-remainder', { backend: 'cpu' });
+  expect(result.report.verification).toMatchObject({ backend: 'cpu', passed: true });
+});
+
+/** The pass with two kernel rows swapped: the kind of bug verification exists to catch. */
+const swappedRows: Pass<NonSlidingPlan> = {
+  ...conv3dToDense,
+  name: 'swapped-rows',
+  rewrite(layer, plan, context) {
+    const replacement = conv3dToDense.rewrite(layer, plan, context);
+    const kernel = replacement.addWeights[0];
+    const [rows, filters] = kernel.shape;
+    const values = Float32Array.from(kernel.values as Float32Array);
+    for (let f = 0; f < filters; f++) {
+      [values[f], values[(rows - 1) * filters + f]] = [values[(rows - 1) * filters + f], values[f]];
+    }
+    replacement.addWeights[0] = { ...kernel, values };
+    return replacement;
+  },
+};
+
+test('verification catches a rewrite with two kernel rows swapped', async () => {
+  const model = fixture('video-tubelet').build();
+  const before = tf.memory().numTensors;
+  const result = await optimize(model, { ...TIGHT, passes: [swappedRows as Pass] });
+  expect(tf.memory().numTensors).toBe(before);
+  disposeModel(model);
+  const verification = result.report.verification!;
+  expect(verification.passed).toBe(false);
+  expect(verification.outputs[0].outsideTolerance).toBeGreaterThan(0);
+  expect(verification.outputs[0].maxAbsDiff).toBeGreaterThan(1e-3);
+});
+
+test('--no-verify equivalent skips verification', async () => {
+  const result = await optimizeFixture('video-tubelet', { verify: false });
+  expect(result.report.verification).toBeNull();
+  expect(result.report.rewritten).toHaveLength(1);
+});
