@@ -9,6 +9,7 @@ import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
 import { inspect, optimize, verify } from '../optimize';
 import { VerifyOptions } from '../verify/verify';
+import { silenceTfjsNodeBanner } from '../quiet';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
 
 const USAGE: Record<string, string> = {
@@ -106,12 +107,7 @@ async function run(argv: string[]): Promise<number> {
   return passed ? 0 : 1;
 }
 
-// tfjs's one-time "install tfjs-node" banner is noise for a CLI whose backend choice is reported.
-const warn = console.warn.bind(console);
-console.warn = (...parts: unknown[]) => {
-  if (String(parts[0]).includes('looks like you are running TensorFlow.js in Node.js')) return;
-  warn(...parts);
-};
+silenceTfjsNodeBanner();
 // Anything a dependency logs must not break the single JSON object on stdout.
 console.log = (...parts: unknown[]) => process.stderr.write(`${parts.map(String).join(' ')}\n`);
 
