@@ -58,7 +58,7 @@ type ShapeComputer = { computeOutputShape(shape: unknown): unknown };
 /** Layer objects are built once per layer (not per call) and never built with weights. */
 const instances = new WeakMap<LayerNode, ShapeComputer>();
 
-function layerOutputShape(layer: LayerNode, inputs: Shape[]): Shape[] {
+export function layerOutputShape(layer: LayerNode, inputs: Shape[]): Shape[] {
   let instance = instances.get(layer);
   if (!instance) {
     const entry = registry()[layer.className];

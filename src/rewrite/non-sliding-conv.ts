@@ -9,6 +9,7 @@ import { Shape, isUnknown } from '../graph/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../graph/types';
 import { ConvGeometry, PatchPlan, RowOrder, Step, chooseRowOrder, withFilters } from './patch-plan';
 import { transposeValues } from './transpose';
+import { findWeight, renameWeight } from './weights';
 
 export interface NonSlidingPlan {
   geometry: Omit<ConvGeometry, 'spatial'>;
@@ -20,7 +21,7 @@ export interface NonSlidingPlan {
   groups: { calls: number[]; plan: PatchPlan }[];
 }
 
-const fmt = (value: unknown) => JSON.stringify(value).replace(/,/g, ', ');
+const fmt = (value: unknown) => (JSON.stringify(value) ?? 'nothing').replace(/,/g, ', ');
 
 function asTuple(value: Json | undefined, rank: number, fallback: number): number[] | undefined {
   if (value === undefined || value === null) return new Array(rank).fill(fallback);
@@ -29,30 +30,21 @@ function asTuple(value: Json | undefined, rank: number, fallback: number): numbe
   return undefined;
 }
 
-/** The manifest weight `<...>/<layer>/<suffix>`, if any. */
-function findWeight(weights: Weight[], layer: string, suffix: string): Weight | undefined {
-  return weights.find((weight) => {
-    const parts = weight.name.split('/');
-    return parts.length >= 2 && parts[parts.length - 1] === suffix && parts[parts.length - 2] === layer;
-  });
-}
-
-function renameWeight(weight: Weight, from: string, to: string): string {
-  const parts = weight.name.split('/');
-  parts[parts.length - 2] = parts[parts.length - 2] === from ? to : parts[parts.length - 2];
-  return parts.join('/');
-}
-
 export interface NonSlidingOptions {
   name: string;
   className: string;
   spatialRank: number;
+  /**
+   * Whether the rewrite pays on the target backend; a string is the refusal. Applied after
+   * every correctness guard, so a refusal here always means "correct, but not faster".
+   */
+  pays?: (backend: string | undefined) => true | string;
 }
 
 /** Builds the pass for one conv class (Conv3D now; Conv1D/Conv2D reuse it). */
 export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingPlan> {
   const rank = options.spatialRank;
-  const axisNames = ['D', 'H', 'W'].slice(3 - rank);
+  const axisNames = rank === 1 ? ['L'] : ['D', 'H', 'W'].slice(3 - rank);
 
   function match(layer: LayerNode, context: MatchContext): MatchResult<NonSlidingPlan> {
     const refuse = (refusal: string) => ({ refusal });
@@ -121,6 +113,8 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const distinct = [...byShape.values()].map((calls) => geometries[calls[0]]);
     const chosen = chooseRowOrder(distinct);
     if (!chosen) return refuse('no layout plan within rank 6 was found');
+    const pays = options.pays && !context.forced ? options.pays(context.backend) : true;
+    if (pays !== true) return refuse(pays);
     return {
       plan: {
         geometry: { channels: geometries[0].channels, kernel: kernelSize, channelsFirst },

@@ -1,5 +1,5 @@
 /**
- * The conv3d-to-dense pass on every fixture: what is rewritten, what is refused and why, the
+ * The optimizer on every fixture: which convs are rewritten, which are refused and why, the
  * shape of the replacement, and numerical equality (verified on the default backend).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -25,10 +25,14 @@ function topologyLayers(artifacts: tf.io.ModelArtifacts): TopologyLayer[] {
   return all;
 }
 
+const CONV = /^Conv[123]D$/;
+const isConvRewrite = (record: { pass: string }) => /^conv[123]d-to-dense$/.test(record.pass);
+
 async function optimizeFixture(name: string, options = {}) {
-  const model = fixture(name).build();
+  const spec = fixture(name);
+  const model = spec.build();
   try {
-    return await optimize(model, { ...TIGHT, ...options });
+    return await optimize(model, { ...TIGHT, passes: spec.passes, ...options });
   } finally {
     disposeModel(model);
   }
@@ -43,8 +47,7 @@ describe.each(FIXTURES.map((spec) => [spec.name, spec]))('%s', (_, spec) => {
   });
 
   test('rewrites exactly the eligible convs', () => {
-    expect(result.report.rewritten.map((r) => r.layer).sort()).toEqual([...spec.expectRewritten].sort());
-    expect(result.report.rewritten.every((r) => r.pass === 'conv3d-to-dense')).toBe(true);
+    expect(result.report.rewritten.filter(isConvRewrite).map((r) => r.layer).sort()).toEqual([...spec.expectRewritten].sort());
   });
 
   test('refuses the others with the right reason', () => {
@@ -55,11 +58,10 @@ describe.each(FIXTURES.map((spec) => [spec.name, spec]))('%s', (_, spec) => {
     }
   });
 
-  test('leaves no eligible Conv3D and keeps every parameter', () => {
-    const convs = topologyLayers(result.artifacts).filter((layer) => layer.class_name === 'Conv3D');
+  test('leaves no eligible conv and keeps every parameter', () => {
+    const convs = topologyLayers(result.artifacts).filter((layer) => CONV.test(layer.class_name));
     expect(convs.map((layer) => layer.name).sort()).toEqual(spec.expectSkipped.map((s) => s.layer).sort());
     expect(result.report.after.params).toBe(result.report.before.params);
-    expect(result.report.after.layers.Conv3D ?? 0).toBe(spec.expectSkipped.length);
   });
 
   test('computes the same outputs', () => {
@@ -85,7 +87,7 @@ test('a patch embed becomes exactly Reshape + Dense with the kernel bytes unchan
   const model = fixture('qwen3vl-patch-embed-mini').build();
   const original = await model.getLayer('patch_embed').getWeights()[0].data();
   disposeModel(model);
-  const result = await optimizeFixture('qwen3vl-patch-embed-mini');
+  const result = await optimizeFixture('qwen3vl-patch-embed-mini', { passes: ['conv3d-to-dense'] });
   const [record] = result.report.rewritten;
   const layers = topologyLayers(result.artifacts);
   expect(record.replacement.map((name) => layers.find((l) => l.name === name)!.class_name)).toEqual(['Reshape', 'Dense']);
@@ -97,7 +99,7 @@ test('a patch embed becomes exactly Reshape + Dense with the kernel bytes unchan
 });
 
 test('a 1x1x1 conv becomes a lone Dense', async () => {
-  const result = await optimizeFixture('pointwise-1x1x1');
+  const result = await optimizeFixture('pointwise-1x1x1', { passes: ['conv3d-to-dense'] });
   const layers = topologyLayers(result.artifacts);
   expect(result.report.rewritten[0].replacement.map((name) => layers.find((l) => l.name === name)!.class_name)).toEqual(['Dense']);
 });
@@ -146,6 +148,7 @@ test('verification catches a rewrite with two kernel rows swapped', async () => 
   const model = fixture('video-tubelet').build();
   const before = tf.memory().numTensors;
   const result = await optimize(model, { ...TIGHT, passes: [swappedRows as Pass] });
+  expect(result.report.rewritten.map((r) => r.pass)).toEqual(['swapped-rows']);
   expect(tf.memory().numTensors).toBe(before);
   disposeModel(model);
   const verification = result.report.verification!;
@@ -157,5 +160,5 @@ test('verification catches a rewrite with two kernel rows swapped', async () => 
 test('--no-verify equivalent skips verification', async () => {
   const result = await optimizeFixture('video-tubelet', { verify: false });
   expect(result.report.verification).toBeNull();
-  expect(result.report.rewritten).toHaveLength(1);
+  expect(result.report.rewritten.filter(isConvRewrite)).toHaveLength(1);
 });

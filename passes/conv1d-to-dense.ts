@@ -1,0 +1,14 @@
+/**
+ * conv1d-to-dense: a Conv1D that does not slide (audio frontends framing a waveform with
+ * kernel == stride) becomes views + one Dense: y[b,i,:] = flatten(x[b, i*k:(i+1)*k, :]) · K[k*C, F].
+ *
+ * Before:  x [B,16000,1] -> Conv1D(kernel=strides=400, 512) -> [B,40,512]
+ * After:   x -> Reshape [40,400] -> Dense(512)        (no transpose: frames are contiguous)
+ *
+ * Guards as conv3d-to-dense ('causal' padding always pads, so it is refused), plus the measured
+ * policy of src/rewrite/policy.ts; `--passes conv1d-to-dense` forces it.
+ */
+import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
+import { paysOn } from '../src/rewrite/policy';
+
+export const conv1dToDense = nonSlidingConvPass({ name: 'conv1d-to-dense', className: 'Conv1D', spatialRank: 1, pays: paysOn('Conv1D') });

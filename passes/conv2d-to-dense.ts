@@ -1,0 +1,16 @@
+/**
+ * conv2d-to-dense: a Conv2D that does not slide (ViT/CLIP/SigLIP patch embeddings, kernel ==
+ * strides 14/16/32) becomes views + one Dense — the same rule as conv3d-to-dense, one spatial
+ * axis fewer: y[b,i,j,:] = flatten(x[b, i*kh:(i+1)*kh, j*kw:(j+1)*kw, :]) · K[kh*kw*C, F] + bias.
+ *
+ * Before:  x [B,224,224,3] -> Conv2D(kernel=strides=16, 768) -> [B,14,14,768]
+ * After:   x -> Reshape [14,16,14,48] -> Permute -> Reshape [14,14,768] -> Dense(768)
+ *
+ * Guards as conv3d-to-dense, plus a policy: Conv2D already runs on fast kernels (XNNPACK on
+ * wasm), so by default it is rewritten only on backends where it measured faster
+ * (src/rewrite/policy.ts); `--passes conv2d-to-dense` forces it.
+ */
+import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
+import { paysOn } from '../src/rewrite/policy';
+
+export const conv2dToDense = nonSlidingConvPass({ name: 'conv2d-to-dense', className: 'Conv2D', spatialRank: 2, pays: paysOn('Conv2D') });
