@@ -5,5 +5,7 @@ module.exports = {
   setupFiles: ['<rootDir>/test/setup.ts'],
   globalSetup: '<rootDir>/test/global-setup.js',
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: { ignoreCodes: [151001] } }] },
+  // Examples import the package by name, as users do.
+  moduleNameMapper: { '^tfjs-rewrite$': '<rootDir>/src/index.ts', '^tfjs-rewrite/jest$': '<rootDir>/src/jest.ts' },
   testTimeout: 60000,
 };
