@@ -31,7 +31,13 @@ export const collapseReshapes: Pass<CollapsePlan> = {
     if (consumerCount(graph, up.producer) !== 1) return { refusal: 'the first reshape has other consumers' };
     const [inputs] = shapes.callInputs.get(layer.name) ?? [];
     if (!inputs || isUnknown(inputs)) return { refusal: 'input shape unknown' };
-    const [out] = layerOutputShape(layer, inputs);
+    let out: (number | null)[];
+    try {
+      [out] = layerOutputShape(layer, inputs);
+    } catch (error) {
+      // A malformed config (hand-edited or hostile) is refused here; loading reports it properly.
+      return { refusal: `output shape cannot be computed (${(error as Error).message})` };
+    }
     if (!isStatic(out)) return { refusal: 'output shape not static' };
     const first = upstreamOf(graph, up.producer);
     return { plan: { first: up.producer.name, input: first.input, targetShape: out.slice(1) as number[] } };

@@ -22,7 +22,13 @@ export const dropIdentityViews: Pass<null> = {
     if (calls.length === 0) return { refusal: 'no calls' };
     for (const inputs of calls) {
       if (isUnknown(inputs) || inputs.length !== 1) return { refusal: 'input shape unknown' };
-      const [out] = layerOutputShape(layer, inputs);
+      let out: (number | null)[];
+      try {
+        [out] = layerOutputShape(layer, inputs);
+      } catch (error) {
+        // A malformed config (hand-edited or hostile) is refused here; loading reports it properly.
+        return { refusal: `output shape cannot be computed (${(error as Error).message})` };
+      }
       const same = out.length === inputs[0].length && out.every((dim, i) => i === 0 || (dim !== null && dim === inputs[0][i]));
       if (!same) return { refusal: 'changes the shape' };
     }

@@ -4,6 +4,11 @@
  */
 export class InputError extends Error {
   override name = 'InputError';
+
+  // Messages from tfjs span lines; ours must stay one line wherever they are printed.
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** One line, no stack: what a user sees for bad input. */

@@ -1,11 +1,32 @@
 export { optimize, inspect, verify } from './optimize';
 export type { OptimizeOptions, OptimizeResult, Report } from './optimize';
-export type { VerifyOptions, VerificationReport } from './verify/verify';
-export { DEFAULT_TOLERANCE } from './verify/verify';
+export type {
+  VerifyOptions, LayersVerifyOptions, VerificationReport, LayerAccuracy, SkippedBackend, VerifyInput, RewrittenLayer,
+} from './verify/verify';
+export { DEFAULT_TOLERANCE, DEFAULT_ACCURACY_FACTOR, DEFAULT_BATCH_SIZE } from './verify/verify';
 export type { OutputMetrics } from './verify/compare';
+export type { ErrorStats } from './verify/reference';
+export { readNpy, writeNpy, encodeNpy, NpyReader } from './io/npy';
+export type { NpyArray, NpyDtype } from './io/npy';
+export { benchModel } from './bench/model-bench';
+export type { ModelBenchOptions, ModelBenchReport } from './bench/model-bench';
+export type { Measurement } from './bench/measure';
+export type { Samples } from './bench/stats';
+export { decide, DEFAULT_POLICY_BATCH, POLICY_MODES } from './bench/policy';
+export type { PolicyMode, PolicyReport, PolicyDecision, CandidateTiming, ProbeTimer } from './bench/policy';
+export type { Probe } from './bench/probe';
 export { selectBackend } from './backend/select';
 export type { BackendInfo, BackendRequest } from './backend/select';
 export { readModelFiles, writeModelFiles, artifactsOfModel } from './io/files';
 export { InputError } from './errors';
 export type { Pass, MatchContext, MatchResult, Replacement } from './pass';
-export { BUILTIN_PASSES } from '../passes';
+export { REPLACED_INPUT } from './pass';
+export { BUILTIN_PASSES, registerPass, registeredPasses, passesByName } from '../passes';
+export { nonSlidingConvPass } from './rewrite/non-sliding-conv';
+export type { Graph, LayerNode, TensorRef, Weight, ModelIR } from './graph/types';
+export type { GraphShapes, Shape } from './graph/shapes';
+export {
+  optimizeGraphModel, inspectGraphModel, verifyGraphModels, isGraphModelJson, isGraphModelFile, readGraphModelFiles,
+  benchmarkGraphArtifacts, BUILTIN_GRAPH_PASSES,
+} from './graphmodel';
+export type { GraphModelSource, GraphOptimizeOptions, GraphOptimizeResult, GraphBenchmark, GraphPass } from './graphmodel';

@@ -83,14 +83,15 @@ describe.each(FIXTURES.map((spec) => [spec.name, spec]))('%s', (_, spec) => {
   });
 });
 
-test('a patch embed becomes exactly Reshape + Dense with the kernel bytes unchanged', async () => {
+test('a patch embed becomes Reshape + rank-2 Dense + Reshape with the kernel bytes unchanged', async () => {
   const model = fixture('qwen3vl-patch-embed-mini').build();
   const original = await model.getLayer('patch_embed').getWeights()[0].data();
   disposeModel(model);
   const result = await optimizeFixture('qwen3vl-patch-embed-mini', { passes: ['conv3d-to-dense'] });
   const [record] = result.report.rewritten;
   const layers = topologyLayers(result.artifacts);
-  expect(record.replacement.map((name) => layers.find((l) => l.name === name)!.class_name)).toEqual(['Reshape', 'Dense']);
+  // A rank-2 Dense input: on rank > 2 tfjs-layers copies the kernel on every call (see patch-plan.ts).
+  expect(record.replacement.map((name) => layers.find((l) => l.name === name)!.class_name)).toEqual(['Reshape', 'Dense', 'Reshape']);
   const rewritten = await result.load();
   const dense = rewritten.getLayer(record.replacement[1]);
   expect(dense.getWeights()[0].shape).toEqual([96, 32]);

@@ -29,8 +29,8 @@ function layerClasses(artifacts: tf.io.ModelArtifacts): string[] {
 test('the Qwen2-VL patch embed (flat PyTorch-order input) optimizes to Input -> Dense', async () => {
   const result = await optimizeModel(() => fixture('qwen2vl-patch-embed').build());
   expect(layerClasses(result.artifacts)).toEqual(['InputLayer', 'Dense']);
-  expect(result.report.rewritten.map((r) => r.pass)).toEqual(
-    ['conv3d-to-dense', 'fold-views-into-dense', 'collapse-reshapes', 'drop-identity-views']);
+  expect(new Set(result.report.rewritten.map((r) => r.pass))).toEqual(
+    new Set(['conv3d-to-dense', 'fold-views-into-dense', 'collapse-reshapes', 'drop-identity-views']));
   expect(result.report.verification).toMatchObject({ passed: true });
   expect(result.report.after.params).toBe(result.report.before.params);
 });

@@ -122,8 +122,8 @@ test('the patch embed keeps the kernel bytes and adds no permute', () => {
   const geometry = { spatial: [2, 16, 16], channels: 3, kernel: [2, 16, 16], channelsFirst: false };
   const chosen = chooseRowOrder([geometry])!;
   expect(chosen.order).toEqual(canonicalRowOrder(3));
-  expect(chosen.plans[0].before).toEqual([{ kind: 'reshape', targetShape: [1, 1, 1, 1536] }]);
-  expect(chosen.plans[0].after).toEqual([]);
+  expect(chosen.plans[0].before).toEqual([{ kind: 'reshape', targetShape: [1536] }]);
+  expect(chosen.plans[0].after).toEqual([{ kind: 'reshape', targetShape: [1, 1, 1, -1] }]);
 });
 
 test('a pointwise conv needs no view layer at all', () => {

@@ -4,47 +4,130 @@
  * error or bad input (one line on stderr). With --json, stdout carries exactly one JSON object;
  * everything else goes to stderr.
  */
+// First: signal handlers must be in place before tfjs spends ~0.3 s loading.
+import { onInterrupt } from './signals';
 import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
 import { inspect, optimize, verify } from '../optimize';
-import { VerifyOptions } from '../verify/verify';
+import { BUILTIN_GRAPH_PASSES, GraphPass, inspectGraphModel, isGraphModelFile, optimizeGraphModel, verifyGraphModels } from '../graphmodel';
+import { checkOutputTarget, removePendingWrites } from '../io/files';
+import { LayersVerifyOptions, VerifyOptions } from '../verify/verify';
+import { formatLayerAccuracy } from '../verify/format';
 import { silenceTfjsNodeBanner } from '../quiet';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
+import { benchModel, formatModelBench } from '../bench/model-bench';
+import { POLICY_MODES, PolicyMode, formatPolicy } from '../bench/policy';
 
 const USAGE: Record<string, string> = {
   optimize: `usage: tfjs-rewrite optimize <model.json> --out <dir> [options]
   Rewrites every eligible layer, verifies the result numerically, and writes it to <dir>.
   --out <dir>          output folder (model.json + shards); refused if it exists, unless --force
   --force              replace an existing --out folder
-  --backend <name>     auto (default) | tensorflow | wasm | cpu
+  --backend <name>     auto (default) | tensorflow | wasm | cpu | all (every backend present, as a matrix)
+  --inputs <a.npy> [<b.npy> ...]  verify on these rows: one .npy (float32/int32, C order) per
+                       model input, any leading batch size (default: seeded uniform rows)
+  --batch-size <n>     rows per forward pass; bounds memory for large --inputs (default 512)
   --atol <x>, --rtol <y>  tolerance |a-b| <= atol + rtol*|a| (defaults 1e-5, 1e-4)
-  --batch <n>          batch size of the generated inputs (default 2)
+  --accuracy-factor <f>  fail when a rewritten layer's mean error vs a float64 reference
+                       exceeds f times the original layer's (default 4)
+  --batch <n>          rows of the generated inputs (default 2)
   --seed <n>           seed of the generated inputs (default 1234)
+  --passes <a,b>       run only these passes (names: conv3d-to-dense, conv2d-to-dense,
+                       conv1d-to-dense, fold-views-into-dense, collapse-reshapes,
+                       drop-identity-views); named passes ignore the speed policy
+  --policy <mode>      always (default): rewrite every match; measure: time each candidate alone
+                       on the backend and keep the original where the rewrite is not faster
+  --policy-batch <n>   batch the candidates are timed at with --policy measure (default 16;
+                       for a patch embed, its patch count)
   --no-verify          skip the numerical check
   --json               print one JSON report on stdout`,
+  bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--batch n] [--json]
+  Times the model as is, rewritten, the rewritten subgraphs alone, and the bare matMul+bias they
+  reduce to (interleaved runs after a warm-up, medians): speedup and overhead on your backend.
+  --backend <name>     auto (default) | tensorflow | wasm | cpu
+  --inputs <a.npy> ... one .npy per model input; its leading dimension is the batch
+  --batch <n>          batch of the generated inputs without --inputs (default 16)
+  --json               print one JSON report on stdout`,
   verify: `usage: tfjs-rewrite verify <a/model.json> <b/model.json> [options]
-  Runs both models on the same seeded inputs and compares every output.
-  --backend, --atol, --rtol, --batch, --seed, --json   as for optimize`,
-  inspect: `usage: tfjs-rewrite inspect <model.json> [--json]
-  Lists what optimize would rewrite, and why every other candidate is left alone.`,
+  Runs both models on the same inputs and compares every output (and, for layers the second
+  replaced by name, their accuracy against a float64 reference).
+  --backend, --inputs, --batch-size, --atol, --rtol, --accuracy-factor, --batch, --seed, --json
+                       as for optimize`,
+  inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--json]
+  Lists what optimize would rewrite, and why every other candidate is left alone.
+  --passes, --backend  as for optimize (the backend decides what policy-gated passes do)`,
 };
 const MAIN_USAGE = `usage: tfjs-rewrite <command> [options]
 commands:
   optimize <model.json> --out <dir>   rewrite, verify, write
   verify <a/model.json> <b/model.json> compare two models numerically
   inspect <model.json>                 what would be rewritten, and why not
+  bench <model.json>                   time the model before and after the rewrite
 Run 'tfjs-rewrite <command> --help' for options. Exit codes: 0 ok, 1 verification failed, 2 bad usage or input.`;
 
-const VERIFY_VALUES = ['--backend', '--atol', '--rtol', '--batch', '--seed'];
+/** Graph models (tensorflowjs_converter output) take the graph passes and no layers-only flags. */
+function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): VerifyOptions {
+  for (const flag of ['--accuracy-factor', '--policy', '--policy-batch']) {
+    if (args.values.has(flag)) throw new UsageError(`${flag} is not supported for graph models`);
+  }
+  const { backend, accuracyFactor: _unused, ...rest } = verifyOptions(args, inputs);
+  if (backend === 'all') throw new UsageError('--backend all is not supported for graph models');
+  return { ...rest, backend };
+}
 
-function verifyOptions(args: ParsedArgs): VerifyOptions {
+function graphPassList(args: ParsedArgs): GraphPass[] | undefined {
+  const names = passList(args);
+  if (!names) return undefined;
+  const unknown = names.filter((name) => !BUILTIN_GRAPH_PASSES.some((pass) => pass.name === name));
+  if (unknown.length) throw new UsageError(`unknown graph pass ${unknown.join(', ')} (available: ${BUILTIN_GRAPH_PASSES.map((p) => p.name).join(', ')})`);
+  return BUILTIN_GRAPH_PASSES.filter((pass) => names.includes(pass.name));
+}
+
+/** `--passes a,b`: registered pass names; named passes run even where a policy would hold them back. */
+function passList(args: ParsedArgs): string[] | undefined {
+  const text = args.values.get('--passes');
+  if (text === undefined) return undefined;
+  const names = text.split(',').map((name) => name.trim()).filter(Boolean);
+  if (names.length === 0) throw new UsageError('--passes needs at least one pass name');
+  return names;
+}
+
+const VERIFY_VALUES = ['--backend', '--atol', '--rtol', '--batch', '--seed', '--batch-size', '--accuracy-factor'];
+
+/** `--inputs` takes every following .npy path (the parser's flags take one value each). */
+function takeInputs(argv: string[]): { argv: string[]; inputs?: string[] } {
+  const at = argv.indexOf('--inputs');
+  if (at < 0) return { argv };
+  let end = at + 1;
+  while (end < argv.length && !argv[end].startsWith('--') && /\.npy$/i.test(argv[end])) end++;
+  if (end === at + 1) throw new UsageError('--inputs needs one .npy file per model input');
+  const rest = [...argv.slice(0, at), ...argv.slice(end)];
+  if (rest.includes('--inputs')) throw new UsageError('give --inputs once, with all files after it');
+  return { argv: rest, inputs: argv.slice(at + 1, end) };
+}
+
+/** One progress line per second (and the last) on stderr; stdout stays clean for --json. */
+function progress(): LayersVerifyOptions['onProgress'] {
+  let last = 0;
+  return ({ backend, done, total }) => {
+    if (done !== total && Date.now() - last < 1000) return;
+    last = Date.now();
+    process.stderr.write(`tfjs-rewrite: verifying on ${backend}: ${done}/${total} rows\n`);
+  };
+}
+
+function verifyOptions(args: ParsedArgs, inputs?: string[]): LayersVerifyOptions {
   const backend = args.values.get('--backend') ?? 'auto';
-  if (!BACKEND_REQUESTS.includes(backend as BackendRequest)) {
-    throw new UsageError(`--backend must be one of ${BACKEND_REQUESTS.join(', ')}, got "${backend}"`);
+  if (backend !== 'all' && !BACKEND_REQUESTS.includes(backend as BackendRequest)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_REQUESTS.join(', ')}, all; got "${backend}"`);
   }
   return {
-    backend: backend as BackendRequest,
+    backend: backend as BackendRequest | 'all',
+    inputs,
+    onProgress: inputs ? progress() : undefined,
+    batchSize: numberFlag(args, '--batch-size', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+    accuracyFactor: numberFlag(args, '--accuracy-factor', (n) => n >= 1, 'a number >= 1'),
     atol: numberFlag(args, '--atol', (n) => n >= 0, 'a number >= 0'),
     rtol: numberFlag(args, '--rtol', (n) => n >= 0, 'a number >= 0'),
     batch: numberFlag(args, '--batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
@@ -68,40 +151,75 @@ async function run(argv: string[]): Promise<number> {
     print(MAIN_USAGE);
     return command ? 0 : 2;
   }
-  if (!(command in USAGE)) throw new UsageError(`unknown command "${command}" (optimize, verify, inspect)`);
+  if (!(command in USAGE)) throw new UsageError(`unknown command "${command}" (optimize, verify, inspect, bench)`);
   if (rest.includes('--help') || rest.includes('-h')) {
     print(USAGE[command]);
     return 0;
   }
 
   if (command === 'inspect') {
-    const args = parseArgs(rest, { values: [], switches: ['--json'] });
+    const args = parseArgs(rest, { values: ['--passes', '--backend'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
-    const report = await inspect(model);
+    const report = isGraphModelFile(model)
+      ? await inspectGraphModel(model, { passes: graphPassList(args) })
+      : await inspect(model, { passes: passList(args), backend: verifyOptions(args).backend });
     print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatReport(report, `inspect ${model}`));
     return 0;
   }
 
+  if (command === 'bench') {
+    const taken = takeInputs(rest);
+    const args = parseArgs(taken.argv, { values: ['--backend', '--batch'], switches: ['--json'] });
+    const [model] = expectPositional(args, 1, command);
+    const backend = verifyOptions(args).backend;
+    if (backend === 'all') throw new UsageError('bench runs on one backend at a time; --backend all is not supported');
+    const report = await benchModel(model, { backend, inputs: taken.inputs, batch: verifyOptions(args).batch });
+    print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatModelBench(report, model));
+    return 0;
+  }
+
   if (command === 'verify') {
-    const args = parseArgs(rest, { values: VERIFY_VALUES, switches: ['--json'] });
+    const taken = takeInputs(rest);
+    const args = parseArgs(taken.argv, { values: VERIFY_VALUES, switches: ['--json'] });
     const [a, b] = expectPositional(args, 2, command);
-    const verification = await verify(a, b, verifyOptions(args));
-    print(args.switches.has('--json') ? JSON.stringify({ command, models: [a, b], verification }) : formatVerification(verification));
+    const graph = [a, b].map(isGraphModelFile);
+    if (graph[0] !== graph[1]) throw new UsageError('cannot compare a graph model with a layers model');
+    const verification = graph[0]
+      ? await verifyGraphModels(a, b, graphVerifyOptions(args, taken.inputs))
+      : await verify(a, b, verifyOptions(args, taken.inputs));
+    print(args.switches.has('--json') ? JSON.stringify({ command, models: [a, b], verification }) : `${formatVerification(verification)}\n${formatLayerAccuracy(verification)}`);
     return verification.passed ? 0 : 1;
   }
 
-  const args = parseArgs(rest, { values: ['--out', ...VERIFY_VALUES], switches: ['--json', '--no-verify', '--force'] });
+  const taken = takeInputs(rest);
+  const args = parseArgs(taken.argv, { values: ['--out', '--passes', '--policy', '--policy-batch', ...VERIFY_VALUES], switches: ['--json', '--no-verify', '--force'] });
   const [model] = expectPositional(args, 1, command);
   const out = args.values.get('--out');
   if (!out) throw new UsageError('optimize needs --out <dir>');
-  const options = { ...verifyOptions(args), verify: !args.switches.has('--no-verify') };
-  const result = await optimize(model, options);
+  const policy = args.values.get('--policy') ?? 'always';
+  if (!POLICY_MODES.includes(policy as PolicyMode)) throw new UsageError(`--policy must be one of ${POLICY_MODES.join(', ')}, got "${policy}"`);
+  const options = {
+    ...verifyOptions(args, taken.inputs), verify: !args.switches.has('--no-verify'), passes: passList(args),
+    policy: policy as PolicyMode,
+    policyBatch: numberFlag(args, '--policy-batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+  };
+  // Refuse a bad --out before minutes of verification, and again at write time.
+  const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
+  checkOutputTarget(out, writeOptions);
+  const result = isGraphModelFile(model)
+    ? await optimizeGraphModel(model, { ...graphVerifyOptions(args, taken.inputs), verify: options.verify, passes: graphPassList(args) })
+    : await optimize(model, options);
+  // Verification is one long chain of promises that never yields to the event loop, where
+  // signals are delivered: yield once, so a Ctrl-C during it stops us before anything is written.
+  await new Promise((resolve) => setImmediate(resolve));
   const passed = result.report.verification?.passed ?? true;
-  const written = passed ? result.save(out, { force: args.switches.has('--force') }) : null;
+  const written = passed ? result.save(out, writeOptions) : null;
   if (args.switches.has('--json')) {
     print(JSON.stringify({ command, model, out: written, ...result.report }));
   } else {
     print(formatReport(result.report, `optimize ${model} -> ${written ?? '(nothing written)'}`));
+    if (result.report.verification) print(formatLayerAccuracy(result.report.verification));
+    if (result.report.policy) print(formatPolicy(result.report.policy));
   }
   if (!passed) log('tfjs-rewrite: verification failed; nothing was written');
   return passed ? 0 : 1;
@@ -111,12 +229,25 @@ silenceTfjsNodeBanner();
 // Anything a dependency logs must not break the single JSON object on stdout.
 console.log = (...parts: unknown[]) => process.stderr.write(`${parts.map(String).join(' ')}\n`);
 
-run(process.argv.slice(2)).then(
-  (code) => (process.exitCode = code),
-  (error: unknown) => {
-    const known = error instanceof InputError;
-    log(`tfjs-rewrite: ${known ? '' : 'internal error: '}${oneLine(error)}`);
-    if (!known && process.env.TFJS_REWRITE_DEBUG) log(String((error as Error).stack));
-    process.exitCode = 2;
-  },
-);
+/** Every failure, expected or a bug, ends as one stderr line and exit 2: never a stack, never another code. */
+function fail(error: unknown): void {
+  const known = error instanceof InputError;
+  log(`tfjs-rewrite: ${known ? '' : 'internal error: '}${oneLine(error)}`);
+  if (!known && process.env.TFJS_REWRITE_DEBUG) log(String((error as Error).stack));
+  process.exitCode = 2;
+}
+// Errors thrown outside the run promise (timers or callbacks inside dependencies).
+process.on('uncaughtException', (error) => {
+  fail(error);
+  removePendingWrites();
+  process.exit(2);
+});
+process.on('unhandledRejection', (error) => {
+  fail(error);
+  removePendingWrites();
+  process.exit(2);
+});
+// Writes are synchronous, so a signal lands before the output exists or after it is complete.
+onInterrupt(removePendingWrites);
+
+run(process.argv.slice(2)).then((code) => (process.exitCode = code), fail);

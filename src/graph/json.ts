@@ -3,6 +3,7 @@
  * Keras 2 "class_name/config/inbound_nodes" form). Parsing checks structure and names the key
  * path of anything malformed; reference checks live in lint.ts.
  */
+import { describeValue as describe, isObject } from '../validate/describe';
 import {
   CONTAINER_CLASSES,
   Graph,
@@ -12,10 +13,6 @@ import {
   LayerNode,
   TensorRef,
 } from './types';
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function fail(path: string, message: string): never {
   throw new GraphError(`${path}: ${message}`);
@@ -45,12 +42,6 @@ function expectIndex(value: unknown, path: string): number {
   return value;
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
-}
-
 function omit(object: JsonObject, keys: string[]): JsonObject {
   const rest: JsonObject = {};
   for (const [key, value] of Object.entries(object)) if (!keys.includes(key)) rest[key] = value;
@@ -72,24 +63,36 @@ function parseRef(value: unknown, path: string): TensorRef {
   };
 }
 
-function parseLayer(entry: unknown, path: string, inFunctional: boolean): LayerNode {
+/** Models nested deeper than this are hostile, not real: the recursion would exhaust the stack. */
+const MAX_NESTING = 32;
+
+const KERAS3 = 'Keras 3 topology is not supported; export the model with tf.keras 2 / tensorflowjs_converter for Keras 2';
+
+function parseLayer(entry: unknown, path: string, inFunctional: boolean, depth: number): LayerNode {
   const object = expectObject(entry, path);
   const className = expectString(object.class_name, `${path}.class_name`);
   const graph = CONTAINER_CLASSES.has(className)
-    ? parseGraph({ class_name: className, config: object.config ?? null }, path)
+    ? parseGraph({ class_name: className, config: object.config ?? null }, path, depth + 1)
     : undefined;
-  const config = graph ? {} : expectObject(object.config ?? {}, `${path}.config`);
+  // tfjs refuses a layer without a config object ("Improper config format"), naming no layer.
+  const config = graph ? {} : expectObject(object.config, `${path}.config`);
+  // Keras 3 writes dtype policies as objects; tfjs would fail on them with an opaque message.
+  if (isObject(config.dtype) && config.dtype.class_name === 'DTypePolicy') fail(`${path}.config.dtype`, `${KERAS3} (dtype policy objects)`);
   const name = inFunctional
     ? expectString(object.name, `${path}.name`)
     : graph?.name ?? expectString(config.name, `${path}.config.name`);
+  // tfjs names the layer (and so its weights) after config.name, references use the entry's name.
+  if (inFunctional && !graph && config.name !== undefined && config.name !== name) {
+    fail(`${path}.config.name`, `expected ${describe(name)} (the layer's "name"), got ${describe(config.name)}`);
+  }
   const calls = [];
   if (inFunctional) {
-    const inbound = expectArray(object.inbound_nodes ?? [], `${path}.inbound_nodes`);
+    // Required even when empty: tfjs's loader reads it unconditionally.
+    const inbound = expectArray(object.inbound_nodes, `${path}.inbound_nodes`);
     for (let i = 0; i < inbound.length; i++) {
       const nodePath = `${path}.inbound_nodes[${i}]`;
       if (isObject(inbound[i])) {
-        fail(nodePath, 'Keras 3 topology (inbound node objects with "args") is not supported; ' +
-          'export the model with tf.keras 2 / tensorflowjs_converter for Keras 2');
+        fail(nodePath, `${KERAS3} (inbound node objects with "args")`);
       }
       const refs = expectArray(inbound[i], nodePath);
       calls.push({ inputs: refs.map((ref, j) => parseRef(ref, `${nodePath}[${j}]`)) });
@@ -107,7 +110,9 @@ function parseLayer(entry: unknown, path: string, inFunctional: boolean): LayerN
 }
 
 /** Parses `modelTopology` (or a nested model's layer entry) into a Graph. */
-export function parseGraph(topology: unknown, path = 'modelTopology'): Graph {
+export function parseGraph(topology: unknown, path = 'modelTopology', depth = 0): Graph {
+  // The path itself would be kilobytes long: name the root.
+  if (depth > MAX_NESTING) fail('modelTopology', `models nested more than ${MAX_NESTING} deep`);
   const object = expectObject(topology, path);
   const className = expectString(object.class_name, `${path}.class_name`);
   if (className === 'Sequential') {
@@ -119,7 +124,7 @@ export function parseGraph(topology: unknown, path = 'modelTopology'): Graph {
       kind: 'sequential',
       className,
       name: typeof config.name === 'string' ? config.name : 'sequential',
-      layers: entries.map((entry, i) => parseLayer(entry, `${path}.config.layers[${i}]`, false)),
+      layers: entries.map((entry, i) => parseLayer(entry, `${path}.config.layers[${i}]`, false, depth)),
       inputs: [],
       outputs: [],
       // keeps `name` too: written back only if it was there
@@ -132,13 +137,19 @@ export function parseGraph(topology: unknown, path = 'modelTopology'): Graph {
   }
   const config = expectObject(object.config, `${path}.config`);
   const entries = expectArray(config.layers, `${path}.config.layers`);
-  const refList = (key: string) =>
-    expectArray(config[key], `${path}.config.${key}`).map((ref, i) => parseRef(ref, `${path}.config.${key}[${i}]`));
+  const refList = (key: string) => {
+    const refs = config[key];
+    // Keras 3 writes one input as a bare [name, node, tensor] and several as a dict.
+    if (isObject(refs) || (Array.isArray(refs) && typeof refs[0] === 'string')) {
+      fail(`${path}.config.${key}`, `${KERAS3} (${describe(refs)})`);
+    }
+    return expectArray(refs, `${path}.config.${key}`).map((ref, i) => parseRef(ref, `${path}.config.${key}[${i}]`));
+  };
   return {
     kind: 'functional',
     className,
     name: expectString(config.name ?? 'model', `${path}.config.name`),
-    layers: entries.map((entry, i) => parseLayer(entry, `${path}.config.layers[${i}]`, true)),
+    layers: entries.map((entry, i) => parseLayer(entry, `${path}.config.layers[${i}]`, true, depth)),
     inputs: refList('input_layers'),
     outputs: refList('output_layers'),
     extraConfig: omit(config, ['name', 'layers', 'input_layers', 'output_layers']),

@@ -5,6 +5,19 @@
  */
 import { Graph, GraphError, LayerNode, TensorRef, ownNodeCount } from './types';
 
+/**
+ * Classes with exactly one output tensor: a reference to their tensor 1 makes tfjs read an
+ * undefined tensor ("Cannot read properties of undefined"). Others (RNNs with return_state,
+ * custom layers, nested models) may have more, and are left to tfjs.
+ */
+const SINGLE_OUTPUT = new Set([
+  'InputLayer', 'Dense', 'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'Conv3DTranspose', 'DepthwiseConv2D',
+  'SeparableConv1D', 'SeparableConv2D', 'Reshape', 'Permute', 'Flatten', 'Activation', 'Dropout', 'Add', 'Multiply',
+  'Concatenate', 'Average', 'Maximum', 'Minimum', 'Subtract', 'BatchNormalization', 'LayerNormalization', 'Embedding',
+  'MaxPooling1D', 'MaxPooling2D', 'MaxPooling3D', 'AveragePooling1D', 'AveragePooling2D', 'AveragePooling3D',
+  'GlobalAveragePooling1D', 'GlobalAveragePooling2D', 'GlobalMaxPooling1D', 'GlobalMaxPooling2D', 'Cropping2D', 'ZeroPadding2D',
+]);
+
 function describeRef(ref: TensorRef): string {
   return `["${ref.layer}", ${ref.node}, ${ref.tensor}]`;
 }
@@ -35,6 +48,9 @@ export function lintGraph(graph: Graph, path = graph.name): void {
       throw new GraphError(
         `${where} references ${describeRef(ref)}, but layer "${ref.layer}" has node indices ${range}`,
       );
+    }
+    if (ref.tensor !== 0 && SINGLE_OUTPUT.has(target.className)) {
+      throw new GraphError(`${where} references ${describeRef(ref)}, but layer "${ref.layer}" (${target.className}) has one output tensor (index 0)`);
     }
     return target;
   };

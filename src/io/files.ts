@@ -8,23 +8,43 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
+import { describeValue, isObject } from '../validate/describe';
+import { ANY_DTYPES, LAYERS_DTYPES, checkManifest, groupBytes } from '../validate/manifest';
 
 type ModelArtifacts = io.ModelArtifacts;
-type WeightsManifestConfig = io.WeightsManifestConfig;
 
 /** Default shard size of tensorflowjs_converter: small enough for HTTP caches. */
 export const SHARD_BYTES = 4 * 1024 * 1024;
 
-const BYTES_PER_ELEMENT: Record<string, number> = {
+export const BYTES_PER_ELEMENT: Record<string, number> = {
   float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, int8: 1, int16: 2, complex64: 8,
 };
 
-function readJson(file: string): Record<string, unknown> {
+/** A model.json this large is not a topology but an attempt on memory. */
+const MAX_MODEL_JSON_BYTES = 256 * 1024 * 1024;
+
+const errorCode = (error: unknown) => (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+
+/** Size of `file`, refusing what is not a regular file: reading a FIFO or device would block or never end. */
+function regularFileSize(file: string, label: string): number {
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(file);
+  } catch (error) {
+    throw new InputError(`${label} cannot be read (${errorCode(error)})`);
+  }
+  if (!stats.isFile()) throw new InputError(`${label} is not a regular file`);
+  return stats.size;
+}
+
+export function readJson(file: string): Record<string, unknown> {
+  const size = regularFileSize(file, file);
+  if (size > MAX_MODEL_JSON_BYTES) throw new InputError(`${file} is ${size} bytes; a model.json over ${MAX_MODEL_JSON_BYTES} bytes is refused`);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw new InputError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new InputError(`cannot read ${file}: ${errorCode(error)}`);
   }
   let parsed: unknown;
   try {
@@ -33,38 +53,37 @@ function readJson(file: string): Record<string, unknown> {
     throw new InputError(`${file} is not valid JSON (${(error as Error).message})`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new InputError(`${file}: expected a JSON object at the top level`);
+    throw new InputError(`${file}: expected a JSON object at the top level, got ${describeValue(parsed)}`);
   }
   return parsed as Record<string, unknown>;
 }
 
 /** A weight path from the manifest, resolved inside the model's folder or refused. */
 export function resolveWeightPath(modelDir: string, weightPath: unknown, where: string): string {
-  if (typeof weightPath !== 'string' || weightPath.length === 0) {
-    throw new InputError(`${where}: expected a relative file name, got ${JSON.stringify(weightPath)}`);
+  if (typeof weightPath !== 'string' || weightPath.length === 0 || weightPath.includes('\0')) {
+    throw new InputError(`${where}: expected a relative file name, got ${describeValue(weightPath)}`);
   }
   if (/^[a-z][a-z0-9+.-]*:/i.test(weightPath) || path.isAbsolute(weightPath) || weightPath.startsWith('\\')) {
     throw new InputError(`${where}: "${weightPath}" must be a path relative to the model folder`);
   }
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(weightPath);
+  } catch {
+    throw new InputError(`${where}: "${weightPath}" is not a valid URL-encoded file name`);
+  }
+  // Decoding may reveal an absolute path ("%2Fetc%2Fpasswd") or a NUL; check the result again.
+  if (decoded.includes('\0') || path.isAbsolute(decoded)) {
+    throw new InputError(`${where}: "${weightPath}" must be a path relative to the model folder`);
+  }
   const dirReal = fs.realpathSync(modelDir);
-  const resolved = path.resolve(dirReal, decodeURIComponent(weightPath));
-  const inside = (candidate: string) => candidate === dirReal || candidate.startsWith(dirReal + path.sep);
+  const resolved = path.resolve(dirReal, decoded);
+  const inside = (candidate: string) => candidate.startsWith(dirReal + path.sep);
   if (!inside(resolved)) throw new InputError(`${where}: "${weightPath}" points outside the model folder`);
   if (fs.existsSync(resolved) && !inside(fs.realpathSync(resolved))) {
     throw new InputError(`${where}: "${weightPath}" is a link to a file outside the model folder`);
   }
   return resolved;
-}
-
-function expectedGroupBytes(group: WeightsManifestConfig[number]): number | undefined {
-  let total = 0;
-  for (const spec of group.weights) {
-    const dtype = spec.quantization?.dtype ?? spec.dtype;
-    const size = BYTES_PER_ELEMENT[dtype];
-    if (size === undefined) return undefined; // strings are variable-length
-    total += spec.shape.reduce((a, b) => a * b, 1) * size;
-  }
-  return total;
 }
 
 /** Reads model.json and its shards into ModelArtifacts; the files are only read. */
@@ -74,42 +93,60 @@ export async function readModelFiles(modelJsonPath: string): Promise<ModelArtifa
     throw new InputError(`${modelJsonPath}: no "modelTopology" (is this a tfjs layers model.json?)`);
   }
   if (modelJson.format === 'graph-model') {
-    throw new InputError(`${modelJsonPath}: graph models are not supported yet, only layers models`);
+    throw new InputError(`${modelJsonPath}: is a graph model; read it with readGraphModelFiles (src/graphmodel)`);
   }
-  const modelDir = path.dirname(path.resolve(modelJsonPath));
-  const manifest = modelJson.weightsManifest ?? [];
-  if (!Array.isArray(manifest)) throw new InputError(`${modelJsonPath}: weightsManifest must be an array`);
-  manifest.forEach((group, g) => {
-    if (typeof group !== 'object' || group === null || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
-      throw new InputError(`${modelJsonPath}: weightsManifest[${g}] must have "paths" and "weights" arrays`);
-    }
-  });
+  if (!isObject(modelJson.modelTopology)) {
+    throw new InputError(`${modelJsonPath}: modelTopology: expected an object, got ${describeValue(modelJson.modelTopology)}`);
+  }
+  inFile(modelJsonPath, () => checkManifest(modelJson.weightsManifest, LAYERS_DTYPES));
+  return readWeightsFor(modelJsonPath, modelJson);
+}
 
-  const loadWeights = async (groups: WeightsManifestConfig): Promise<[io.WeightsManifestEntry[], ArrayBuffer]> => {
+/** Runs `check`, prefixing its InputError with the file it is about. */
+function inFile<T>(file: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof InputError) error.message = `${file}: ${error.message}`;
+    throw error;
+  }
+}
+
+/**
+ * Artifacts for an already parsed model.json of any format: the manifest's shard paths are
+ * checked to stay inside the model folder, read, and checked against the sizes the specs need.
+ */
+export async function readWeightsFor(modelJsonPath: string, modelJson: Record<string, unknown>): Promise<ModelArtifacts> {
+  const modelDir = path.dirname(path.resolve(modelJsonPath));
+  const manifest = inFile(modelJsonPath, () => checkManifest(modelJson.weightsManifest, ANY_DTYPES));
+  const shown = (file: string) => path.relative(process.cwd(), file) || file;
+
+  const loadWeights = async (): Promise<[io.WeightsManifestEntry[], ArrayBuffer]> => {
     const buffers: ArrayBuffer[] = [];
-    groups.forEach((group, g) => {
-      const files = group.paths.map((p, i) =>
-        resolveWeightPath(modelDir, p, `weightsManifest[${g}].paths[${i}]`));
-      let actual = 0;
+    manifest.forEach((group, g) => {
+      const files = group.paths.map((p, i) => resolveWeightPath(modelDir, p, `weightsManifest[${g}].paths[${i}]`));
+      // Sizes first: a truncated or oversized shard is refused before anything is read.
+      const sizes = files.map((file) => regularFileSize(file, `weight file ${shown(file)}`));
+      const actual = sizes.reduce((a, b) => a + b, 0);
+      const expected = groupBytes(group.weights);
+      if (expected !== undefined && expected !== actual) {
+        const which = files.length === 1 ? `weight file ${shown(files[0])} has` : `weight files ${files.map(shown).join(', ')} have`;
+        throw new InputError(
+          `${which} ${actual} bytes, expected ${expected} for the ${group.weights.length} weight(s) of ` +
+          `weightsManifest[${g}] (${actual < expected ? 'truncated' : 'oversized'})`,
+        );
+      }
       for (const file of files) {
         let bytes: Buffer;
         try {
           bytes = fs.readFileSync(file);
         } catch (error) {
-          throw new InputError(`weight file ${path.relative(process.cwd(), file) || file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+          throw new InputError(`weight file ${shown(file)} cannot be read (${errorCode(error)})`);
         }
-        actual += bytes.byteLength;
         buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
       }
-      const expected = expectedGroupBytes(group);
-      if (expected !== undefined && expected !== actual) {
-        throw new InputError(
-          `weight group ${g} (${group.paths.join(', ')}) holds ${actual} bytes but its ${group.weights.length} ` +
-          `weights need ${expected} (${actual < expected ? 'truncated' : 'oversized'} shard?)`,
-        );
-      }
     });
-    return [tf.io.getWeightSpecs(groups), tf.io.concatenateArrayBuffers(buffers)];
+    return [tf.io.getWeightSpecs(manifest), tf.io.concatenateArrayBuffers(buffers)];
   };
   return tf.io.getModelArtifactsForJSON(modelJson as unknown as io.ModelJSON, loadWeights);
 }
@@ -142,22 +179,70 @@ function modelJsonFor(artifacts: ModelArtifacts, paths: string[]): Record<string
   if (artifacts.trainingConfig != null) json.trainingConfig = artifacts.trainingConfig;
   if (artifacts.userDefinedMetadata != null) json.userDefinedMetadata = artifacts.userDefinedMetadata;
   if (artifacts.signature != null) json.signature = artifacts.signature;
+  // Graph models with hash tables carry an initializer graph; dropping it breaks their lookups.
+  if (artifacts.modelInitializer != null) json.modelInitializer = artifacts.modelInitializer;
+  if (artifacts.initializerSignature != null) json.initializerSignature = artifacts.initializerSignature;
   return json;
+}
+
+/** Temp dirs being written right now, removed by `removePendingWrites` (the CLI's signal handler). */
+const pendingWrites = new Set<string>();
+
+export function removePendingWrites(): void {
+  for (const dir of pendingWrites) fs.rmSync(dir, { recursive: true, force: true });
+  pendingWrites.clear();
+}
+
+export interface WriteOptions {
+  force?: boolean;
+  /** Model paths (model.json or folder) the output must not replace: --force would delete them. */
+  inputs?: string[];
+}
+
+/** Refuses an output folder that exists (unless forced), is not a folder, or holds an input. */
+export function checkOutputTarget(outDir: string, options: WriteOptions = {}): void {
+  const target = path.resolve(outDir);
+  let exists = true;
+  try {
+    fs.lstatSync(target);
+  } catch {
+    exists = false;
+  }
+  if (exists) {
+    if (!options.force) throw new InputError(`${outDir} already exists (pass --force to replace it)`);
+    let isDir = false;
+    try {
+      isDir = fs.statSync(target).isDirectory();
+    } catch {
+      // a dangling link: not a folder
+    }
+    if (!isDir) throw new InputError(`${outDir} exists and is not a directory; refusing to replace it`);
+  }
+  const real = exists ? fs.realpathSync(target) : target;
+  for (const input of options.inputs ?? []) {
+    const resolved = path.resolve(input);
+    const dir = fs.existsSync(resolved) && fs.statSync(resolved).isDirectory() ? resolved : path.dirname(resolved);
+    const inputDir = fs.existsSync(dir) ? fs.realpathSync(dir) : dir;
+    if (inputDir === real || inputDir.startsWith(real + path.sep)) {
+      throw new InputError(`--out ${outDir} would replace the folder of the input ${input}; choose another folder`);
+    }
+  }
 }
 
 /**
  * Writes model.json + group1-shardXofN.bin into `outDir`, atomically: all files go to a temp
  * directory next to it that is renamed into place at the end, and removed on any failure.
  */
-export function writeModelFiles(artifacts: ModelArtifacts, outDir: string, options: { force?: boolean } = {}): string {
+export function writeModelFiles(artifacts: ModelArtifacts, outDir: string, options: WriteOptions = {}): string {
+  checkOutputTarget(outDir, options);
   const target = path.resolve(outDir);
-  if (fs.existsSync(target)) {
-    if (!options.force) throw new InputError(`${outDir} already exists (pass --force to replace it)`);
-    if (!fs.statSync(target).isDirectory()) throw new InputError(`${outDir} exists and is not a directory`);
-  }
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  const temp = fs.mkdtempSync(`${target}.tmp-`);
+  let createdParent: string | undefined;
+  let temp: string | undefined;
+  let old: string | undefined;
   try {
+    createdParent = fs.mkdirSync(path.dirname(target), { recursive: true });
+    temp = fs.mkdtempSync(`${target}.tmp-`);
+    pendingWrites.add(temp);
     const bytes = weightBytes(artifacts);
     const shardCount = Math.max(1, Math.ceil(bytes.byteLength / SHARD_BYTES));
     const paths: string[] = [];
@@ -168,16 +253,22 @@ export function writeModelFiles(artifacts: ModelArtifacts, outDir: string, optio
     }
     fs.writeFileSync(path.join(temp, 'model.json'), JSON.stringify(modelJsonFor(artifacts, paths)));
     if (fs.existsSync(target)) {
-      const old = `${temp}-old`;
+      old = `${temp}-old`;
       fs.renameSync(target, old);
-      fs.renameSync(temp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(temp, target);
     }
+    fs.renameSync(temp, target);
+    pendingWrites.delete(temp);
+    if (old) fs.rmSync(old, { recursive: true, force: true });
   } catch (error) {
-    fs.rmSync(temp, { recursive: true, force: true });
-    throw error;
+    if (temp) {
+      fs.rmSync(temp, { recursive: true, force: true });
+      pendingWrites.delete(temp);
+    }
+    // The old output was moved aside but the new one never arrived: put it back.
+    if (old && fs.existsSync(old) && !fs.existsSync(target)) fs.renameSync(old, target);
+    if (createdParent) fs.rmSync(createdParent, { recursive: true, force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    throw code ? new InputError(`cannot write ${outDir} (${code}); nothing was written`) : error;
   }
   return path.join(target, 'model.json');
 }

@@ -9,6 +9,7 @@ import { InputError } from '../errors';
 import { graphToJson, parseGraph } from '../graph/json';
 import { lintGraph } from '../graph/lint';
 import { JsonObject, ModelIR, Weight, WeightDtype, WeightValues } from '../graph/types';
+import { checkWeightSpecs, groupBytes } from '../validate/manifest';
 
 const PASSED_THROUGH = ['format', 'generatedBy', 'convertedBy', 'trainingConfig', 'userDefinedMetadata', 'signature'] as const;
 
@@ -26,7 +27,8 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
   const { class_name: _c, config: _cfg, ...topologyExtra } = topology;
 
   const notes: string[] = [];
-  const specs = artifacts.weightSpecs ?? [];
+  // In-memory artifacts reach here unchecked; files were checked with key paths already.
+  const specs = checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs');
   const quantized = specs.filter((spec) => spec.quantization);
   if (quantized.length) {
     notes.push(`${quantized.length} quantized weight(s) (${quantized[0].quantization!.dtype}) are written back as float32`);
@@ -41,10 +43,11 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
 function decode(artifacts: io.ModelArtifacts, specs: io.WeightsManifestEntry[]): Weight[] {
   if (specs.length === 0) return [];
   if (artifacts.weightData === undefined) throw new InputError('the manifest lists weights but no weight data was found');
-  const names = new Set<string>();
-  for (const spec of specs) {
-    if (names.has(spec.name)) throw new InputError(`weight "${spec.name}" appears twice in the manifest`);
-    names.add(spec.name);
+  const data = artifacts.weightData;
+  const actual = Array.isArray(data) ? data.reduce((sum, part) => sum + part.byteLength, 0) : data.byteLength;
+  const expected = groupBytes(specs);
+  if (expected !== actual) {
+    throw new InputError(`weight data holds ${actual} bytes, but the ${specs.length} weight specs need ${expected}`);
   }
   let tensors: tf.NamedTensorMap;
   try {

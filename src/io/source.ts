@@ -4,10 +4,12 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
-import { isKnownLayerClass } from '../graph/shapes';
+import { inferShapes, isKnownLayerClass } from '../graph/shapes';
 import { Graph, ModelIR } from '../graph/types';
 import { artifactsOfModel, readModelFiles } from './files';
 import { irFromArtifacts } from './ir';
+import { checkLayerConfigs } from '../validate/config';
+import { checkWeightsAgainstLayers } from '../validate/weights';
 
 export type ModelSource = string | tf.LayersModel | io.ModelArtifacts;
 
@@ -22,16 +24,41 @@ export async function artifactsOf(source: ModelSource): Promise<io.ModelArtifact
   throw new InputError('expected a model.json path, a tf.LayersModel or ModelArtifacts');
 }
 
-/** Reads and checks a model: structure, references, known layer classes, finite weights. */
+/**
+ * Reads and checks a model: structure, references, known layer classes, weights against the
+ * layers that use them, finite weights. Everything tfjs would hang or fail obscurely on.
+ */
 export function checkedIR(artifacts: io.ModelArtifacts): ModelIR {
   const ir = irFromArtifacts(artifacts);
   checkLayerClasses(ir.graph, ir.graph.name);
+  checkLayerConfigs(ir.graph);
+  checkWeightsAgainstLayers(ir.graph, inferShapes(ir.graph), ir.weights);
   for (const weight of ir.weights) {
+    if (weight.dtype !== 'float32') continue;
     let bad = 0;
-    if (weight.dtype === 'float32') for (const value of weight.values) if (!Number.isFinite(value)) bad++;
-    if (bad) throw new InputError(`weight "${weight.name}" has ${bad} NaN/Inf value(s)`);
+    let first = -1;
+    weight.values.forEach((value, i) => {
+      if (!Number.isFinite(value)) {
+        bad++;
+        if (first < 0) first = i;
+      }
+    });
+    // NaN would make verification fail (or pass, where both sides propagate it) for the wrong reason.
+    if (bad) throw new InputError(`weight "${weight.name}" has ${bad} NaN/Inf value(s) (first at flat index ${first})`);
   }
   return ir;
+}
+
+/** Artifacts and checked IR of a source; errors about a file name it first. */
+export async function loadChecked(source: ModelSource): Promise<{ artifacts: io.ModelArtifacts; ir: ModelIR }> {
+  const artifacts = await artifactsOf(source);
+  try {
+    return { artifacts, ir: checkedIR(artifacts) };
+  } catch (error) {
+    const file = typeof source === 'string' ? modelJsonPath(source) : undefined;
+    if (file && error instanceof InputError && !error.message.startsWith(file)) error.message = `${file}: ${error.message}`;
+    throw error;
+  }
 }
 
 function checkLayerClasses(graph: Graph, where: string): void {

@@ -25,12 +25,35 @@ export interface SkipRecord {
 export interface PassRun {
   rewritten: RewriteRecord[];
   skipped: SkipRecord[];
+  /** Layers a pass matched but the policy hook (`keep`) told the driver to leave as they are. */
+  kept?: SkipRecord[];
 }
+
+/** A successful match, offered to the policy hook before anything is rewritten. */
+export interface Candidate {
+  layer: LayerNode;
+  /** Path of the model holding the layer, as in the records. */
+  graph: string;
+  pass: Pass;
+  plan: unknown;
+  context: MatchContext;
+}
+
+/** Returns a reason to keep the original layer, or null to let the pass rewrite it. */
+export type KeepHook = (candidate: Candidate) => string | null;
 
 /** A pass that keeps matching its own output would loop; no sane pipeline needs this many. */
 const MAX_SWEEPS = 16;
 
-export function runPasses(ir: ModelIR, passes: Pass[]): PassRun {
+export interface RunOptions {
+  /** The backend the model is optimized for, as policies see it. */
+  backend?: string;
+  keep?: KeepHook;
+  /** Names of passes the user asked for explicitly (built-in policies do not hold them back). */
+  forced?: Set<string>;
+}
+
+export function runPasses(ir: ModelIR, passes: Pass[], target: RunOptions = {}): PassRun {
   const taken = new Set<string>();
   const collect = (graph: Graph) => graph.layers.forEach((layer) => {
     taken.add(layer.name);
@@ -46,38 +69,59 @@ export function runPasses(ir: ModelIR, passes: Pass[]): PassRun {
 
   const rewritten: RewriteRecord[] = [];
   let skipped: SkipRecord[] = [];
-  for (let sweep = 0; ; sweep++) {
-    if (sweep === MAX_SWEEPS) throw new Error(`passes still rewriting after ${MAX_SWEEPS} sweeps; a pass matches its own output`);
+  let kept: SkipRecord[] = [];
+  for (let count = 0; ; count++) {
+    if (count === MAX_SWEEPS) throw new Error(`passes still rewriting after ${MAX_SWEEPS} sweeps; a pass matches its own output`);
     skipped = [];
-    const changed = sweepGraph(ir, ir.graph, inferShapes(ir.graph), ir.graph.name, passes, freshName, rewritten, skipped);
+    kept = [];
+    const sweep: Sweep = { ir, passes, freshName, backend: target.backend, keep: target.keep, forced: target.forced ?? new Set(), rewritten, skipped, kept };
+    const changed = sweepGraph(sweep, ir.graph, inferShapes(ir.graph), ir.graph.name);
     if (!changed) break;
   }
-  return { rewritten, skipped };
+  return { rewritten, skipped, kept };
 }
 
-function sweepGraph(
-  ir: ModelIR, graph: Graph, shapes: GraphShapes, path: string, passes: Pass[],
-  freshName: (base: string) => string, rewritten: RewriteRecord[], skipped: SkipRecord[],
-): boolean {
+interface Sweep {
+  ir: ModelIR;
+  passes: Pass[];
+  freshName: (base: string) => string;
+  backend?: string;
+  keep?: KeepHook;
+  forced: Set<string>;
+  rewritten: RewriteRecord[];
+  skipped: SkipRecord[];
+  /** Reset every sweep, like `skipped`: a kept layer is offered again (and kept again) each sweep. */
+  kept: SkipRecord[];
+}
+
+function sweepGraph(sweep: Sweep, graph: Graph, shapes: GraphShapes, path: string): boolean {
   let changed = false;
-  const context: MatchContext = { ir, graph, shapes, freshName };
+  const { ir, freshName, backend } = sweep;
   for (const layer of [...graph.layers]) {
     if (layer.graph) {
       const nested = shapes.nested.get(layer.name) ?? inferShapes(layer.graph);
-      changed = sweepGraph(ir, layer.graph, nested, `${path}/${layer.name}`, passes, freshName, rewritten, skipped) || changed;
+      changed = sweepGraph(sweep, layer.graph, nested, `${path}/${layer.name}`) || changed;
       continue;
     }
-    for (const pass of passes) {
-      if (!pass.appliesTo(layer)) continue;
+    for (const pass of sweep.passes) {
+      if (!graph.layers.includes(layer) || !pass.appliesTo(layer)) continue;
+      // Shapes stay valid within a sweep: a replacement keeps the shapes it produces; layers it
+      // creates are seen, with fresh shapes, by the next sweep.
+      const context: MatchContext = { ir, graph, shapes, freshName, backend, forced: sweep.forced.has(pass.name) };
       const result = pass.match(layer, context);
       if ('refusal' in result) {
-        skipped.push({ layer: layer.name, graph: path, pass: pass.name, reason: result.refusal });
+        if (pass.reportRefusals !== false) sweep.skipped.push({ layer: layer.name, graph: path, pass: pass.name, reason: result.refusal });
         continue;
+      }
+      const keepReason = sweep.keep?.({ layer, graph: path, pass, plan: result.plan, context }) ?? null;
+      if (keepReason !== null) {
+        sweep.kept.push({ layer: layer.name, graph: path, pass: pass.name, reason: keepReason });
+        break;
       }
       const replacement = pass.rewrite(layer, result.plan, context);
       replaceLayer(ir, graph, layer, replacement);
       lintGraph(graph, path);
-      rewritten.push({ layer: layer.name, graph: path, pass: pass.name, replacement: replacement.layers.map((l) => l.name) });
+      sweep.rewritten.push({ layer: layer.name, graph: path, pass: pass.name, replacement: replacement.layers.map((l) => l.name) });
       changed = true;
       break;
     }
@@ -87,29 +131,24 @@ function sweepGraph(
 
 /** Splices `replacement` in for `old`: layers, every reference to its outputs, and weights. */
 export function replaceLayer(ir: ModelIR, graph: Graph, old: LayerNode, replacement: Replacement): void {
-  const at = graph.layers.indexOf(old);
-  if (at < 0) throw new Error(`layer ${old.name} is not in ${graph.name}`);
+  const absorbed = new Set(replacement.absorbed ?? []);
+  const sequential = graph.kind === 'sequential';
+  const firstConfig = graph.layers[0].config;
   // A Sequential is an implicit chain: its layers carry no calls to wire.
   const fresh = replacement.layers.map((layer) => ({
     ...layer,
-    calls: graph.kind === 'sequential' ? [] : layer.calls.map((call) => ({
+    calls: sequential ? [] : layer.calls.map((call) => ({
       inputs: call.inputs.flatMap((ref) =>
         ref.layer === REPLACED_INPUT ? old.calls[ref.node].inputs.map((input) => ({ ...input })) : [ref]),
     })),
   }));
 
-  if (graph.kind === 'sequential') {
-    // The first layer of a Sequential carries the model's input shape; hand it on.
-    if (at === 0 && fresh.length > 0) {
-      for (const key of ['batch_input_shape', 'input_shape', 'dtype']) {
-        if (key in old.config) fresh[0].config = { ...fresh[0].config, [key]: old.config[key] };
-      }
-    }
-  } else {
+  if (!sequential) {
     const byName = new Map(fresh.map((layer) => [layer.name, layer]));
     const rewire = (ref: TensorRef): TensorRef => {
       if (ref.layer !== old.name) return ref;
       const target = replacement.outputs[ref.node - ownNodeCount(old)];
+      if ('ref' in target) return { ...target.ref, kwargs: ref.kwargs };
       return { ...ref, layer: target.layer, node: target.call + ownNodeCount(byName.get(target.layer)!) };
     };
     for (const layer of graph.layers) {
@@ -117,12 +156,25 @@ export function replaceLayer(ir: ModelIR, graph: Graph, old: LayerNode, replacem
     }
     graph.outputs = graph.outputs.map(rewire);
   }
-  graph.layers.splice(at, 1, ...fresh);
+  graph.layers.splice(graph.layers.indexOf(old), 1, ...fresh);
+  graph.layers = graph.layers.filter((layer) => !absorbed.has(layer.name));
+  // The first layer of a Sequential carries the model's input shape; hand it on.
+  if (sequential && graph.layers.length && graph.layers[0].config !== firstConfig) {
+    for (const key of ['batch_input_shape', 'input_shape', 'dtype']) {
+      if (key in firstConfig && !(key in graph.layers[0].config)) graph.layers[0].config = { ...graph.layers[0].config, [key]: firstConfig[key] };
+    }
+  }
 
   const removed = new Set(replacement.removeWeights);
+  for (const name of absorbed) for (const weight of ir.weights) if (ownerOf(weight.name) === name) removed.add(weight.name);
   const firstRemoved = ir.weights.findIndex((weight) => removed.has(weight.name));
   const kept = ir.weights.filter((weight) => !removed.has(weight.name));
-  const insertAt = firstRemoved < 0 ? kept.length : firstRemoved;
-  kept.splice(insertAt, 0, ...replacement.addWeights);
+  kept.splice(firstRemoved < 0 ? kept.length : firstRemoved, 0, ...replacement.addWeights);
   ir.weights = kept;
+}
+
+/** The layer a manifest weight belongs to: the path segment before the weight's own name. */
+export function ownerOf(weightName: string): string | undefined {
+  const parts = weightName.split('/');
+  return parts.length >= 2 ? parts[parts.length - 2] : undefined;
 }

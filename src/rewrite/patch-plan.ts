@@ -77,10 +77,14 @@ function cropSteps(layout: Axis[], targets: Map<string, number>): { steps: Step[
     const i = toCrop[p];
     const j = p + 1 < toCrop.length ? toCrop[p + 1] : current.length;
     const sizes = current.map((axis) => axis.size);
-    const rows = product(sizes.slice(i, j));
-    const cols = product(sizes.slice(j));
-    const cropRows = (sizes[i] - targets.get(current[i].name)!) * product(sizes.slice(i + 1, j));
-    const cropCols = j < current.length ? (sizes[j] - targets.get(current[j].name)!) * product(sizes.slice(j + 1)) : 0;
+    // A lone axis is cropped as the columns of [outer, 1, size*inner], so the slice copies runs of
+    // target*inner elements; as the rows of [outer, size*inner, 1] it copied one element per run.
+    const alone = j === current.length;
+    const removed = (k: number) => sizes[k] - targets.get(current[k].name)!;
+    const rows = alone ? 1 : product(sizes.slice(i, j));
+    const cols = alone ? product(sizes.slice(i)) : product(sizes.slice(j));
+    const cropRows = alone ? 0 : removed(i) * product(sizes.slice(i + 1, j));
+    const cropCols = alone ? removed(i) * product(sizes.slice(i + 1)) : removed(j) * product(sizes.slice(j + 1));
     steps.push({ kind: 'reshape', targetShape: [product(sizes.slice(0, i)), rows, cols] });
     steps.push({ kind: 'crop', cropping: [[0, cropRows], [0, cropCols]] });
     shape = [product(sizes.slice(0, i)), rows - cropRows, cols - cropCols];
@@ -150,11 +154,15 @@ export function planPatches(geometry: ConvGeometry, order: RowOrder): PatchPlan 
   const sizeOf = new Map(split(cropped.layout).map((axis) => [axis.name, axis.size]));
   const target: Axis[] = [...counts.map((_, i) => `p${i}`), ...order].map((name) => ({ name, size: sizeOf.get(name)! }));
   const rowLength = product(order.map((name) => sizeOf.get(name)!));
-  const denseInput = [...counts, rowLength];
+  // One patch per sample: a rank-2 Dense input. On rank > 2, tfjs-layers' dot transposes the
+  // kernel by the identity and wasm's identity copies it, every call (~10 ms for 1536x1152).
+  const onePatch = counts.every((count) => count === 1);
+  const denseInput = onePatch ? [rowLength] : [...counts, rowLength];
 
   // Dense gives [p..., F]; channels-first convs give [F, p...]: a transpose unless every p is 1.
   // The -1 stands for the filter count, filled in by withFilters.
   const after: Step[] = [];
+  if (onePatch && !geometry.channelsFirst) after.push({ kind: 'reshape', targetShape: [...counts, -1] });
   if (geometry.channelsFirst) {
     after.push(counts.every((count) => count === 1)
       ? { kind: 'reshape', targetShape: [-1, ...counts] }

@@ -27,57 +27,83 @@ function unravel(flat: number, shape: number[]): number[] {
   return index;
 }
 
+/**
+ * Streams the comparison over batches: `add` takes consecutive chunks along the first axis, so
+ * a run in batches visits the elements in the same order as one pass and yields identical
+ * metrics (the float64 sums are taken in the same order).
+ */
+export class MetricsAccumulator {
+  private count = 0;
+  private maxAbs = 0;
+  private maxRel = 0;
+  private sumAbs = 0;
+  private dot = 0;
+  private normA = 0;
+  private normB = 0;
+  private outside = 0;
+  private worstExcess = -Infinity;
+  private worst = { flat: 0, expected: NaN, actual: NaN, tolerance: NaN };
+
+  constructor(
+    readonly name: string,
+    /** Shape of one row (everything after the batch axis). */
+    private readonly rowShape: number[],
+    private readonly tolerance: { atol: number; rtol: number },
+  ) {}
+
+  add(expected: ArrayLike<number>, actual: ArrayLike<number>): void {
+    if (expected.length !== actual.length) {
+      throw new Error(`output ${this.name}: ${expected.length} elements vs ${actual.length}`);
+    }
+    const { atol, rtol } = this.tolerance;
+    for (let i = 0; i < expected.length; i++) {
+      const a = expected[i];
+      const b = actual[i];
+      const diff = Math.abs(a - b);
+      const allowed = atol + rtol * Math.abs(a);
+      if (!(diff <= allowed)) this.outside++;
+      // NaN compares false everywhere: make it the worst element explicitly.
+      const excess = Number.isNaN(diff) ? Infinity : diff - allowed;
+      if (excess > this.worstExcess) {
+        this.worstExcess = excess;
+        this.worst = { flat: this.count + i, expected: a, actual: b, tolerance: allowed };
+      }
+      if (Number.isNaN(diff)) this.maxAbs = NaN;
+      else if (diff > this.maxAbs) this.maxAbs = diff; // stays NaN once NaN
+      if (Math.abs(a) > atol) this.maxRel = Math.max(this.maxRel, diff / Math.abs(a));
+      this.sumAbs += diff;
+      this.dot += a * b;
+      this.normA += a * a;
+      this.normB += b * b;
+    }
+    this.count += expected.length;
+  }
+
+  result(): OutputMetrics {
+    const rowSize = this.rowShape.reduce((a, b) => a * b, 1);
+    const rows = rowSize === 0 ? 0 : this.count / rowSize;
+    const shape = [rows, ...this.rowShape];
+    return {
+      name: this.name,
+      shape,
+      maxAbsDiff: this.maxAbs,
+      maxRelDiff: this.maxRel,
+      meanAbsDiff: this.count ? this.sumAbs / this.count : 0,
+      // Clamped: float64 rounding of the sums can put identical vectors at 1 + 1e-12.
+      cosine: this.normA === 0 && this.normB === 0 ? 1 : Math.min(1, Math.max(-1, this.dot / Math.sqrt(this.normA * this.normB))),
+      outsideTolerance: this.outside,
+      worst: { index: unravel(this.worst.flat, shape), expected: this.worst.expected, actual: this.worst.actual, tolerance: this.worst.tolerance },
+      passed: this.outside === 0,
+    };
+  }
+}
+
+/** One-shot comparison of whole tensors' data; `shape` includes the batch axis. */
 export function compareOutputs(
   name: string, shape: number[], expected: ArrayLike<number>, actual: ArrayLike<number>,
   tolerance: { atol: number; rtol: number },
 ): OutputMetrics {
-  if (expected.length !== actual.length) {
-    throw new Error(`output ${name}: ${expected.length} elements vs ${actual.length}`);
-  }
-  let maxAbs = 0;
-  let maxRel = 0;
-  let sumAbs = 0;
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  let outside = 0;
-  let worstExcess = -Infinity;
-  let worstAt = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const a = expected[i];
-    const b = actual[i];
-    const diff = Math.abs(a - b);
-    const allowed = tolerance.atol + tolerance.rtol * Math.abs(a);
-    if (!(diff <= allowed)) outside++;
-    // NaN compares false everywhere: make it the worst element explicitly.
-    const excess = Number.isNaN(diff) ? Infinity : diff - allowed;
-    if (excess > worstExcess) {
-      worstExcess = excess;
-      worstAt = i;
-    }
-    if (Number.isNaN(diff)) maxAbs = NaN;
-    else if (diff > maxAbs) maxAbs = diff; // stays NaN once NaN
-    if (Math.abs(a) > tolerance.atol) maxRel = Math.max(maxRel, diff / Math.abs(a));
-    sumAbs += diff;
-    dot += a * b;
-    normA += a * a;
-    normB += b * b;
-  }
-  const cosine = normA === 0 && normB === 0 ? 1 : dot / Math.sqrt(normA * normB);
-  return {
-    name,
-    shape,
-    maxAbsDiff: maxAbs,
-    maxRelDiff: maxRel,
-    meanAbsDiff: expected.length ? sumAbs / expected.length : 0,
-    cosine,
-    outsideTolerance: outside,
-    worst: {
-      index: unravel(worstAt, shape),
-      expected: expected[worstAt] ?? NaN,
-      actual: actual[worstAt] ?? NaN,
-      tolerance: tolerance.atol + tolerance.rtol * Math.abs(expected[worstAt] ?? 0),
-    },
-    passed: outside === 0,
-  };
+  const accumulator = new MetricsAccumulator(name, shape.slice(1), tolerance);
+  accumulator.add(expected, actual);
+  return { ...accumulator.result(), shape };
 }

@@ -1,61 +1,139 @@
 /**
- * Numerical check of a rewrite: both models are instantiated by stock tfjs from their
- * artifacts, fed the same seeded inputs on the selected backend, and every output compared.
+ * Numerical check of a rewrite. Both models are instantiated by stock tfjs from their artifacts
+ * and run batch by batch on the same rows (the user's, or seeded ones) on the selected backend.
+ * Two questions are answered:
+ *  - do they agree? every output compared elementwise within atol + rtol*|a|;
+ *  - did the rewrite make accuracy worse? for each rewritten layer, the original conv and its
+ *    replacement are each compared with a float64 conv of the input the conv received; the
+ *    replacement fails if its mean error exceeds DEFAULT_ACCURACY_FACTOR times the original's.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
-import { InputError } from '../errors';
-import { BackendRequest, selectBackend } from '../backend/select';
-import { OutputMetrics, compareOutputs } from './compare';
+import { InputError, oneLine } from '../errors';
+import { BackendInfo, BackendName, BackendRequest, ModuleLoader, selectBackend } from '../backend/select';
+import { MetricsAccumulator, OutputMetrics } from './compare';
+import { InputSet, VerifyInput, openInputs } from './inputs';
+import { LayerProbe, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
+import { ErrorAccumulator, ErrorStats, convReference } from './reference';
 
+export { makeInputs } from './inputs';
+export type { VerifyInput } from './inputs';
+export type { RewrittenLayer } from './probes';
+
+/** Options shared with the graph-model verifier (src/graphmodel). */
 export interface VerifyOptions {
   backend?: BackendRequest;
   /** Defaults: see DEFAULT_TOLERANCE. */
   atol?: number;
   rtol?: number;
-  /** Batch size of the generated inputs (default 2: catches batch-mixing bugs). */
+  /** One per model input, in order; default: `batch` seeded uniform rows. */
+  inputs?: VerifyInput[];
+  /** Rows of the generated inputs (default 2: catches batch-mixing bugs). Ignored with `inputs`. */
   batch?: number;
   seed?: number;
+  /** Rows per forward pass; bounds memory for large inputs (default 512). */
+  batchSize?: number;
+  /** Fail when a replacement's mean error vs float64 exceeds this times the original's (default 4). */
+  accuracyFactor?: number;
+  /** Which layers were rewritten into what (optimize passes its records); else inferred by name. */
+  rewrittenLayers?: RewrittenLayer[];
+  /** Called after every batch. */
+  onProgress?: (progress: { backend: string; done: number; total: number }) => void;
+  /** Test hook: module loader for the tensorflow backend (default `require`). */
+  moduleLoader?: ModuleLoader;
+}
+
+export interface LayersVerifyOptions extends Omit<VerifyOptions, 'backend'> {
+  /** A backend, or 'all' to run on every backend present and report a matrix. */
+  backend?: BackendRequest | 'all';
 }
 
 /**
- * float32 dot products of length K carry a relative error around sqrt(K) * 6e-8; for the
- * patch embeds here (K up to 1536, outputs O(1)) that is ~1e-6 absolute. The defaults leave
- * ~10x headroom over what we measure while a permuted kernel row misses by O(0.1..1).
+ * Defaults for |a-b| <= atol + rtol*|a|. A float32 dot product of length K has a rounding error of
+ * order sqrt(K)*u*(partial sums) (u = 2^-24 = 6e-8; worst case K*u*sum|w_k x_k|), and two summation
+ * orders differ by about that much. Measured on the Qwen3-VL patch embed (K = 1536) over 24,168
+ * real image patches on wasm: maxAbsDiff 8.8e-6 over 27.8M outputs, the tightest element at 34% of
+ * its tolerance (README). A permuted kernel row or wrong crop misses by O(1e-2..1). For K well above
+ * ~2k, raise atol with sqrt(K).
  */
 export const DEFAULT_TOLERANCE = { atol: 1e-5, rtol: 1e-4 };
 
+/**
+ * The gate on rewritten layers, on mean |error vs float64| (stable, unlike the max). Both layers
+ * compute the same float32 dot products in different summation orders; we measure ratios
+ * replacement/original of 0.2-0.7 on cpu (its matMul accumulates in float64) and 1.8-3.9 on wasm
+ * (XNNPACK's GEMM vs a naive conv loop), while zeroing the low 4 of the kernel's 24 mantissa bits
+ * gives 4.5-5, 6 bits 18, 8 bits 75 (README). 4 = "worse by two bits or more".
+ */
+export const DEFAULT_ACCURACY_FACTOR = 4;
+export const DEFAULT_BATCH_SIZE = 512;
+
+/** Float32 unit roundoff: an error below u*|largest output| is the rounding of the store itself. */
+const U32 = 2 ** -24;
+
+export interface LayerAccuracy {
+  layer: string;
+  replacement: string[];
+  /** Elements compared (all calls, all rows). */
+  elements: number;
+  /** The original conv vs float64. */
+  original: ErrorStats;
+  /** The replacement vs float64. */
+  rewritten: ErrorStats;
+  /** rewritten.meanAbsError / max(original.meanAbsError, u/2 * meanAbsReference): the gated number. */
+  ratio: number;
+  /** accuracyFactor, widened by the sampling spread of `ratio` when few elements were compared. */
+  limit: number;
+  passed: boolean;
+  /** With backend 'all': the backend this (worst) entry comes from. */
+  backend?: string;
+}
+
+export interface SkippedBackend {
+  backend: BackendName;
+  skipped: string;
+}
+
 export interface VerificationReport {
+  /** End-to-end within tolerance and no rewritten layer measurably less accurate. */
   passed: boolean;
   backend: string;
   device: string;
   fallbacks: string[];
   atol: number;
   rtol: number;
+  /** Rows of the generated inputs (when no `inputs`). */
   batch: number;
   seed: number;
-  outputs: OutputMetrics[];
-}
-
-/** Seeded inputs for every model input; only the batch dimension may be unknown. */
-export function makeInputs(model: tf.LayersModel, batch: number, seed: number): tf.Tensor[] {
-  return model.inputs.map((input, i) => {
-    const shape = input.shape.map((dim, axis) => {
-      if (dim !== null) return dim;
-      if (axis === 0) return batch;
-      throw new InputError(`input "${input.name}" has an unknown dimension ${axis} (${JSON.stringify(input.shape)}); generated inputs need static shapes`);
-    });
-    return input.dtype === 'int32'
-      ? tf.randomUniform(shape, 0, 10, 'int32', seed + i)
-      : tf.randomUniform(shape, -1, 1, 'float32', seed + i);
-  });
+  outputs: (OutputMetrics & { backend?: string })[];
+  // Always set for layers models (optional only so the graph-model verifier shares the type):
+  /** What was fed: the files/arrays, or the seeded rows. */
+  inputs?: string;
+  rows?: number;
+  batchSize?: number;
+  accuracyFactor?: number;
+  /** Float64 reference check of each rewritten layer (see LayerAccuracy). */
+  layers?: LayerAccuracy[];
+  notes?: string[];
+  /** With backend 'all': one entry per backend; outputs/layers above then hold the worst of them. */
+  backends?: (VerificationReport | SkippedBackend)[];
 }
 
 async function instantiate(artifacts: io.ModelArtifacts, label: string): Promise<tf.LayersModel> {
+  // A failed load leaves what tfjs made so far: decoded weight tensors (freed by the scope) and
+  // the variables of layers already built (scopes never free variables: done by hand).
+  const known = new Set(Object.keys(tf.engine().state.registeredVariables));
+  tf.engine().startScope();
   try {
-    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    tf.engine().endScope();
+    return model;
   } catch (error) {
-    throw new InputError(`stock tfjs cannot load the ${label} model: ${(error as Error).message}`);
+    tf.engine().endScope();
+    for (const [name, variable] of Object.entries(tf.engine().state.registeredVariables)) {
+      if (!known.has(name)) variable.dispose();
+    }
+    throw new InputError(`stock tfjs cannot load the ${label} model: ${oneLine(error)}`);
   }
 }
 
@@ -71,16 +149,79 @@ function disposeModel(model: tf.LayersModel): void {
   }
 }
 
-export async function verifyArtifacts(
-  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: VerifyOptions = {},
+type Values = { data: ArrayLike<number>; shape: number[] }[];
+
+/** Per-layer float64 accounting for one probe across batches. */
+class LayerCheck {
+  readonly original = new ErrorAccumulator();
+  readonly rewritten = new ErrorAccumulator();
+  elements = 0;
+  /** Call of the conv each replacement output belongs to; fixed on the first batch. */
+  private callOf: number[] | null = null;
+
+  constructor(readonly probe: LayerProbe) {}
+
+  /** `a`/`b`: tap values of the original/rewritten probe models for one batch. */
+  add(a: Values, b: Values): void {
+    const { spec } = this.probe;
+    const references = this.probe.original.map((tap) => {
+      const input = a[tap.input];
+      return convReference(spec, input.data, input.shape.slice(1), input.shape[0]).data;
+    });
+    this.probe.original.forEach((tap, call) => {
+      this.original.add(references[call], a[tap.output].data);
+      this.elements += references[call].length;
+    });
+    // A shared conv has one replacement output per call; pair them by closeness (a misordered
+    // pairing would be off by O(1), a right one by float32 rounding).
+    this.callOf ??= this.probe.rewritten.map((tap) => {
+      const distance = references.map((ref) => meanAbsDiff(ref, b[tap].data));
+      return distance.indexOf(Math.min(...distance));
+    });
+    this.probe.rewritten.forEach((tap, i) => this.rewritten.add(references[this.callOf![i]], b[tap].data));
+  }
+
+  result(factor: number): LayerAccuracy {
+    const original = this.original.result();
+    const rewritten = this.rewritten.result();
+    // Rounding the exact result to float32 once costs ~u/2*|x| on average: no layer does better.
+    const floor = (U32 / 2) * original.meanAbsReference;
+    const ratio = rewritten.meanAbsError / Math.max(original.meanAbsError, floor, Number.MIN_VALUE);
+    // A ratio of two means of n |errors| has a relative spread of ~1.07/sqrt(n) (half-normal
+    // errors): allow three of those, which matters only for tiny samples (n = 64: +40%).
+    const limit = factor * (1 + 3.2 / Math.sqrt(Math.max(this.elements, 1)));
+    return {
+      layer: this.probe.layer,
+      replacement: this.probe.replacement,
+      elements: this.elements,
+      original,
+      rewritten,
+      ratio,
+      limit,
+      passed: ratio <= limit, // NaN fails
+    };
+  }
+}
+
+function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
+
+async function runOn(
+  backend: BackendInfo, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
 ): Promise<VerificationReport> {
-  const backend = await selectBackend(options.backend ?? 'auto');
   const atol = options.atol ?? DEFAULT_TOLERANCE.atol;
   const rtol = options.rtol ?? DEFAULT_TOLERANCE.rtol;
   const batch = options.batch ?? 2;
   const seed = options.seed ?? 1234;
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const factor = options.accuracyFactor ?? DEFAULT_ACCURACY_FACTOR;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
   const models: tf.LayersModel[] = [];
-  let inputs: tf.Tensor[] = [];
+  let inputs: InputSet | null = null;
   try {
     models.push(await instantiate(original, 'original'));
     models.push(await instantiate(rewritten, 'rewritten'));
@@ -88,29 +229,47 @@ export async function verifyArtifacts(
     if (before.inputs.length !== after.inputs.length || before.outputs.length !== after.outputs.length) {
       throw new InputError(`the models differ in inputs/outputs (${before.inputs.length}/${before.outputs.length} vs ${after.inputs.length}/${after.outputs.length})`);
     }
-    inputs = makeInputs(before, batch, seed);
-    const outputs: OutputMetrics[] = [];
-    for (let o = 0; o < before.outputs.length; o++) {
-      // One output at a time keeps at most two output tensors alive.
-      const [expected, actual] = [before, after].map((model) => {
-        const result = model.predict(inputs) as tf.Tensor | tf.Tensor[];
-        const all = Array.isArray(result) ? result : [result];
-        const kept = all[o];
-        tf.dispose(all.filter((t) => t !== kept));
-        return kept;
-      });
+    const probeA = new ProbeModel(before);
+    const probeB = new ProbeModel(after);
+    const { probes, notes } = planProbes(options.rewrittenLayers ?? inferRewrittenLayers(before, after), probeA, probeB);
+    const checks = probes.map((probe) => new LayerCheck(probe));
+    inputs = openInputs(before, options.inputs, { batch, seed });
+    const accumulators: MetricsAccumulator[] = [];
+
+    for (let start = 0; start < inputs.rows; start += batchSize) {
+      const count = Math.min(batchSize, inputs.rows - start);
+      const xs = inputs.batch(start, count);
+      let a: tf.Tensor[] = [];
+      let b: tf.Tensor[] = [];
       try {
-        if (expected.shape.join() !== actual.shape.join()) {
-          throw new InputError(`output ${before.outputs[o].name}: shape ${JSON.stringify(expected.shape)} vs ${JSON.stringify(actual.shape)}`);
+        try {
+          a = probeA.run(xs);
+        } catch (error) {
+          // The original model as given cannot run (a config tfjs accepts but cannot execute).
+          throw new InputError(`stock tfjs cannot run the original model: ${oneLine(error)}`);
         }
-        outputs.push(compareOutputs(before.outputNames[o] ?? `output_${o}`, expected.shape,
-          await expected.data() as Float32Array, await actual.data() as Float32Array, { atol, rtol }));
+        b = probeB.run(xs);
+        const read = (tensors: tf.Tensor[]) => Promise.all(tensors.map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })));
+        const [va, vb] = [await read(a), await read(b)];
+        for (let o = 0; o < before.outputs.length; o++) {
+          const [expected, actual] = [va[probeA.outputs[o]], vb[probeB.outputs[o]]];
+          const name = before.outputNames[o] ?? `output_${o}`;
+          if (expected.shape.join() !== actual.shape.join()) {
+            throw new InputError(`output ${name}: shape ${JSON.stringify(expected.shape)} vs ${JSON.stringify(actual.shape)}`);
+          }
+          accumulators[o] ??= new MetricsAccumulator(name, expected.shape.slice(1), { atol, rtol });
+          accumulators[o].add(expected.data, actual.data);
+        }
+        checks.forEach((check) => check.add(va, vb));
       } finally {
-        tf.dispose([expected, actual]);
+        tf.dispose([...xs, ...a, ...b]);
       }
+      options.onProgress?.({ backend: backend.name, done: start + count, total: inputs.rows });
     }
+    const outputs = accumulators.map((acc) => acc.result());
+    const layers = checks.map((check) => check.result(factor));
     return {
-      passed: outputs.every((output) => output.passed),
+      passed: outputs.every((o) => o.passed) && layers.every((l) => l.passed),
       backend: backend.name,
       device: backend.device,
       fallbacks: backend.fallbacks,
@@ -118,10 +277,67 @@ export async function verifyArtifacts(
       rtol,
       batch,
       seed,
+      inputs: inputs.source,
+      rows: inputs.rows,
+      batchSize,
+      accuracyFactor: factor,
       outputs,
+      layers,
+      notes,
     };
   } finally {
-    tf.dispose(inputs);
+    inputs?.close();
     models.forEach(disposeModel);
   }
+}
+
+const ALL_BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+/** NaN-aware "a is worse than b". */
+const worse = (a: number, b: number) => Number.isNaN(a) || (!Number.isNaN(b) && a > b);
+
+/** The matrix of --backend all: per output and per layer, the entry of the backend where it was worst. */
+function mergeRuns(runs: (VerificationReport | SkippedBackend)[]): VerificationReport {
+  const done = runs.filter((r): r is VerificationReport => !('skipped' in r));
+  if (done.length === 0) throw new InputError(`no backend could run: ${runs.map((r) => `${r.backend}: ${(r as SkippedBackend).skipped}`).join('; ')}`);
+  const [first] = done;
+  const outputs = first.outputs.map((_, o) => {
+    const candidates = done.map((r) => ({ ...r.outputs[o], backend: r.backend }));
+    return candidates.reduce((w, c) => (!c.passed && w.passed) || (c.passed === w.passed && worse(c.maxAbsDiff, w.maxAbsDiff)) ? c : w);
+  });
+  const layers = (first.layers ?? []).map((_, l) => {
+    const candidates = done.map((r) => ({ ...r.layers![l], backend: r.backend }));
+    return candidates.reduce((w, c) => (worse(c.ratio, w.ratio) ? c : w));
+  });
+  return {
+    ...first,
+    passed: done.every((r) => r.passed),
+    backend: 'all',
+    device: done.map((r) => `${r.backend}: ${r.device}`).join('; '),
+    fallbacks: runs.filter((r): r is SkippedBackend => 'skipped' in r).map((r) => `${r.backend}: ${r.skipped}`),
+    outputs,
+    layers,
+    notes: [...new Set(done.flatMap((r) => r.notes ?? []))],
+    backends: runs,
+  };
+}
+
+export async function verifyArtifacts(
+  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
+): Promise<VerificationReport> {
+  const load = options.moduleLoader ?? require;
+  if (options.backend !== 'all') return runOn(await selectBackend(options.backend ?? 'auto', load), original, rewritten, options);
+  const runs: (VerificationReport | SkippedBackend)[] = [];
+  for (const name of ALL_BACKENDS) {
+    let backend: BackendInfo;
+    try {
+      backend = await selectBackend(name, load);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      runs.push({ backend: name, skipped: oneLine(error) });
+      continue;
+    }
+    runs.push(await runOn(backend, original, rewritten, options));
+  }
+  return mergeRuns(runs);
 }

@@ -1,0 +1,68 @@
+/**
+ * The benchmark cases: the fixtures' patch embeds at realistic patch counts, and video convs at
+ * realistic clip sizes (built here: the committed fixtures are small on purpose).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FIXTURES, fillDeterministic } from '../../fixtures/models';
+
+export interface BenchCase {
+  name: string;
+  description: string;
+  /** Batch sizes to time at; for the Qwen patch embeds the batch is the patch count N. */
+  batches: number[];
+  /** What a batch row is, for the table ("patches", "clips"). */
+  unit: string;
+  /** Backends this case runs on only with --full (to keep the default run to a few minutes). */
+  fullOnlyOn?: string[];
+  build(): tf.LayersModel;
+}
+
+/** Input -> one non-sliding Conv3D (channels last) -> optional reshape to tokens. */
+function videoConv(name: string, shape: number[], kernel: [number, number, number], filters: number, seed: number): tf.LayersModel {
+  const input = tf.input({ shape, name: 'clip' });
+  const output = tf.layers.conv3d({ name: 'embed', filters, kernelSize: kernel, strides: kernel, padding: 'valid' }).apply(input) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: output, name });
+  fillDeterministic(model, seed);
+  return model;
+}
+
+const fromFixture = (name: string) => () => FIXTURES.find((spec) => spec.name === name)!.build();
+
+export const BENCH_CASES: BenchCase[] = [
+  {
+    name: 'qwen3vl-patch-embed',
+    description: 'Qwen3-VL patch embed (fixture): [N, 1536] -> Reshape/Permute -> Conv3D 2x16x16 -> 1152, bias',
+    batches: [256, 1024, 4096],
+    unit: 'patches',
+    build: fromFixture('qwen3vl-patch-embed'),
+  },
+  {
+    name: 'qwen2vl-patch-embed',
+    description: 'Qwen2-VL patch embed (fixture): [N, 1176] -> Reshape/Permute -> Conv3D 2x14x14 -> 1280, no bias',
+    batches: [1024],
+    unit: 'patches',
+    fullOnlyOn: ['cpu'], // ~1.5 min there, and it tells nothing the qwen3vl rows do not
+    build: fromFixture('qwen2vl-patch-embed'),
+  },
+  {
+    name: 'videomae-tubelet',
+    description: 'VideoMAE-B tubelet embed: 16-frame 224x224 clip -> Conv3D 2x16x16 -> 768 (1568 tubelets; one transpose)',
+    batches: [1],
+    unit: 'clips',
+    build: () => videoConv('videomae_tubelet', [16, 224, 224, 3], [2, 16, 16], 768, 4104),
+  },
+  {
+    name: 'video-swin-remainder',
+    description: 'Video-Swin 2x4x4 embed -> 96 on a 17x226x230 clip (remainders cropped; crop + transpose)',
+    batches: [1],
+    unit: 'clips',
+    build: () => videoConv('video_swin_remainder', [17, 226, 230, 3], [2, 4, 4], 96, 5105),
+  },
+  {
+    name: 'downsample-1x2x2',
+    description: '1x2x2 stride-2 conv -> 4 filters on [8,64,64,4] x4: tiny matMul, full-input transpose (the policy case)',
+    batches: [4],
+    unit: 'clips',
+    build: () => videoConv('downsample_1x2x2', [8, 64, 64, 4], [1, 2, 2], 4, 6106),
+  },
+];

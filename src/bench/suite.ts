@@ -1,0 +1,148 @@
+/** `npm run bench`: every case on every backend present, plus the policy decisions per backend. */
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs';
+import { BackendInfo, BackendName, selectBackend } from '../backend/select';
+import { artifactsOfModel } from '../io/files';
+import { loadChecked } from '../io/source';
+import { registeredPasses } from '../../passes';
+import { BENCH_CASES, BenchCase } from './cases';
+import { Measurement, load, measure, prepare } from './measure';
+import { PolicyDecision, measureCandidates } from './policy';
+import type { Row } from './report';
+import type { InterleaveOptions } from './stats';
+import { seededInputs } from './timing';
+
+export interface SuiteOptions {
+  backends: BackendName[];
+  /** Case names to run (default: all). */
+  cases?: string[];
+  /** Also run what is skipped by default for time (originals and rows estimated > skipAboveMs). */
+  full: boolean;
+  /** Smoke run: batches capped at quickBatch, cheap cases only. */
+  quick: boolean;
+  timing: InterleaveOptions;
+  log(line: string): void;
+}
+
+/** A run (original or rewritten) estimated slower than this is skipped unless --full: keeps the default run to minutes. */
+export const SKIP_ABOVE_MS = 10_000;
+/** Above this, the original runs without warm-up and with minReps. */
+const SLOW_MS = 3_000;
+const QUICK_BATCH = 8;
+const QUICK_CASES = ['qwen3vl-patch-embed', 'downsample-1x2x2'];
+
+export interface PolicyRow {
+  case: string;
+  backend: string;
+  batch: number;
+  decisions: PolicyDecision[];
+}
+
+export interface SuiteResult {
+  rows: Row[];
+  policy: PolicyRow[];
+  backends: BackendInfo[];
+  skipped: string[];
+}
+
+/** Backends present on this machine, in the order of preference of `auto`. */
+export async function presentBackends(): Promise<BackendInfo[]> {
+  const found: BackendInfo[] = [];
+  for (const name of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
+    try {
+      found.push(await selectBackend(name));
+    } catch {
+      // not installed: not a row
+    }
+  }
+  return found;
+}
+
+/** Linear in the batch, from the previous (smaller) batch of the same case and backend. */
+const scaled = (samples: { median: number } | null | undefined, from: number, to: number) =>
+  (samples ? samples.median * (to / from) : undefined);
+
+export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
+  const result: SuiteResult = { rows: [], policy: [], backends: [], skipped: [] };
+  let cases = BENCH_CASES.filter((c) => !options.cases || options.cases.includes(c.name));
+  if (options.quick) cases = cases.filter((c) => QUICK_CASES.includes(c.name)).map((c) => ({ ...c, batches: [Math.min(QUICK_BATCH, c.batches[0])] }));
+  for (const benchCase of cases) {
+    await tf.setBackend('cpu');
+    options.log(`building ${benchCase.name}`);
+    const model = benchCase.build();
+    const artifacts = await artifactsOfModel(model);
+    model.dispose();
+    const prepared = await prepare(artifacts);
+    for (const backendName of options.backends) {
+      if (!options.full && benchCase.fullOnlyOn?.includes(backendName)) {
+        result.skipped.push(`${benchCase.name} / ${backendName}: runs only with --full`);
+        continue;
+      }
+      const backend = await selectBackend(backendName);
+      if (!result.backends.some((b) => b.name === backend.name)) result.backends.push(backend);
+      await runCase(benchCase, prepared, backend.name, options, result);
+      if (benchCase.name === 'downsample-1x2x2' || benchCase.name === 'qwen3vl-patch-embed') {
+        result.policy.push(await policyRow(benchCase, artifacts, backend.name, options));
+      }
+    }
+  }
+  return result;
+}
+
+async function runCase(benchCase: BenchCase, prepared: Awaited<ReturnType<typeof prepare>>, backend: BackendName, options: SuiteOptions, result: SuiteResult) {
+  const loaded = await load(prepared);
+  let previous: Measurement | undefined;
+  try {
+    for (const batch of benchCase.batches) {
+      const where = `${benchCase.name} / ${backend} / ${batch} ${benchCase.unit}`;
+      const rewrittenEstimate = previous ? scaled(previous.rewritten, previous.batch, batch) : undefined;
+      if (!options.full && rewrittenEstimate !== undefined && rewrittenEstimate > SKIP_ABOVE_MS) {
+        result.skipped.push(`${where}: skipped, the rewritten model alone is ~${(rewrittenEstimate / 1000).toFixed(0)} s per run (scaled from batch ${previous!.batch}); --full runs it`);
+        continue;
+      }
+      // An original skipped at the previous batch is skipped again (Infinity), unless --full.
+      const originalEstimate = previous ? scaled(previous.original, previous.batch, batch) ?? Infinity : undefined;
+      const skipOriginal = !options.full && originalEstimate !== undefined && originalEstimate > SKIP_ABOVE_MS
+        ? `original skipped: ~${Number.isFinite(originalEstimate) ? (originalEstimate / 1000).toFixed(0) : `>${SKIP_ABOVE_MS / 1000}`} s per run (scaled from batch ${previous!.batch}); --full runs it`
+        : undefined;
+      options.log(`timing ${where}`);
+      const inputs = seededInputs(loaded.original, batch);
+      try {
+        const measurement = await measure(loaded, prepared.records, inputs, {
+          timing: options.timing,
+          skipOriginal,
+          slowOriginal: originalEstimate !== undefined && originalEstimate > SLOW_MS,
+        });
+        result.rows.push({ case: benchCase.name, backend, unit: benchCase.unit, measurement });
+        previous = measurement;
+      } finally {
+        tf.dispose(inputs);
+      }
+    }
+  } finally {
+    loaded.dispose();
+  }
+}
+
+/** What `optimize --policy measure` decides for this case on this backend, at its first batch. */
+async function policyRow(benchCase: BenchCase, artifacts: Parameters<typeof loadChecked>[0], backend: BackendName, options: SuiteOptions): Promise<PolicyRow> {
+  const batch = benchCase.batches[0];
+  options.log(`policy ${benchCase.name} / ${backend} / batch ${batch}`);
+  const { ir } = await loadChecked(artifacts);
+  const { report } = await measureCandidates(ir, registeredPasses(), { backend, batch });
+  return { case: benchCase.name, backend, batch, decisions: report.decisions };
+}
+
+/** The machine, for the README and the JSON. */
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+    tfjs: tf.version.tfjs,
+    loadavg: os.loadavg().map((n) => n.toFixed(2)).join(' '),
+  };
+}

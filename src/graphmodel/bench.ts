@@ -1,0 +1,63 @@
+/**
+ * Wall-clock comparison of two graph models on the same seeded input: runs interleaved (the
+ * order alternating each round) so drift in machine load hits both alike; medians reported.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { io } from '@tensorflow/tfjs';
+import { BackendRequest, selectBackend } from '../backend/select';
+import { loadGraph, openGraphInputs, runGraph } from './verify';
+
+export interface GraphBenchmark {
+  backend: string;
+  device: string;
+  batch: number;
+  runs: number;
+  originalMs: number[];
+  rewrittenMs: number[];
+  medianOriginalMs: number;
+  medianRewrittenMs: number;
+  /** medianOriginalMs / medianRewrittenMs. */
+  speedup: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export async function benchmarkGraphArtifacts(
+  original: io.ModelArtifacts, rewritten: io.ModelArtifacts,
+  options: { backend?: BackendRequest; batch?: number; runs?: number; warmup?: number; seed?: number } = {},
+): Promise<GraphBenchmark> {
+  const backend = await selectBackend(options.backend ?? 'auto');
+  const batch = options.batch ?? 256;
+  const runs = options.runs ?? 7;
+  const models = [await loadGraph(original, 'original'), await loadGraph(rewritten, 'rewritten')];
+  const rows = openGraphInputs(models[0], undefined, { batch, seed: options.seed ?? 1234 });
+  const feed: tf.NamedTensorMap = {};
+  rows.batch(0, batch).forEach((t, i) => (feed[models[0].inputs[i].name] = t));
+  rows.close();
+  const times: number[][] = [[], []];
+  try {
+    const once = async (m: number) => {
+      const start = performance.now();
+      const outputs = await runGraph(models[m], feed, models[m].outputNodes);
+      await Promise.all(outputs.map((t) => t.data()));
+      const elapsed = performance.now() - start;
+      tf.dispose(outputs);
+      return elapsed;
+    };
+    for (let i = 0; i < (options.warmup ?? 2); i++) for (const m of [0, 1]) await once(m);
+    for (let r = 0; r < runs; r++) {
+      for (const m of r % 2 ? [1, 0] : [0, 1]) times[m].push(await once(m));
+    }
+  } finally {
+    tf.dispose(Object.values(feed));
+    models.forEach((model) => model.dispose());
+  }
+  const [a, b] = times.map(median);
+  return {
+    backend: backend.name, device: backend.device, batch, runs,
+    originalMs: times[0], rewrittenMs: times[1], medianOriginalMs: a, medianRewrittenMs: b, speedup: a / b,
+  };
+}

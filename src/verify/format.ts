@@ -1,0 +1,22 @@
+/** Human-readable lines for what src/report/format.ts does not show: the float64 layer check. */
+import type { VerificationReport } from './verify';
+
+const sci = (n: number) => (Number.isNaN(n) ? 'NaN' : n === 0 ? '0' : n.toExponential(2));
+
+export function formatLayerAccuracy(v: VerificationReport): string {
+  const lines: string[] = [];
+  if (v.rows !== undefined) lines.push(`  inputs: ${v.inputs} (${v.rows} rows, ${v.batchSize} per pass)`);
+  if (v.layers?.length) {
+    lines.push(`  rewritten layers vs float64 (fail when mean error ratio > limit, factor ${v.accuracyFactor}):`);
+    for (const l of v.layers) {
+      lines.push(`    ${l.layer}${l.backend ? ` [${l.backend}]` : ''}: original max ${sci(l.original.maxAbsError)} mean ${sci(l.original.meanAbsError)}, ` +
+        `replacement max ${sci(l.rewritten.maxAbsError)} mean ${sci(l.rewritten.meanAbsError)}, ratio ${l.ratio.toFixed(2)} ` +
+        `(limit ${l.limit.toFixed(2)}) ${l.passed ? 'ok' : 'LESS ACCURATE'}`);
+    }
+  }
+  for (const run of v.backends ?? []) {
+    lines.push('skipped' in run ? `  ${run.backend}: skipped (${run.skipped})` : `  ${run.backend}: ${run.passed ? 'passed' : 'FAILED'} on ${run.device}`);
+  }
+  for (const note of v.notes ?? []) lines.push(`  note: ${note}`);
+  return lines.join('\n');
+}

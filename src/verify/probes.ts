@@ -1,0 +1,163 @@
+/**
+ * Where to tap each model for the per-layer check: the input and output of every call of a
+ * rewritten conv in the original, and the tensors holding the conv's outputs in the rewritten
+ * model. One probe model per side (`tf.model` over the same layers, with the taps as extra
+ * outputs) yields the model outputs and all taps in a single forward pass.
+ *
+ * Limitation: the reference is computed from the original's captured input. When a conv upstream
+ * of this one was rewritten too, the replacement sees that layer's (slightly different) output,
+ * and its measured error includes the upstream difference.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ConvSpec, convSpecOf } from './reference';
+
+/** The rewritten layer and the layers that replaced it (RewriteRecord-compatible). */
+export interface RewrittenLayer {
+  layer: string;
+  /** Path of the model holding the layer; nested when it contains "/". */
+  graph?: string;
+  replacement: string[];
+}
+
+/** Taps of one rewritten conv: its input and output per call, and the replacement's outputs. */
+export interface LayerProbe {
+  layer: string;
+  replacement: string[];
+  spec: ConvSpec;
+  /** Per call of the conv in the original: tap indices of its input and output. */
+  original: { input: number; output: number }[];
+  /** Tap indices (rewritten model) of the tensors that now hold the conv's outputs. */
+  rewritten: number[];
+}
+
+/** A model plus the symbolic tensors it must yield: its outputs first, then the taps. */
+export class ProbeModel {
+  readonly tensors: tf.SymbolicTensor[] = [];
+  /** Tap index of each model output (a model may list one tensor twice). */
+  readonly outputs: number[];
+  private probe: tf.LayersModel | null = null;
+
+  constructor(readonly base: tf.LayersModel) {
+    this.outputs = base.outputs.map((t) => this.tap(t));
+  }
+
+  /** Registers a tensor to yield; returns its index (model outputs are 0..outputs.length-1). */
+  tap(tensor: tf.SymbolicTensor): number {
+    if (this.probe) throw new Error('taps must be registered before the first run');
+    const at = this.tensors.findIndex((t) => t.id === tensor.id);
+    if (at >= 0) return at;
+    this.tensors.push(tensor);
+    return this.tensors.length - 1;
+  }
+
+  /** One forward pass on `inputs`; returns one tensor per registered tap (the caller disposes). */
+  run(inputs: tf.Tensor[]): tf.Tensor[] {
+    const isInput = (t: tf.SymbolicTensor) => this.base.inputs.findIndex((input) => input.id === t.id);
+    const internal = this.tensors.filter((t) => isInput(t) < 0);
+    // Same layers, more outputs: never dispose it (that would dispose the base's weights).
+    this.probe ??= internal.length === this.base.outputs.length && this.outputs.every((i, o) => i === o)
+      ? this.base
+      : tf.model({ inputs: this.base.inputs, outputs: internal, name: `${this.base.name}_probe` });
+    const result = this.probe.predict(inputs, { batchSize: inputs[0].shape[0] || 1 }) as tf.Tensor | tf.Tensor[];
+    const produced = Array.isArray(result) ? result : [result];
+    return this.tensors.map((t) => (isInput(t) >= 0 ? inputs[isInput(t)].clone() : produced[internal.indexOf(t)]));
+  }
+}
+
+const isConv = (layer: tf.layers.Layer) => /^Conv[123]D$/.test(layer.getClassName());
+
+/** The layer `name` inside the nested model at `graph` ("outer/inner/..."), if any. */
+function nestedLayer(model: tf.LayersModel, graph: string, name: string): tf.layers.Layer | undefined {
+  let current: tf.layers.Layer | undefined = model;
+  for (const part of [...graph.split('/').slice(1), name]) {
+    current = current instanceof tf.LayersModel ? current.layers.find((l) => l.name === part) : undefined;
+  }
+  return current;
+}
+
+const single = (value: tf.SymbolicTensor | tf.SymbolicTensor[]) => (Array.isArray(value) ? value[0] : value);
+
+/**
+ * Taps for every rewritten conv, or a note saying why a conv has none.
+ *
+ * Later passes may rewrite the replacement again (fold the views before it into the Dense kernel,
+ * drop a final reshape), so the conv's own input need not exist in the rewritten model. What
+ * does exist is the conv's output, up to a reshape: it is what the rest of the model consumes.
+ * Its descendants are found by following the records transitively; the tensors they produce that
+ * none of them consumes are the conv's outputs (one per call), compared element for element in C
+ * order with the float64 conv of the original's captured input.
+ */
+export function planProbes(
+  records: RewrittenLayer[], original: ProbeModel, rewritten: ProbeModel,
+): { probes: LayerProbe[]; notes: string[] } {
+  const probes: LayerProbe[] = [];
+  const notes: string[] = [];
+  const present = new Map(rewritten.base.layers.map((l) => [l.name, l]));
+  for (const record of records) {
+    const conv = original.base.layers.find((l) => l.name === record.layer);
+    // Records of later passes (views, the replacement itself) are followed below, not checked.
+    if (!conv || !isConv(conv)) {
+      const nested = !conv && record.graph?.includes('/') ? nestedLayer(original.base, record.graph, record.layer) : undefined;
+      if (nested && isConv(nested)) {
+        notes.push(`per-layer reference not available for nested layer ${record.graph}/${record.layer} (the end-to-end comparison still covers it)`);
+      }
+      continue;
+    }
+    const unavailable = (why: string) => notes.push(`per-layer reference not available for ${record.layer}: ${why}`);
+    const spec = convSpecOf(conv);
+    if ('unavailable' in spec) {
+      unavailable(spec.unavailable);
+      continue;
+    }
+    const descendants = new Set(record.replacement);
+    for (const later of records.slice(records.indexOf(record) + 1)) {
+      if (descendants.has(later.layer)) later.replacement.forEach((name) => descendants.add(name));
+    }
+    const layers = [...descendants].map((name) => present.get(name)).filter((l): l is tf.layers.Layer => l !== undefined);
+    const consumed = new Set<number>();
+    const produced: tf.SymbolicTensor[] = [];
+    for (const layer of layers) {
+      layer.inboundNodes.forEach((_, i) => {
+        const inputs = layer.getInputAt(i);
+        (Array.isArray(inputs) ? inputs : [inputs]).forEach((t) => consumed.add(t.id));
+        produced.push(single(layer.getOutputAt(i) as tf.SymbolicTensor));
+      });
+    }
+    const ends = produced.filter((t) => !consumed.has(t.id));
+    if (ends.length !== conv.inboundNodes.length) {
+      unavailable(`found ${ends.length} replacement output(s) for ${conv.inboundNodes.length} call(s) among ${[...descendants].join(', ')}`);
+      continue;
+    }
+    const perRow = (t: tf.SymbolicTensor) => t.shape.slice(1).reduce((a: number, b) => a * (b ?? NaN), 1);
+    const convOut = single(conv.getOutputAt(0) as tf.SymbolicTensor);
+    if (ends.some((t) => perRow(t) !== perRow(convOut))) {
+      unavailable(`replacement outputs ${ends.map((t) => JSON.stringify(t.shape)).join(', ')} do not hold the conv's ${JSON.stringify(convOut.shape)}`);
+      continue;
+    }
+    probes.push({
+      layer: record.layer,
+      replacement: layers.map((l) => l.name),
+      spec,
+      original: conv.inboundNodes.map((_, i) => ({
+        input: original.tap(single(conv.getInputAt(i) as tf.SymbolicTensor)),
+        output: original.tap(single(conv.getOutputAt(i) as tf.SymbolicTensor)),
+      })),
+      rewritten: ends.map((t) => rewritten.tap(t)),
+    });
+  }
+  return { probes, notes };
+}
+
+/**
+ * When verify() is given two models rather than an optimize() run: a layer of the original
+ * that is gone from the rewritten model, whose replacement is every new layer named after it
+ * (the pass names them `<layer>_...`).
+ */
+export function inferRewrittenLayers(original: tf.LayersModel, rewritten: tf.LayersModel): RewrittenLayer[] {
+  const kept = new Set(rewritten.layers.map((l) => l.name));
+  const fresh = rewritten.layers.map((l) => l.name).filter((name) => !original.layers.some((l) => l.name === name));
+  return original.layers
+    .filter((l) => !kept.has(l.name) && isConv(l))
+    .map((l) => ({ layer: l.name, replacement: fresh.filter((name) => name.startsWith(`${l.name}_`)) }))
+    .filter((r) => r.replacement.length > 0);
+}

@@ -1,0 +1,55 @@
+/** The bench's command-line surfaces, run compiled as users run them. No timing is asserted. */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { runCli } from './helpers/cli';
+import { REPO, committedModel, tempDir } from './helpers/tf';
+
+test('bench --json prints one object with the four timings and the ratios', () => {
+  const run = runCli(['bench', committedModel('video-tubelet'), '--backend', 'cpu', '--batch', '2', '--json']);
+  expect(run.status).toBe(0);
+  const report = JSON.parse(run.stdout);
+  expect(report).toMatchObject({ command: 'bench', backend: 'cpu', measurement: { batch: 2 } });
+  for (const key of ['original', 'rewritten', 'subgraph', 'bare']) {
+    expect(report.measurement[key]).toEqual(expect.objectContaining({ median: expect.any(Number), ms: expect.any(Array) }));
+  }
+  expect(report.measurement.speedup).toBeCloseTo(report.measurement.original.median / report.measurement.rewritten.median);
+});
+
+test('bench without --json prints the markdown row', () => {
+  const run = runCli(['bench', committedModel('qwen3vl-patch-embed-mini'), '--backend', 'cpu', '--batch', '4']);
+  expect(run.status).toBe(0);
+  expect(run.stdout).toMatch(/\| .*qwen3vl-patch-embed-mini\/model\.json \| cpu \| 4 rows \| [\d.]+ ±\d+% \|/);
+});
+
+test('optimize --policy measure reports a decision per conv, consistent with what was rewritten', () => {
+  const out = path.join(tempDir(), 'out');
+  const run = runCli(['optimize', committedModel('channels-first-gelu'), '--out', out, '--backend', 'cpu',
+    '--policy', 'measure', '--policy-batch', '2', '--json']);
+  expect(run.status).toBe(0);
+  const report = JSON.parse(run.stdout);
+  expect(report.policy).toMatchObject({ mode: 'measure', backend: 'cpu', batch: 2 });
+  expect(report.policy.decisions.map((d: { layer: string }) => d.layer).sort()).toEqual(['embed_cf', 'embed_cf_rem']);
+  for (const d of report.policy.decisions) {
+    const rewritten = report.rewritten.some((r: { layer: string }) => r.layer === d.layer);
+    const kept = report.kept.some((k: { layer: string }) => k.layer === d.layer);
+    expect([d.decision, rewritten, kept]).toEqual(d.decision === 'rewrite' ? ['rewrite', true, false] : ['keep', false, true]);
+  }
+  expect(report.verification.passed).toBe(true);
+});
+
+test('a bad --policy is a usage error', () => {
+  const run = runCli(['optimize', committedModel('video-tubelet'), '--out', path.join(tempDir(), 'o'), '--policy', 'sometimes']);
+  expect(run.status).toBe(2);
+  expect(run.stderr).toContain('--policy must be one of always, measure');
+});
+
+test('the pass-cost child reports wall time and its own peak RSS', () => {
+  const child = path.join(REPO, 'dist', 'src', 'bench', 'pass-cost-child.js');
+  const run = spawnSync(process.execPath, [child, 'load-save', committedModel('video-tubelet'), path.join(tempDir(), 'copy')], { encoding: 'utf8' });
+  expect(run.status).toBe(0);
+  const result = JSON.parse(run.stdout);
+  expect(result.ms).toBeGreaterThan(0);
+  // A node process with tfjs loaded holds tens of MiB; a parent's peak would be much larger.
+  expect(result.peakRss).toBeGreaterThan(20 * 2 ** 20);
+  expect(result.peakRss).toBeLessThan(1024 * 2 ** 20);
+});
