@@ -75,3 +75,39 @@ test('large weights are split into 4 MiB shards that load back', async () => {
   expect(Array.from((loaded.getLayer('wide').getWeights()[0].dataSync() as Float32Array).subarray(0, 5))).toEqual(Array.from(values.subarray(0, 5)));
   disposeModel(loaded);
 });
+
+describe('weights are the bytes tfjs itself decodes and encodes', () => {
+  test.each(committed)('%s', async (name) => {
+    const artifacts = await readModelFiles(path.join(COMMITTED, name, 'model.json'));
+    // Read per weight (one buffer each) and viewed in place: no concatenation.
+    expect(Array.isArray(artifacts.weightData)).toBe(true);
+    const ir = irFromArtifacts(artifacts);
+    const reference = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!);
+    for (const weight of ir.weights) {
+      expect(weight.shape).toEqual(reference[weight.name].shape);
+      expect(Array.from(weight.values)).toEqual(Array.from(reference[weight.name].dataSync()));
+    }
+    const tensors = ir.weights.map((w) => ({ name: w.name, tensor: tf.tensor(w.values, w.shape, w.dtype) }));
+    const encoded = await tf.io.encodeWeights(tensors);
+    const packed = await artifactsFromIR(ir);
+    expect(packed.weightSpecs).toEqual(encoded.specs);
+    expect(Buffer.from(packed.weightData as ArrayBuffer).equals(Buffer.from(encoded.data))).toBe(true);
+    tf.dispose([...Object.values(reference), ...tensors.map((t) => t.tensor)]);
+  });
+
+  test('a weight straddling two buffers, or misaligned after a bool, is copied whole', () => {
+    const specs = [
+      { name: 'a/flag', shape: [3], dtype: 'bool' as const },
+      { name: 'a/kernel', shape: [2, 2], dtype: 'float32' as const },
+    ];
+    const bytes = new Uint8Array(3 + 16);
+    bytes.set([1, 0, 1]);
+    new DataView(bytes.buffer).setFloat32(3, 1.5, true);
+    new DataView(bytes.buffer).setFloat32(15, -2, true);
+    const split = [bytes.buffer.slice(0, 9), bytes.buffer.slice(9)];
+    const topology = { class_name: 'Sequential', config: { name: 's', layers: [{ class_name: 'Dense', config: { name: 'a', units: 2, batch_input_shape: [null, 2] } }] } };
+    const ir = irFromArtifacts({ modelTopology: topology, weightSpecs: specs, weightData: split });
+    expect(Array.from(ir.weights[0].values)).toEqual([1, 0, 1]);
+    expect(Array.from(ir.weights[1].values)).toEqual([1.5, 0, 0, -2]);
+  });
+});

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { describeValue, isObject } from '../validate/describe';
-import { ANY_DTYPES, LAYERS_DTYPES, checkManifest, groupBytes } from '../validate/manifest';
+import { ANY_DTYPES, LAYERS_DTYPES, checkManifest, groupBytes, specBytes } from '../validate/manifest';
 
 type ModelArtifacts = io.ModelArtifacts;
 
@@ -121,7 +121,7 @@ export async function readWeightsFor(modelJsonPath: string, modelJson: Record<st
   const manifest = inFile(modelJsonPath, () => checkManifest(modelJson.weightsManifest, ANY_DTYPES));
   const shown = (file: string) => path.relative(process.cwd(), file) || file;
 
-  const loadWeights = async (): Promise<[io.WeightsManifestEntry[], ArrayBuffer]> => {
+  const loadWeights = async (): Promise<[io.WeightsManifestEntry[], ArrayBuffer[]]> => {
     const buffers: ArrayBuffer[] = [];
     manifest.forEach((group, g) => {
       const files = group.paths.map((p, i) => resolveWeightPath(modelDir, p, `weightsManifest[${g}].paths[${i}]`));
@@ -136,19 +136,43 @@ export async function readWeightsFor(modelJsonPath: string, modelJson: Record<st
           `weightsManifest[${g}] (${actual < expected ? 'truncated' : 'oversized'})`,
         );
       }
-      for (const file of files) {
-        let bytes: Buffer;
-        try {
-          bytes = fs.readFileSync(file);
-        } catch (error) {
-          throw new InputError(`weight file ${shown(file)} cannot be read (${errorCode(error)})`);
-        }
-        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      try {
+        // One buffer per weight, filled straight from the shards: no per-shard copies and no
+        // concatenation, and the IR can view each weight without copying it again.
+        const sizes = expected === undefined ? [actual] : group.weights.map((spec) => specBytes(spec)!);
+        buffers.push(...readChunks(files, sizes));
+      } catch (error) {
+        throw new InputError(`weight files of weightsManifest[${g}] cannot be read (${errorCode(error)})`);
       }
     });
-    return [tf.io.getWeightSpecs(manifest), tf.io.concatenateArrayBuffers(buffers)];
+    return [tf.io.getWeightSpecs(manifest), buffers];
   };
   return tf.io.getModelArtifactsForJSON(modelJson as unknown as io.ModelJSON, loadWeights);
+}
+
+/** Reads the concatenation of `files` as consecutive buffers of the given byte sizes. */
+function readChunks(files: string[], sizes: number[]): ArrayBuffer[] {
+  const chunks = sizes.map((size) => new ArrayBuffer(size));
+  let chunk = 0;
+  let filled = 0;
+  for (const file of files) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      for (;;) {
+        while (chunk < chunks.length && filled === sizes[chunk]) {
+          chunk++;
+          filled = 0;
+        }
+        if (chunk === chunks.length) break;
+        const read = fs.readSync(fd, new Uint8Array(chunks[chunk], filled));
+        if (read === 0) break;
+        filled += read;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return chunks;
 }
 
 /** Serializes an in-memory model through tfjs's own save path. */
@@ -161,10 +185,41 @@ export async function artifactsOfModel(model: tf.LayersModel): Promise<ModelArti
   return captured!;
 }
 
-function weightBytes(artifacts: ModelArtifacts): Uint8Array {
+/** The weight bytes as they lie: one view per buffer, never concatenated. */
+function weightChunks(artifacts: ModelArtifacts): Uint8Array[] {
   const data = artifacts.weightData;
-  if (data === undefined) return new Uint8Array(0);
-  return new Uint8Array(Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data);
+  if (data === undefined) return [];
+  return (Array.isArray(data) ? data : [data]).map((buffer) => new Uint8Array(buffer));
+}
+
+/** Writes `chunks` back to back as shards of at most SHARD_BYTES; returns the shard names. */
+function writeShards(dir: string, chunks: Uint8Array[]): string[] {
+  const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  const count = Math.max(1, Math.ceil(total / SHARD_BYTES));
+  const names = Array.from({ length: count }, (_, i) => `group1-shard${i + 1}of${count}.bin`);
+  let shard = -1;
+  let fd = -1;
+  let room = 0;
+  const next = () => {
+    if (fd >= 0) fs.closeSync(fd);
+    fd = fs.openSync(path.join(dir, names[++shard]), 'w');
+    room = SHARD_BYTES;
+  };
+  try {
+    next();
+    for (const chunk of chunks) {
+      for (let offset = 0; offset < chunk.byteLength;) {
+        if (room === 0) next();
+        const length = Math.min(room, chunk.byteLength - offset);
+        fs.writeSync(fd, chunk, offset, length);
+        offset += length;
+        room -= length;
+      }
+    }
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+  return names;
 }
 
 /** The model.json object for artifacts whose weights sit in `paths`. */
@@ -233,7 +288,9 @@ export function checkOutputTarget(outDir: string, options: WriteOptions = {}): v
  * Writes model.json + group1-shardXofN.bin into `outDir`, atomically: all files go to a temp
  * directory next to it that is renamed into place at the end, and removed on any failure.
  */
-export function writeModelFiles(artifacts: ModelArtifacts, outDir: string, options: WriteOptions = {}): string {
+export function writeModelFiles(
+  artifacts: ModelArtifacts, outDir: string, options: WriteOptions = {}, chunks = weightChunks(artifacts),
+): string {
   checkOutputTarget(outDir, options);
   const target = path.resolve(outDir);
   let createdParent: string | undefined;
@@ -243,14 +300,7 @@ export function writeModelFiles(artifacts: ModelArtifacts, outDir: string, optio
     createdParent = fs.mkdirSync(path.dirname(target), { recursive: true });
     temp = fs.mkdtempSync(`${target}.tmp-`);
     pendingWrites.add(temp);
-    const bytes = weightBytes(artifacts);
-    const shardCount = Math.max(1, Math.ceil(bytes.byteLength / SHARD_BYTES));
-    const paths: string[] = [];
-    for (let i = 0; i < shardCount; i++) {
-      const name = `group1-shard${i + 1}of${shardCount}.bin`;
-      fs.writeFileSync(path.join(temp, name), bytes.subarray(i * SHARD_BYTES, (i + 1) * SHARD_BYTES));
-      paths.push(name);
-    }
+    const paths = writeShards(temp, chunks);
     fs.writeFileSync(path.join(temp, 'model.json'), JSON.stringify(modelJsonFor(artifacts, paths)));
     if (fs.existsSync(target)) {
       old = `${temp}-old`;

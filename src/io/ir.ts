@@ -1,7 +1,8 @@
 /**
- * ModelArtifacts <-> ModelIR. Weight bytes are decoded and encoded by tfjs itself
- * (decodeWeights / encodeWeights handle every dtype and quantization); the IR keeps plain typed
- * arrays so passes never touch tensors.
+ * ModelArtifacts <-> ModelIR. The IR keeps weights as plain typed arrays so passes never touch
+ * tensors. Plain dtypes are viewed in place (tfjs's decode/encode would copy every weight into a
+ * backend and out again: 3x the model in memory); quantized ones go through tfjs's decoder.
+ * test/roundtrip.test.ts checks both directions against tf.io.decodeWeights / encodeWeights.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
@@ -9,7 +10,7 @@ import { InputError } from '../errors';
 import { graphToJson, parseGraph } from '../graph/json';
 import { lintGraph } from '../graph/lint';
 import { JsonObject, ModelIR, Weight, WeightDtype, WeightValues } from '../graph/types';
-import { checkWeightSpecs, groupBytes } from '../validate/manifest';
+import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
 
 const PASSED_THROUGH = ['format', 'generatedBy', 'convertedBy', 'trainingConfig', 'userDefinedMetadata', 'signature'] as const;
 
@@ -40,50 +41,108 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
   return { graph, topologyExtra: topologyExtra as JsonObject, weights: decode(artifacts, specs), artifactExtra, notes };
 }
 
+const VIEWS: Record<string, { new (buffer: ArrayBuffer, offset: number, length: number): WeightValues; BYTES_PER_ELEMENT: number }> = {
+  float32: Float32Array, int32: Int32Array, bool: Uint8Array,
+};
+
 function decode(artifacts: io.ModelArtifacts, specs: io.WeightsManifestEntry[]): Weight[] {
   if (specs.length === 0) return [];
   if (artifacts.weightData === undefined) throw new InputError('the manifest lists weights but no weight data was found');
   const data = artifacts.weightData;
-  const actual = Array.isArray(data) ? data.reduce((sum, part) => sum + part.byteLength, 0) : data.byteLength;
+  const chunks = Array.isArray(data) ? data : [data];
+  const actual = chunks.reduce((sum, part) => sum + part.byteLength, 0);
   const expected = groupBytes(specs);
   if (expected !== actual) {
     throw new InputError(`weight data holds ${actual} bytes, but the ${specs.length} weight specs need ${expected}`);
   }
+  return specs.some((spec) => spec.quantization) ? decodeWithTfjs(data, specs) : viewWeights(chunks, specs);
+}
+
+/**
+ * Plain float32/int32/bool weights are their bytes: each becomes a typed-array view of the
+ * buffer it lies in (a copy only when it straddles two buffers or is misaligned), so a model of
+ * any size is held once. The layout is tfjs's (decodeWeights reads the same bytes in order).
+ */
+function viewWeights(chunks: ArrayBuffer[], specs: io.WeightsManifestEntry[]): Weight[] {
+  let chunk = 0;
+  let offset = 0;
+  return specs.map((spec) => {
+    const View = VIEWS[spec.dtype];
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    let bytes = specBytes(spec)!;
+    while (chunk < chunks.length && offset === chunks[chunk].byteLength) {
+      chunk++;
+      offset = 0;
+    }
+    let values: WeightValues;
+    const element = View.BYTES_PER_ELEMENT;
+    if (bytes === 0) values = new View(new ArrayBuffer(0), 0, 0);
+    else if (offset + bytes <= chunks[chunk].byteLength && offset % element === 0) {
+      values = new View(chunks[chunk], offset, size);
+      offset += bytes;
+    } else {
+      const copy = new Uint8Array(bytes);
+      for (let filled = 0; bytes > 0;) {
+        if (offset === chunks[chunk].byteLength) {
+          chunk++;
+          offset = 0;
+        }
+        const take = Math.min(bytes, chunks[chunk].byteLength - offset);
+        copy.set(new Uint8Array(chunks[chunk], offset, take), filled);
+        filled += take;
+        offset += take;
+        bytes -= take;
+      }
+      values = new View(copy.buffer, 0, size);
+    }
+    return { name: spec.name, shape: [...spec.shape], dtype: spec.dtype as WeightDtype, values };
+  });
+}
+
+/** Quantized weights: tfjs's own decoder dequantizes them. */
+function decodeWithTfjs(data: io.WeightData, specs: io.WeightsManifestEntry[]): Weight[] {
   let tensors: tf.NamedTensorMap;
   try {
-    tensors = tf.io.decodeWeights(artifacts.weightData, specs);
+    tensors = tf.io.decodeWeights(data, specs);
   } catch (error) {
     throw new InputError(`weights cannot be decoded: ${(error as Error).message}`);
   }
   try {
     return specs.map((spec) => {
       const tensor = tensors[spec.name];
-      return {
-        name: spec.name,
-        shape: [...tensor.shape],
-        dtype: tensor.dtype as WeightDtype,
-        values: tensor.dataSync() as WeightValues,
-      };
+      return { name: spec.name, shape: [...tensor.shape], dtype: tensor.dtype as WeightDtype, values: tensor.dataSync() as WeightValues };
     });
   } finally {
     tf.dispose(Object.values(tensors));
   }
 }
 
+/** Each weight's bytes, as views (no copy), in manifest order. */
+export function weightChunksOfIR(ir: ModelIR): Uint8Array[] {
+  return ir.weights.map((weight) => new Uint8Array(weight.values.buffer, weight.values.byteOffset, weight.values.byteLength));
+}
+
+/** The artifacts of `ir` without weight bytes (see weightChunksOfIR for those). */
+export function artifactsMetaOfIR(ir: ModelIR): io.ModelArtifacts {
+  return {
+    ...(ir.artifactExtra as Partial<io.ModelArtifacts>),
+    modelTopology: { ...graphToJson(ir.graph), ...ir.topologyExtra },
+    weightSpecs: ir.weights.map((weight) => ({ name: weight.name, shape: weight.shape, dtype: weight.dtype })),
+  };
+}
+
+/** The artifacts of `ir` with its weights in one buffer, as tfjs's savers produce them. */
 export async function artifactsFromIR(ir: ModelIR): Promise<io.ModelArtifacts> {
-  const tensors = ir.weights.map((weight) => ({
-    name: weight.name,
-    tensor: tf.tensor(weight.values, weight.shape, weight.dtype),
-  }));
-  try {
-    const { data, specs } = await tf.io.encodeWeights(tensors);
-    return {
-      ...(ir.artifactExtra as Partial<io.ModelArtifacts>),
-      modelTopology: { ...graphToJson(ir.graph), ...ir.topologyExtra },
-      weightSpecs: specs,
-      weightData: data,
-    };
-  } finally {
-    tf.dispose(tensors.map((named) => named.tensor));
+  return packArtifacts(ir);
+}
+
+export function packArtifacts(ir: ModelIR): io.ModelArtifacts {
+  const chunks = weightChunksOfIR(ir);
+  const data = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, offset);
+    offset += chunk.byteLength;
   }
+  return { ...artifactsMetaOfIR(ir), weightData: data.buffer };
 }

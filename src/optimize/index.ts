@@ -4,7 +4,7 @@ import type { io } from '@tensorflow/tfjs';
 import { passesByName, registeredPasses } from '../../passes';
 import { selectBackend } from '../backend/select';
 import { WriteOptions, writeModelFiles } from '../io/files';
-import { artifactsFromIR } from '../io/ir';
+import { artifactsMetaOfIR, packArtifacts, weightChunksOfIR } from '../io/ir';
 import { ModelSource, loadChecked } from '../io/source';
 import type { Pass } from '../pass';
 import { ModelSummary, summarize } from '../report/summary';
@@ -45,8 +45,8 @@ export interface Report {
 
 export interface OptimizeResult {
   report: Report;
-  /** The rewritten model, ready for tf.io.fromMemory or writeModelFiles. */
-  artifacts: io.ModelArtifacts;
+  /** The rewritten model as ModelArtifacts (one weight buffer, packed on first access). */
+  readonly artifacts: io.ModelArtifacts;
   /** Instantiates the rewritten model with stock tfjs. */
   load(): Promise<tf.LayersModel>;
   /** Writes model.json + shards atomically; returns the model.json path. */
@@ -77,14 +77,19 @@ async function rewrite(source: ModelSource, chosen?: (Pass | string)[], options:
 /** Rewrites every eligible layer and (by default) verifies the result against the original. */
 export async function optimize(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
   const { original, ir, before, rewritten, skipped, policyFields } = await rewrite(source, options.passes, options);
-  const artifacts = await artifactsFromIR(ir);
-  const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts, { ...options, rewrittenLayers: rewritten });
+  // The one-buffer artifacts are a copy of every weight: built only when something needs them
+  // (verification, load, a caller); saving writes the IR's weight views directly.
+  let packed: io.ModelArtifacts | undefined;
+  const artifacts = () => (packed ??= packArtifacts(ir));
+  const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten });
   const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...policyFields };
   return {
     report,
-    artifacts,
-    load: () => tf.loadLayersModel(tf.io.fromMemory(artifacts)),
-    save: (dir, saveOptions) => writeModelFiles(artifacts, dir, saveOptions),
+    get artifacts() {
+      return artifacts();
+    },
+    load: () => tf.loadLayersModel(tf.io.fromMemory(artifacts())),
+    save: (dir, saveOptions) => writeModelFiles(artifactsMetaOfIR(ir), dir, saveOptions, weightChunksOfIR(ir)),
   };
 }
 
