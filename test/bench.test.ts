@@ -2,7 +2,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { benchModel, formatModelBench } from '../src/bench/model-bench';
 import { load, measure, prepare } from '../src/bench/measure';
-import { checkTargets, formatTargets, markdownTable, PassCost, Row } from '../src/bench/report';
+import { BENCH_CASES } from '../src/bench/cases';
+import { checkPolicy, checkTargets, formatPolicyChecks, formatTargets, markdownTable, PassCost, Row } from '../src/bench/report';
+import { MEASURED_SPEEDUP, MIN_SPEEDUP } from '../src/rewrite/policy';
 import { interleave, repsFor, summarizeSamples } from '../src/bench/stats';
 import { seededInputs } from '../src/bench/timing';
 import { InputError } from '../src/errors';
@@ -72,6 +74,39 @@ describe('report', () => {
   });
 });
 
+describe('policy checks', () => {
+  const row = (name: string, backend: string, batch: number, speedup: number | null): Row => {
+    const s = summarizeSamples([1, 1]);
+    return {
+      case: name, backend, unit: 'images',
+      measurement: { batch, original: s, rewritten: s, subgraph: s, bare: s, speedup, overhead: 1, subgraphOverhead: 1, notes: [] },
+    };
+  };
+
+  test('the Conv1D/Conv2D cases force their pass: policy-gated, they would not be rewritten', () => {
+    const gated = BENCH_CASES.filter((c) => c.policyClass);
+    expect(gated.map((c) => [c.name, c.policyClass])).toEqual([['vit-b16-patch-embed', 'Conv2D'], ['audio-conv1d-frontend', 'Conv1D']]);
+    for (const c of gated) expect(c.passes).toContain(`${c.policyClass!.toLowerCase()}-to-dense`);
+  });
+
+  test('one line per class and backend, the lowest speedup, set against policy.ts and MIN_SPEEDUP', () => {
+    const classOf = { vit: 'Conv2D', other: undefined };
+    const checks = checkPolicy([
+      row('vit', 'wasm', 8, MIN_SPEEDUP + 1), row('vit', 'wasm', 16, MIN_SPEEDUP - 0.2),
+      row('vit', 'cpu', 8, MIN_SPEEDUP), row('vit', 'nope', 8, null), row('other', 'wasm', 8, 9),
+    ], classOf);
+    expect(checks.map((c) => [c.backend, c.batch, c.clears])).toEqual([['wasm', 16, false], ['cpu', 8, true], ['nope', 8, null]]);
+    const inTable = MEASURED_SPEEDUP.Conv2D.wasm;
+    expect(checks[0]).toMatchObject({ className: 'Conv2D', inPolicy: inTable, minSpeedup: MIN_SPEEDUP, agrees: inTable < MIN_SPEEDUP });
+    expect(checks[2]).toMatchObject({ inPolicy: null, agrees: null });
+    const lines = formatPolicyChecks(checks).split('\n');
+    expect(lines[0]).toBe(`policy Conv2D wasm: measured ${(MIN_SPEEDUP - 0.2).toFixed(2)}x (src/rewrite/policy.ts says ${inTable}x) -> `
+      + `below ${MIN_SPEEDUP}x: not rewritten by default${inTable < MIN_SPEEDUP ? '' : '; policy.ts decides otherwise'} [vit, 16 images]`);
+    expect(lines[1]).toContain(`-> clears ${MIN_SPEEDUP}x: rewritten by default`);
+    expect(lines[2]).toBe('policy Conv2D nope: measured n/a (src/rewrite/policy.ts has no entry) -> not measured (original not timed) [vit, 8 images]');
+  });
+});
+
 describe('measure', () => {
   beforeAll(() => tf.setBackend('cpu'));
 
@@ -93,6 +128,14 @@ describe('measure', () => {
     for (const s of [m.original, m.rewritten, m.subgraph, m.bare]) expect(s!.ms).toHaveLength(2);
     expect(m.speedup).toBeCloseTo(m.original!.median / m.rewritten.median);
     expect(m.subgraphOverhead).toBeCloseTo(m.subgraph!.median / m.bare!.median);
+  });
+
+  test('named passes force a policy-gated conv, in the model and in its probe', async () => {
+    const passes = ['conv2d-to-dense', 'fold-views-into-dense', 'collapse-reshapes', 'drop-identity-views'];
+    const prepared = await prepare(committedModel('vit-patch-embed-mini'), passes);
+    expect(prepared.records.map((r) => [r.layer, r.pass])).toContainEqual(['patch_embed', 'conv2d-to-dense']);
+    expect(prepared.probes).toEqual([expect.objectContaining({ layer: 'patch_embed', shape: [32, 32, 3], calls: 1 })]);
+    expect(prepared.unprobed).toEqual([]);
   });
 
   test('a skipped original is a note, not a number', async () => {

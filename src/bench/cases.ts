@@ -1,6 +1,7 @@
 /**
- * The benchmark cases: the fixtures' patch embeds at realistic patch counts, and video convs at
- * realistic clip sizes (built here: the committed fixtures are small on purpose).
+ * The benchmark cases: the fixtures' patch embeds at realistic patch counts, video convs at
+ * realistic clip sizes (built here: the committed fixtures are small on purpose), and the
+ * Conv2D/Conv1D cases whose speedups back the default policy of src/rewrite/policy.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FIXTURES, fillDeterministic } from '../../fixtures/models';
@@ -10,18 +11,38 @@ export interface BenchCase {
   description: string;
   /** Batch sizes to time at; for the Qwen patch embeds the batch is the patch count N. */
   batches: number[];
+  /** Per backend, the batches to time at instead of `batches` unless --full (to save time). */
+  batchesOn?: Record<string, number[]>;
   /** What a batch row is, for the table ("patches", "clips"). */
   unit: string;
   /** Backends this case runs on only with --full (to keep the default run to a few minutes). */
   fullOnlyOn?: string[];
+  /**
+   * Passes of the rewritten variant (default: all, with their policies). A policy-gated conv
+   * needs its pass named here, or the rewritten model is the original.
+   */
+  passes?: string[];
+  /** The conv class whose default in src/rewrite/policy.ts this case's speedup measures. */
+  policyClass?: 'Conv1D' | 'Conv2D';
   build(): tf.LayersModel;
 }
+
+const CLEANUPS = ['fold-views-into-dense', 'collapse-reshapes', 'drop-identity-views'];
 
 /** Input -> one non-sliding Conv3D (channels last) -> optional reshape to tokens. */
 function videoConv(name: string, shape: number[], kernel: [number, number, number], filters: number, seed: number): tf.LayersModel {
   const input = tf.input({ shape, name: 'clip' });
   const output = tf.layers.conv3d({ name: 'embed', filters, kernelSize: kernel, strides: kernel, padding: 'valid' }).apply(input) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: output, name });
+  fillDeterministic(model, seed);
+  return model;
+}
+
+/** Waveform -> one non-sliding Conv1D framing it (wav2vec-style frontend, kernel == stride). */
+function audioFrontend(samples: number, frame: number, filters: number, seed: number): tf.LayersModel {
+  const input = tf.input({ shape: [samples, 1], name: 'waveform' });
+  const output = tf.layers.conv1d({ name: 'frame_embed', filters, kernelSize: frame, strides: frame, padding: 'valid' }).apply(input) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: output, name: 'audio_frontend' });
   fillDeterministic(model, seed);
   return model;
 }
@@ -64,5 +85,26 @@ export const BENCH_CASES: BenchCase[] = [
     batches: [4],
     unit: 'clips',
     build: () => videoConv('downsample_1x2x2', [8, 64, 64, 4], [1, 2, 2], 4, 6106),
+  },
+  {
+    name: 'vit-b16-patch-embed',
+    description: 'ViT-B/16 patch embed (fixture): image [224,224,3] -> Conv2D 16x16 stride 16 -> 768 -> 196 tokens',
+    batches: [8],
+    // Plain JS is linear in the batch (~3.5 s per run at 8, ~50 s for the row): 2 gives the same ratio.
+    batchesOn: { cpu: [2] },
+    unit: 'images',
+    passes: ['conv2d-to-dense', ...CLEANUPS],
+    policyClass: 'Conv2D',
+    build: fromFixture('vit-b16-patch-embed'),
+  },
+  {
+    // The fixture of this name is small on purpose (1600 samples); this is one second at 16 kHz.
+    name: 'audio-conv1d-frontend',
+    description: 'Audio frontend: waveform [16000,1] -> Conv1D kernel 400 stride 400 -> 512 (40 frames)',
+    batches: [8],
+    unit: 'waveforms',
+    passes: ['conv1d-to-dense', ...CLEANUPS],
+    policyClass: 'Conv1D',
+    build: () => audioFrontend(16000, 400, 512, 7107),
   },
 ];

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
-import { registeredPasses } from '../../passes';
+import { passesByName, registeredPasses } from '../../passes';
 import { loadChecked, ModelSource } from '../io/source';
 import type { RewriteRecord } from '../optimize/driver';
 import { optimize } from '../optimize';
@@ -24,10 +24,16 @@ export interface Prepared {
   unprobed: string[];
 }
 
-export async function prepare(source: ModelSource): Promise<Prepared> {
+/**
+ * `passes` names the pipeline as `optimize({passes})` does: named passes are forced past their
+ * policy (Conv1D/Conv2D would otherwise be refused, leaving nothing to time).
+ */
+export async function prepare(source: ModelSource, passes?: string[]): Promise<Prepared> {
   const { artifacts, ir } = await loadChecked(source);
-  const candidates = findCandidates(ir, registeredPasses());
-  const result = await optimize(artifacts, { verify: false });
+  // In the named order, as optimize runs them, so the probes see the same pipeline.
+  const pipeline = passes ? passes.map((name) => passesByName([name])[0]) : registeredPasses();
+  const candidates = findCandidates(ir, pipeline, undefined, passes ? new Set(passes) : undefined);
+  const result = await optimize(artifacts, { verify: false, passes });
   const records = result.report.rewritten;
   const probes: Probe[] = [];
   const unprobed: string[] = [];
@@ -35,7 +41,7 @@ export async function prepare(source: ModelSource): Promise<Prepared> {
     // Subgraphs are the conv rewrites; clean-ups of existing view layers are not one.
     if (candidate.pass.reportRefusals === false) continue;
     if (!records.some((r) => r.layer === candidate.layer.name && r.graph === candidate.graph)) continue;
-    const found = await probesFor(candidate, registeredPasses());
+    const found = await probesFor(candidate, pipeline);
     if (typeof found === 'string') unprobed.push(`${candidate.layer.name}: ${found}`);
     else probes.push(...found);
   }

@@ -74,7 +74,8 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     const before = probeIR(context.ir, layer, shape);
     const original = await artifactsFromIR(before);
     const after = probeIR(context.ir, layer, shape);
-    const run = runPasses(after, passes, { backend: context.backend });
+    // A pass forced past its policy in the model is forced in the probe too, or it refuses there.
+    const run = runPasses(after, passes, { backend: context.backend, forced: context.forced ? new Set([pass.name]) : undefined });
     if (!run.rewritten.some((record) => record.layer === layer.name && record.pass === pass.name)) return `${pass.name} does not rewrite the layer on its own (${run.skipped[0]?.reason ?? 'no match'})`;
     probes.push({ layer: layer.name, shape, calls, original, rewritten: await artifactsFromIR(after) });
   }

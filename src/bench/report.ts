@@ -1,4 +1,5 @@
 /** The bench's markdown table and its pass/fail lines against the issue-4 targets. */
+import { MEASURED_SPEEDUP, MIN_SPEEDUP } from '../rewrite/policy';
 import type { Measurement } from './measure';
 import { formatMs } from './stats';
 
@@ -83,4 +84,55 @@ export function checkTargets(rows: Row[], passCost: PassCost | null): TargetLine
 
 export function formatTargets(lines: TargetLine[]): string {
   return lines.map((line) => `${line.pass === null ? 'SKIP' : line.pass ? 'PASS' : 'FAIL'}  ${line.target}: ${line.measured}`).join('\n');
+}
+
+/** A measured speedup set against the default policy's table, per conv class and backend. */
+export interface PolicyCheck {
+  className: string;
+  backend: string;
+  /** The row it comes from: with several, the lowest speedup (a default must hold at each). */
+  case: string;
+  batch: number;
+  unit: string;
+  /** original / rewritten, medians; null when the original was not timed. */
+  measured: number | null;
+  /** MEASURED_SPEEDUP[className][backend] of src/rewrite/policy.ts; null when it has no entry. */
+  inPolicy: number | null;
+  minSpeedup: number;
+  /** measured >= minSpeedup: the default should rewrite (paysOn's rule). */
+  clears: boolean | null;
+  /** The table's entry leads to the same decision as the measurement. */
+  agrees: boolean | null;
+}
+
+/** One check per (conv class, backend) among the rows of cases that name a policy class. */
+export function checkPolicy(rows: Row[], classOf: Record<string, string | undefined>): PolicyCheck[] {
+  const checks = new Map<string, PolicyCheck>();
+  for (const row of rows) {
+    const className = classOf[row.case];
+    if (!className) continue;
+    const measured = row.measurement.speedup;
+    const key = `${className}/${row.backend}`;
+    const prev = checks.get(key);
+    if (prev && (measured === null || (prev.measured !== null && prev.measured <= measured))) continue;
+    const inPolicy = MEASURED_SPEEDUP[className]?.[row.backend] ?? null;
+    const clears = measured === null ? null : measured >= MIN_SPEEDUP;
+    const tableClears = inPolicy !== null && inPolicy >= MIN_SPEEDUP;
+    checks.set(key, {
+      className, backend: row.backend, case: row.case, batch: row.measurement.batch, unit: row.unit,
+      measured, inPolicy, minSpeedup: MIN_SPEEDUP, clears, agrees: clears === null ? null : clears === tableClears,
+    });
+  }
+  return [...checks.values()];
+}
+
+/** e.g. `policy Conv2D wasm: measured 1.08x (src/rewrite/policy.ts says 1.1x) -> below 1.25x: not rewritten by default [...]` */
+export function formatPolicyChecks(checks: PolicyCheck[]): string {
+  return checks.map((c) => {
+    const table = c.inPolicy === null ? 'src/rewrite/policy.ts has no entry' : `src/rewrite/policy.ts says ${c.inPolicy}x`;
+    const verdict = c.clears === null ? 'not measured (original not timed)'
+      : c.clears ? `clears ${c.minSpeedup}x: rewritten by default` : `below ${c.minSpeedup}x: not rewritten by default`;
+    const mismatch = c.agrees === false ? '; policy.ts decides otherwise' : '';
+    return `policy ${c.className} ${c.backend}: measured ${x(c.measured)} (${table}) -> ${verdict}${mismatch} [${c.case}, ${c.batch} ${c.unit}]`;
+  }).join('\n');
 }

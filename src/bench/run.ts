@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- options]`: the issue-4 benchmark. Prints the markdown table, the policy
- * decisions, the pass cost and PASS/FAIL lines against the targets; writes everything as JSON.
+ * `npm run bench [-- options]`: the issue-4 benchmark. Prints the markdown table, the measured
+ * Conv1D/Conv2D speedups against src/rewrite/policy.ts, the policy decisions, the pass cost and
+ * PASS/FAIL lines against the targets; writes everything as JSON.
  *
  *   --backends wasm,cpu   backends to run (default: every one present)
  *   --cases a,b           case names (default: all; see cases.ts)
@@ -16,7 +17,7 @@ import type { BackendName } from '../backend/select';
 import { parseArgs } from '../cli/args';
 import { silenceTfjsNodeBanner } from '../quiet';
 import { measurePassCost } from './pass-cost';
-import { PassCost, checkTargets, formatTargets, markdownTable } from './report';
+import { PassCost, checkTargets, formatPolicyChecks, formatTargets, markdownTable } from './report';
 import { InterleaveOptions } from './stats';
 import { PolicyRow, machine, presentBackends, runSuite } from './suite';
 
@@ -77,6 +78,7 @@ async function main(argv: string[]): Promise<void> {
     '',
     markdownTable(suite.rows),
     ...(suite.skipped.length ? ['', ...suite.skipped.map((line) => `- ${line}`)] : []),
+    ...(suite.policyChecks.length ? ['', formatPolicyChecks(suite.policyChecks)] : []),
     '',
     '### --policy measure decisions',
     '',
@@ -89,7 +91,7 @@ async function main(argv: string[]): Promise<void> {
   ].join('\n');
   process.stdout.write(`${out}\n`);
   const file = args.values.get('--out') ?? 'bench-results.json';
-  fs.writeFileSync(file, JSON.stringify({ date: started.toISOString(), machine: host, backends: suite.backends, rows: suite.rows, skipped: suite.skipped, policy: suite.policy, passCost, targets }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ date: started.toISOString(), machine: host, backends: suite.backends, rows: suite.rows, skipped: suite.skipped, policy: suite.policy, policyChecks: suite.policyChecks, passCost, targets }, null, 2));
   log(`wrote ${file}`);
   if (tf.memory().numTensors > 0) log(`note: ${tf.memory().numTensors} tensors still allocated`);
 }

@@ -8,7 +8,7 @@ import { registeredPasses } from '../../passes';
 import { BENCH_CASES, BenchCase } from './cases';
 import { Measurement, load, measure, prepare } from './measure';
 import { PolicyDecision, measureCandidates } from './policy';
-import type { Row } from './report';
+import { PolicyCheck, Row, checkPolicy } from './report';
 import type { InterleaveOptions } from './stats';
 import { seededInputs } from './timing';
 
@@ -41,6 +41,8 @@ export interface PolicyRow {
 export interface SuiteResult {
   rows: Row[];
   policy: PolicyRow[];
+  /** The measured Conv1D/Conv2D speedups against the default policy's table. */
+  policyChecks: PolicyCheck[];
   backends: BackendInfo[];
   skipped: string[];
 }
@@ -63,7 +65,7 @@ const scaled = (samples: { median: number } | null | undefined, from: number, to
   (samples ? samples.median * (to / from) : undefined);
 
 export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
-  const result: SuiteResult = { rows: [], policy: [], backends: [], skipped: [] };
+  const result: SuiteResult = { rows: [], policy: [], policyChecks: [], backends: [], skipped: [] };
   let cases = BENCH_CASES.filter((c) => !options.cases || options.cases.includes(c.name));
   if (options.quick) cases = cases.filter((c) => QUICK_CASES.includes(c.name)).map((c) => ({ ...c, batches: [Math.min(QUICK_BATCH, c.batches[0])] }));
   for (const benchCase of cases) {
@@ -72,7 +74,8 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     const model = benchCase.build();
     const artifacts = await artifactsOfModel(model);
     model.dispose();
-    const prepared = await prepare(artifacts);
+    const prepared = await prepare(artifacts, benchCase.passes);
+    if (benchCase.passes && prepared.records.length === 0) throw new Error(`${benchCase.name}: the passes ${benchCase.passes.join(', ')} rewrote nothing`);
     for (const backendName of options.backends) {
       if (!options.full && benchCase.fullOnlyOn?.includes(backendName)) {
         result.skipped.push(`${benchCase.name} / ${backendName}: runs only with --full`);
@@ -86,14 +89,19 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
       }
     }
   }
+  result.policyChecks = checkPolicy(result.rows, Object.fromEntries(cases.map((c) => [c.name, c.policyClass])));
   return result;
 }
 
 async function runCase(benchCase: BenchCase, prepared: Awaited<ReturnType<typeof prepare>>, backend: BackendName, options: SuiteOptions, result: SuiteResult) {
   const loaded = await load(prepared);
   let previous: Measurement | undefined;
+  const batches = (!options.full && benchCase.batchesOn?.[backend]) || benchCase.batches;
+  if (batches !== benchCase.batches) {
+    result.skipped.push(`${benchCase.name} / ${backend}: batch ${batches.join(', ')} instead of ${benchCase.batches.join(', ')} (time); --full runs ${benchCase.batches.join(', ')}`);
+  }
   try {
-    for (const batch of benchCase.batches) {
+    for (const batch of batches) {
       const where = `${benchCase.name} / ${backend} / ${batch} ${benchCase.unit}`;
       const rewrittenEstimate = previous ? scaled(previous.rewritten, previous.batch, batch) : undefined;
       if (!options.full && rewrittenEstimate !== undefined && rewrittenEstimate > SKIP_ABOVE_MS) {
