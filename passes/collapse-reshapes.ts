@@ -12,7 +12,7 @@ import { isUnknown, layerOutputShape } from '../src/graph/shapes';
 import type { TensorRef } from '../src/graph/types';
 import { MatchResult, Pass, REPLACED_INPUT } from '../src/pass';
 import { consumerCount, upstreamOf } from '../src/rewrite/upstream';
-import { RESHAPE_CLASSES, isStatic } from '../src/rewrite/views';
+import { isReshape, isStatic } from '../src/rewrite/views';
 
 interface CollapsePlan {
   first: string;
@@ -23,11 +23,11 @@ interface CollapsePlan {
 export const collapseReshapes: Pass<CollapsePlan> = {
   name: 'collapse-reshapes',
   reportRefusals: false,
-  appliesTo: (layer) => RESHAPE_CLASSES.has(layer.className),
+  appliesTo: isReshape,
 
   match(layer, { graph, shapes }): MatchResult<CollapsePlan> {
     const up = upstreamOf(graph, layer);
-    if (!up.producer || !RESHAPE_CLASSES.has(up.producer.className)) return { refusal: 'not after a reshape' };
+    if (!up.producer || !isReshape(up.producer)) return { refusal: 'not after a reshape' };
     if (consumerCount(graph, up.producer) !== 1) return { refusal: 'the first reshape has other consumers' };
     const [inputs] = shapes.callInputs.get(layer.name) ?? [];
     if (!inputs || isUnknown(inputs)) return { refusal: 'input shape unknown' };

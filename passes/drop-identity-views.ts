@@ -9,12 +9,12 @@
  */
 import { isUnknown, layerOutputShape } from '../src/graph/shapes';
 import { MatchResult, Pass } from '../src/pass';
-import { VIEW_CLASSES } from '../src/rewrite/views';
+import { isView } from '../src/rewrite/views';
 
 export const dropIdentityViews: Pass<null> = {
   name: 'drop-identity-views',
   reportRefusals: false,
-  appliesTo: (layer) => VIEW_CLASSES.has(layer.className),
+  appliesTo: isView,
 
   match(layer, { graph, shapes }): MatchResult<null> {
     if (graph.kind === 'sequential' && graph.layers.length === 1) return { refusal: 'the only layer of a Sequential' };

@@ -20,7 +20,7 @@ import type { Shape } from '../src/graph/shapes';
 import type { LayerNode, TensorRef, Weight } from '../src/graph/types';
 import { MatchResult, Pass, REPLACED_INPUT } from '../src/pass';
 import { consumerCount, upstreamOf } from '../src/rewrite/upstream';
-import { VIEW_CLASSES, isStatic, viewPermutation } from '../src/rewrite/views';
+import { isStatic, isView, viewPermutation } from '../src/rewrite/views';
 import { findWeight } from '../src/rewrite/weights';
 
 interface FoldPlan {
@@ -50,7 +50,7 @@ export const foldViewsIntoDense: Pass<FoldPlan> = {
     for (;;) {
       const up = upstreamOf(graph, current);
       input = up.input;
-      if (!up.producer || !VIEW_CLASSES.has(up.producer.className) || consumerCount(graph, up.producer) !== 1) break;
+      if (!up.producer || !isView(up.producer) || consumerCount(graph, up.producer) !== 1) break;
       chain.unshift(up.producer);
       current = up.producer;
     }

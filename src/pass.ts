@@ -16,6 +16,8 @@ export interface MatchContext {
   backend?: string;
   /** The user asked for this pass by name: apply it even where a policy says it does not pay. */
   forced?: boolean;
+  /** `--policy measure`: timings decide whether a rewrite pays, not a pass's built-in table. */
+  measuring?: boolean;
 }
 
 export type MatchResult<Plan> = { plan: Plan } | { refusal: string };

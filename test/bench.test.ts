@@ -6,10 +6,10 @@ import { BENCH_CASES } from '../src/bench/cases';
 import { checkPolicy, checkTargets, formatPolicyChecks, formatTargets, markdownTable, PassCost, Row } from '../src/bench/report';
 import { MEASURED_SPEEDUP, MIN_SPEEDUP } from '../src/rewrite/policy';
 import { interleave, repsFor, summarizeSamples } from '../src/bench/stats';
-import { seededInputs } from '../src/bench/timing';
 import { InputError } from '../src/errors';
 import { writeNpy } from '../src/io/npy';
 import { committedModel, expectNoLeaks, tempDir } from './helpers/tf';
+import { makeInputs } from '../src/verify/inputs';
 
 const TINY = { warmup: 1, minReps: 2, maxReps: 2, budgetMs: 0 };
 
@@ -116,7 +116,7 @@ describe('measure', () => {
     expect(prepared.probes).toEqual([expect.objectContaining({ layer: 'tubelet_embed', shape: [8, 32, 32, 3], calls: 1 })]);
     const m = await expectNoLeaks(async () => {
       const loaded = await load(prepared);
-      const inputs = seededInputs(loaded.original, 3);
+      const inputs = makeInputs(loaded.original, 3);
       try {
         return await measure(loaded, prepared.records, inputs, { timing: TINY });
       } finally {
@@ -141,7 +141,7 @@ describe('measure', () => {
   test('a skipped original is a note, not a number', async () => {
     const prepared = await prepare(committedModel('qwen3vl-patch-embed-mini'));
     const loaded = await load(prepared);
-    const inputs = seededInputs(loaded.original, 2);
+    const inputs = makeInputs(loaded.original, 2);
     try {
       const m = await measure(loaded, prepared.records, inputs, { timing: TINY, skipOriginal: 'too slow' });
       expect(m.original).toBeNull();

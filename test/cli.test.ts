@@ -12,7 +12,7 @@ const tubelet = committedModel('video-tubelet');
 test('optimize --json prints one report object and writes a model stock tfjs loads', async () => {
   const out = path.join(tempDir(), 'out');
   const snapshot = snapshotDir(path.dirname(tubelet));
-  const run = runCli(['optimize', tubelet, '--out', out, '--json']);
+  const run = runCli(['optimize', tubelet, '--out', out, '--json', '--backend', 'wasm']);
   expect(run.status).toBe(0);
   const report = JSON.parse(run.stdout);
   expect(report.rewritten).toEqual([expect.objectContaining({ layer: 'tubelet_embed', pass: 'conv3d-to-dense', replacement: expect.any(Array) })]);
@@ -29,7 +29,7 @@ test('optimize --json prints one report object and writes a model stock tfjs loa
 
 test('the human report shows the before/after table and the backend', () => {
   const out = path.join(tempDir(), 'out');
-  const run = runCli(['optimize', committedModel('sequential-mixed'), '--out', out]);
+  const run = runCli(['optimize', committedModel('sequential-mixed'), '--out', out, '--backend', 'wasm']);
   expect(run.status).toBe(0);
   expect(run.stdout).toMatch(/Conv3D\s+2\s+1/);
   expect(run.stdout).toContain("seq_sliding [conv3d-to-dense]: strides [1, 1, 1] != kernel_size [2, 2, 2]");
@@ -110,6 +110,12 @@ describe('bad usage and bad input exit 2 with one line on stderr', () => {
       expect(run.stderr).not.toMatch(/\n\s+at /);
     }
   });
+});
+
+test('with --json, a failure still prints one JSON object on stdout', () => {
+  const run = runCli(['inspect', path.join(tempDir(), 'missing.json'), '--json']);
+  expect(run.status).toBe(2);
+  expect(JSON.parse(run.stdout)).toEqual({ error: expect.stringMatching(/missing\.json cannot be read \(ENOENT\)/), exitCode: 2 });
 });
 
 test('--help works for every command', () => {

@@ -18,6 +18,15 @@ describe('optimize --policy measure', () => {
     embed_cf_rem: { originalMs: 2.5, rewrittenMs: 6.87 },
   };
 
+  test('measured timings override the built-in Conv2D table (which would keep it on cpu)', async () => {
+    const result = await optimize(committedModel('vit-patch-embed-mini'), {
+      backend: 'cpu', verify: false, policy: 'measure',
+      policyTimer: async () => ({ originalMs: 100, rewrittenMs: 1 }),
+    });
+    expect(result.report.rewritten.filter((r) => r.pass === 'conv2d-to-dense').map((r) => r.layer)).toEqual(['patch_embed']);
+    expect(result.report.policy!.decisions).toEqual([expect.objectContaining({ layer: 'patch_embed', decision: 'rewrite' })]);
+  });
+
   test('keeps the conv the rewrite would slow down, rewrites the other, and says why', async () => {
     const seen: string[] = [];
     const result = await optimize(committedModel('channels-first-gelu'), {

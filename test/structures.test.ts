@@ -80,3 +80,26 @@ test('a conv smaller input than its kernel is refused', async () => {
   disposeModel(model);
   expect(result.report.skipped[0].reason).toBe('input D=1 is smaller than kernel 2');
 });
+
+test('softmax on a channels_first conv is refused: it normalizes over W, not the filters', async () => {
+  const model = tf.sequential({ layers: [conv('cf_softmax', [2, 2, 2], { inputShape: [3, 4, 4, 4], dataFormat: 'channelsFirst', activation: 'softmax' })] });
+  fillDeterministic(model, 1);
+  const result = await optimize(model, { verify: false });
+  disposeModel(model);
+  expect(result.report.skipped[0].reason).toBe("activation 'softmax' on channels_first output normalizes over W, not the filters");
+});
+
+test('the rewritten model keeps the original output names', async () => {
+  const build = () => {
+    const x = tf.input({ shape: [4, 4, 4, 3], name: 'x' });
+    const y = conv('embed_out', [2, 2, 2]).apply(x) as tf.SymbolicTensor;
+    return tf.model({ inputs: x, outputs: y, name: 'named' });
+  };
+  const original = build();
+  const names = original.outputNames;
+  const result = await run(() => original);
+  const rewritten = await result.load();
+  expect(rewritten.outputNames).toEqual(names);
+  expect(rewritten.getLayer('embed_out').getClassName()).toBe('Dense');
+  disposeModel(rewritten);
+});

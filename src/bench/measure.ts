@@ -12,7 +12,9 @@ import { optimize } from '../optimize';
 import { findCandidates } from './policy';
 import { Probe, probesFor } from './probe';
 import { InterleaveOptions, Runner, Samples, interleave } from './stats';
-import { bareOperands, bareRunner, disposeModel, predictRunner, seededInputs } from './timing';
+import { bareOperands, bareRunner, predictRunner } from './timing';
+import { makeInputs } from '../verify/inputs';
+import { disposeModel, instantiate } from '../verify/models';
 
 /** Both models as artifacts, what was rewritten, and a probe per rewritten conv and input shape. */
 export interface Prepared {
@@ -73,7 +75,7 @@ export interface Loaded {
 export async function load(prepared: Prepared): Promise<Loaded> {
   const models: tf.LayersModel[] = [];
   const fromMemory = async (artifacts: io.ModelArtifacts) => {
-    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const model = await instantiate(artifacts, 'benchmark');
     models.push(model);
     return model;
   };
@@ -124,7 +126,7 @@ export async function measure(loaded: Loaded, records: RewriteRecord[], inputs: 
   const notes: string[] = [];
   const denseNames = [...new Set(records.flatMap((record) => record.replacement))];
   const operands = bareOperands(loaded.rewritten, denseNames, batch);
-  const subgraphInputs = loaded.subgraphs.map(({ model }) => seededInputs(model, batch));
+  const subgraphInputs = loaded.subgraphs.map(({ model }) => makeInputs(model, batch));
   try {
     const runners: Runner[] = [predictRunner('rewritten', loaded.rewritten, inputs)];
     // A model that is nothing but the conv (a patch embed) is its own subgraph: time it once.

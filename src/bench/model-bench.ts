@@ -9,7 +9,8 @@ import { Measurement, load, measure, prepare } from './measure';
 import { DEFAULT_POLICY_BATCH } from './policy';
 import { markdownTable } from './report';
 import type { InterleaveOptions } from './stats';
-import { seededInputs } from './timing';
+import { makeInputs } from '../verify/inputs';
+
 
 export interface ModelBenchOptions {
   backend?: BackendRequest;
@@ -50,7 +51,7 @@ export async function benchModel(source: ModelSource, options: ModelBenchOptions
   const loaded = await load(prepared);
   let inputs: tf.Tensor[] = [];
   try {
-    inputs = options.inputs ? npyInputs(loaded.original, options.inputs) : seededInputs(loaded.original, options.batch ?? DEFAULT_POLICY_BATCH);
+    inputs = options.inputs ? npyInputs(loaded.original, options.inputs) : makeInputs(loaded.original, options.batch ?? DEFAULT_POLICY_BATCH);
     const measurement = await measure(loaded, prepared.records, inputs, { timing: options.timing ?? MODEL_BENCH_TIMING });
     if (prepared.records.length === 0) measurement.notes.push('nothing was rewritten: both columns are the same model');
     return { backend: backend.name, device: backend.device, rewritten: prepared.records, unprobed: prepared.unprobed, measurement };

@@ -11,7 +11,9 @@ import { Candidate, KeepHook, runPasses } from '../optimize/driver';
 import type { Pass } from '../pass';
 import { Probe, probesFor } from './probe';
 import { InterleaveOptions, interleave } from './stats';
-import { disposeModel, predictRunner, seededInputs } from './timing';
+import { predictRunner } from './timing';
+import { makeInputs } from '../verify/inputs';
+import { disposeModel, instantiate } from '../verify/models';
 
 export type PolicyMode = 'always' | 'measure';
 export const POLICY_MODES: PolicyMode[] = ['always', 'measure'];
@@ -63,9 +65,9 @@ export async function timeProbe(probe: Probe, batch: number, options = PROBE_TIM
   const models: tf.LayersModel[] = [];
   let inputs: tf.Tensor[] = [];
   try {
-    models.push(await tf.loadLayersModel(tf.io.fromMemory(probe.original)));
-    models.push(await tf.loadLayersModel(tf.io.fromMemory(probe.rewritten)));
-    inputs = seededInputs(models[0], batch);
+    models.push(await instantiate(probe.original, 'original probe'));
+    models.push(await instantiate(probe.rewritten, 'rewritten probe'));
+    inputs = makeInputs(models[0], batch);
     const samples = await interleave([predictRunner('original', models[0], inputs), predictRunner('rewritten', models[1], inputs)], options);
     return { originalMs: samples.get('original')!.median, rewrittenMs: samples.get('rewritten')!.median };
   } finally {
@@ -88,7 +90,7 @@ export interface MeasureOptions {
 /** Every match the passes make now, without rewriting anything (the hook keeps each one). */
 export function findCandidates(ir: ModelIR, passes: Pass[], backend?: string, forced?: Set<string>): Candidate[] {
   const candidates: Candidate[] = [];
-  runPasses(ir, passes, { backend, forced, keep: (candidate) => (candidates.push(candidate), 'dry run') });
+  runPasses(ir, passes, { backend, forced, measuring: true, keep: (candidate) => (candidates.push(candidate), 'dry run') });
   return candidates;
 }
 

@@ -10,7 +10,8 @@ import { Measurement, load, measure, prepare } from './measure';
 import { PolicyDecision, measureCandidates } from './policy';
 import { PolicyCheck, Row, checkPolicy } from './report';
 import type { InterleaveOptions } from './stats';
-import { seededInputs } from './timing';
+import { makeInputs } from '../verify/inputs';
+
 
 export interface SuiteOptions {
   backends: BackendName[];
@@ -114,7 +115,7 @@ async function runCase(benchCase: BenchCase, prepared: Awaited<ReturnType<typeof
         ? `original skipped: ~${Number.isFinite(originalEstimate) ? (originalEstimate / 1000).toFixed(0) : `>${SKIP_ABOVE_MS / 1000}`} s per run (scaled from batch ${previous!.batch}); --full runs it`
         : undefined;
       options.log(`timing ${where}`);
-      const inputs = seededInputs(loaded.original, batch);
+      const inputs = makeInputs(loaded.original, batch);
       try {
         const measurement = await measure(loaded, prepared.records, inputs, {
           timing: options.timing,

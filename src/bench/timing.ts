@@ -79,26 +79,3 @@ export function bareOperands(model: tf.LayersModel, names: string[], batch: numb
   }
   return operands;
 }
-
-/** Seeded inputs of batch `batch` for every model input (only the batch may be unknown). */
-export function seededInputs(model: tf.LayersModel, batch: number, seed = 1234): tf.Tensor[] {
-  return model.inputs.map((input, i) => {
-    const shape = input.shape.map((dim, axis) => (dim === null && axis === 0 ? batch : dim));
-    if (shape.some((dim) => dim === null)) throw new Error(`input "${input.name}" has an unknown non-batch dimension ${JSON.stringify(input.shape)}`);
-    return input.dtype === 'int32'
-      ? tf.randomUniform(shape as number[], 0, 10, 'int32', seed + i)
-      : tf.randomUniform(shape as number[], -1, 1, 'float32', seed + i);
-  });
-}
-
-/** Disposes a model and the weights shared layers keep one extra reference to. */
-export function disposeModel(model: tf.LayersModel): void {
-  model.dispose();
-  for (const weight of model.weights) {
-    try {
-      weight.dispose();
-    } catch {
-      // already disposed by model.dispose(): the usual, unshared case
-    }
-  }
-}

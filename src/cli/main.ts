@@ -142,7 +142,11 @@ function expectPositional(args: ParsedArgs, count: number, command: string): str
   return args.positional;
 }
 
-const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+let printed = false;
+const print = (text: string) => {
+  printed = true;
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+};
 const log = (text: string) => process.stderr.write(`${text}\n`);
 
 async function run(argv: string[]): Promise<number> {
@@ -232,7 +236,10 @@ console.log = (...parts: unknown[]) => process.stderr.write(`${parts.map(String)
 /** Every failure, expected or a bug, ends as one stderr line and exit 2: never a stack, never another code. */
 function fail(error: unknown): void {
   const known = error instanceof InputError;
-  log(`tfjs-rewrite: ${known ? '' : 'internal error: '}${oneLine(error)}`);
+  const message = `${known ? '' : 'internal error: '}${oneLine(error)}`;
+  log(`tfjs-rewrite: ${message}`);
+  // --json promises one JSON object on stdout, failures included.
+  if (!printed && process.argv.includes('--json')) print(JSON.stringify({ error: message, exitCode: 2 }));
   if (!known && process.env.TFJS_REWRITE_DEBUG) log(String((error as Error).stack));
   process.exitCode = 2;
 }

@@ -51,6 +51,8 @@ export interface RunOptions {
   keep?: KeepHook;
   /** Names of passes the user asked for explicitly (built-in policies do not hold them back). */
   forced?: Set<string>;
+  /** A measured policy (the keep hook) decides instead of the passes' built-in tables. */
+  measuring?: boolean;
 }
 
 export function runPasses(ir: ModelIR, passes: Pass[], target: RunOptions = {}): PassRun {
@@ -74,7 +76,7 @@ export function runPasses(ir: ModelIR, passes: Pass[], target: RunOptions = {}):
     if (count === MAX_SWEEPS) throw new Error(`passes still rewriting after ${MAX_SWEEPS} sweeps; a pass matches its own output`);
     skipped = [];
     kept = [];
-    const sweep: Sweep = { ir, passes, freshName, backend: target.backend, keep: target.keep, forced: target.forced ?? new Set(), rewritten, skipped, kept };
+    const sweep: Sweep = { ir, passes, freshName, backend: target.backend, keep: target.keep, forced: target.forced ?? new Set(), measuring: target.measuring, rewritten, skipped, kept };
     const changed = sweepGraph(sweep, ir.graph, inferShapes(ir.graph), ir.graph.name);
     if (!changed) break;
   }
@@ -88,6 +90,7 @@ interface Sweep {
   backend?: string;
   keep?: KeepHook;
   forced: Set<string>;
+  measuring?: boolean;
   rewritten: RewriteRecord[];
   skipped: SkipRecord[];
   /** Reset every sweep, like `skipped`: a kept layer is offered again (and kept again) each sweep. */
@@ -107,7 +110,7 @@ function sweepGraph(sweep: Sweep, graph: Graph, shapes: GraphShapes, path: strin
       if (!graph.layers.includes(layer) || !pass.appliesTo(layer)) continue;
       // Shapes stay valid within a sweep: a replacement keeps the shapes it produces; layers it
       // creates are seen, with fresh shapes, by the next sweep.
-      const context: MatchContext = { ir, graph, shapes, freshName, backend, forced: sweep.forced.has(pass.name) };
+      const context: MatchContext = { ir, graph, shapes, freshName, backend, forced: sweep.forced.has(pass.name), measuring: sweep.measuring };
       const result = pass.match(layer, context);
       if ('refusal' in result) {
         if (pass.reportRefusals !== false) sweep.skipped.push({ layer: layer.name, graph: path, pass: pass.name, reason: result.refusal });
@@ -120,7 +123,12 @@ function sweepGraph(sweep: Sweep, graph: Graph, shapes: GraphShapes, path: strin
       }
       const replacement = pass.rewrite(layer, result.plan, context);
       replaceLayer(ir, graph, layer, replacement);
-      lintGraph(graph, path);
+      try {
+        lintGraph(graph, path);
+      } catch (error) {
+        // The input was linted before any pass ran: a broken graph now is the pass's bug.
+        throw new Error(`pass ${pass.name} left an invalid graph after rewriting ${path}/${layer.name}: ${(error as Error).message}`);
+      }
       sweep.rewritten.push({ layer: layer.name, graph: path, pass: pass.name, replacement: replacement.layers.map((l) => l.name) });
       changed = true;
       break;

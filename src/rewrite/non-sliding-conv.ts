@@ -67,6 +67,10 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const channelsFirst = dataFormat === 'channels_first';
     // Constraints project weights during training with axis semantics tied to the conv layout.
     if (c.kernel_constraint != null || c.bias_constraint != null) return refuse('kernel_constraint/bias_constraint set (no Dense equivalent of their axes)');
+    // Softmax normalizes over the last axis: F for the Dense, but W for a channels_first conv.
+    if (channelsFirst && (c.activation === 'softmax' || c.activation === 'log_softmax')) {
+      return refuse(`activation '${c.activation}' on channels_first output normalizes over W, not the filters`);
+    }
     const filters = c.filters;
     if (typeof filters !== 'number') return refuse(`filters ${fmt(filters)} is not a number`);
 
@@ -113,7 +117,7 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const distinct = [...byShape.values()].map((calls) => geometries[calls[0]]);
     const chosen = chooseRowOrder(distinct);
     if (!chosen) return refuse('no layout plan within rank 6 was found');
-    const pays = options.pays && !context.forced ? options.pays(context.backend) : true;
+    const pays = options.pays && !context.forced && !context.measuring ? options.pays(context.backend) : true;
     if (pays !== true) return refuse(pays);
     return {
       plan: {
@@ -132,15 +136,19 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const callCount = plan.groups.reduce((n, group) => n + group.calls.length, 0);
     const denseInputs: TensorRef[][] = new Array(callCount);
     const outputs: Replacement['outputs'] = new Array(callCount);
-    const denseName = context.freshName(`${layer.name}_dense`);
+    // The layer that ends up producing the conv's output takes the conv's name, so model output
+    // names and getLayer(name) keep working (and, when it is the Dense, so do the weight names).
+    const afterSteps = plan.groups.map((group) => withFilters(group.plan.after, plan.filters));
+    const denseIsLast = afterSteps.every((steps) => steps.length === 0);
+    const denseName = denseIsLast ? layer.name : context.freshName(`${layer.name}_dense`);
     const passThrough = pick(layer.config, ['trainable', 'dtype']);
     const ref = (name: string, node: number): TensorRef => ({ layer: name, node, tensor: 0, kwargs: {} });
 
     // Chains a list of steps after `inputs` (one entry per call of the group); returns the chain's end.
-    const chain = (steps: Step[], inputs: TensorRef[][], label: string) => {
+    const chain = (steps: Step[], inputs: TensorRef[][], label: string, lastName?: string) => {
       let current = inputs;
-      for (const step of steps) {
-        const name = context.freshName(`${layer.name}_${label}_${step.kind}`);
+      for (const [k, step] of steps.entries()) {
+        const name = k === steps.length - 1 && lastName ? lastName : context.freshName(`${layer.name}_${label}_${step.kind}`);
         layers.push({ name, className: STEP_CLASS[step.kind], config: { name, ...passThrough, ...stepConfig(step) }, calls: current.map((inputs) => ({ inputs })), extra: {} });
         current = current.map((_, i) => [ref(name, i)]);
       }
@@ -167,9 +175,9 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     });
     plan.groups.forEach((group, g) => {
       const label = plan.groups.length > 1 ? `out${g + 1}` : 'out';
-      const steps = withFilters(group.plan.after, plan.filters);
       const before = layers.length;
-      const ends = chain(steps, group.calls.map((call) => [ref(denseName, call)]), label);
+      const ends = chain(afterSteps[g], group.calls.map((call) => [ref(denseName, call)]), label,
+        plan.groups.length === 1 ? layer.name : undefined);
       group.calls.forEach((call, i) => {
         outputs[call] = layers.length > before ? { layer: ends[i][0].layer, call: i } : { layer: denseName, call };
       });

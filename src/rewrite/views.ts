@@ -6,8 +6,17 @@ import type { Shape } from '../graph/shapes';
 import type { LayerNode } from '../graph/types';
 import { transposeValues } from './transpose';
 
-export const VIEW_CLASSES = new Set(['Reshape', 'Flatten', 'Permute']);
-export const RESHAPE_CLASSES = new Set(['Reshape', 'Flatten']);
+/**
+ * Reshape, Permute, and Flatten as tfjs runs it by default. A channels_first Flatten transposes
+ * its input first (channels last) before flattening, so it is not a plain reshape: left out.
+ */
+export function isReshape(layer: LayerNode): boolean {
+  return layer.className === 'Reshape' || (layer.className === 'Flatten' && layer.config.data_format !== 'channels_first');
+}
+
+export function isView(layer: LayerNode): boolean {
+  return isReshape(layer) || layer.className === 'Permute';
+}
 
 export const isStatic = (shape: Shape): shape is [null | number, ...number[]] => shape.slice(1).every((dim) => dim !== null);
 

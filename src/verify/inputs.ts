@@ -20,7 +20,7 @@ export interface InputSet {
 }
 
 /** Seeded inputs for every model input; only the batch dimension may be unknown. */
-export function makeInputs(model: tf.LayersModel, batch: number, seed: number): tf.Tensor[] {
+export function makeInputs(model: tf.LayersModel, batch: number, seed = 1234): tf.Tensor[] {
   return model.inputs.map((input, i) => {
     const shape = input.shape.map((dim, axis) => {
       if (dim !== null) return dim;

@@ -154,10 +154,15 @@ export function planProbes(
  * (the pass names them `<layer>_...`).
  */
 export function inferRewrittenLayers(original: tf.LayersModel, rewritten: tf.LayersModel): RewrittenLayer[] {
-  const kept = new Set(rewritten.layers.map((l) => l.name));
+  const after = new Map(rewritten.layers.map((l) => [l.name, l]));
   const fresh = rewritten.layers.map((l) => l.name).filter((name) => !original.layers.some((l) => l.name === name));
+  // The pass hands the conv's name to the layer that now produces its output (a Dense or view).
+  const renamed = (l: tf.layers.Layer) => after.get(l.name)?.getClassName() !== l.getClassName();
   return original.layers
-    .filter((l) => !kept.has(l.name) && isConv(l))
-    .map((l) => ({ layer: l.name, replacement: fresh.filter((name) => name.startsWith(`${l.name}_`)) }))
+    .filter((l) => isConv(l) && renamed(l))
+    .map((l) => ({
+      layer: l.name,
+      replacement: [...fresh.filter((name) => name.startsWith(`${l.name}_`)), ...(after.has(l.name) ? [l.name] : [])],
+    }))
     .filter((r) => r.replacement.length > 0);
 }

@@ -15,6 +15,7 @@ import { MetricsAccumulator, OutputMetrics } from './compare';
 import { InputSet, VerifyInput, openInputs } from './inputs';
 import { LayerProbe, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
+import { disposeModel, instantiate } from './models';
 
 export { makeInputs } from './inputs';
 export type { VerifyInput } from './inputs';
@@ -117,36 +118,6 @@ export interface VerificationReport {
   notes?: string[];
   /** With backend 'all': one entry per backend; outputs/layers above then hold the worst of them. */
   backends?: (VerificationReport | SkippedBackend)[];
-}
-
-async function instantiate(artifacts: io.ModelArtifacts, label: string): Promise<tf.LayersModel> {
-  // A failed load leaves what tfjs made so far: decoded weight tensors (freed by the scope) and
-  // the variables of layers already built (scopes never free variables: done by hand).
-  const known = new Set(Object.keys(tf.engine().state.registeredVariables));
-  tf.engine().startScope();
-  try {
-    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-    tf.engine().endScope();
-    return model;
-  } catch (error) {
-    tf.engine().endScope();
-    for (const [name, variable] of Object.entries(tf.engine().state.registeredVariables)) {
-      if (!known.has(name)) variable.dispose();
-    }
-    throw new InputError(`stock tfjs cannot load the ${label} model: ${oneLine(error)}`);
-  }
-}
-
-/** Layers shared between calls hold one extra reference per call; dispose() drops only one. */
-function disposeModel(model: tf.LayersModel): void {
-  model.dispose();
-  for (const weight of model.weights) {
-    try {
-      weight.dispose();
-    } catch {
-      // already disposed by model.dispose(): the usual, unshared case
-    }
-  }
 }
 
 type Values = { data: ArrayLike<number>; shape: number[] }[];

@@ -39,14 +39,4 @@ export function snapshotDir(dir: string): Map<string, string> {
   return files;
 }
 
-/** model.dispose() leaves a shared layer's weights behind (one reference per call). */
-export function disposeModel(model: tf.LayersModel): void {
-  model.dispose();
-  for (const weight of model.weights) {
-    try {
-      weight.dispose();
-    } catch {
-      // already disposed
-    }
-  }
-}
+export { disposeModel } from '../../src/verify/models';
