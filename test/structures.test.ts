@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { optimize } from '../src';
 import { fillDeterministic } from '../fixtures/models';
-import { disposeModel } from './helpers/tf';
+import { readModelFiles } from '../src/io/files';
+import { committedModel, disposeModel } from './helpers/tf';
 
 const TIGHT = { atol: 1e-5, rtol: 1e-4 };
 
@@ -102,4 +103,19 @@ test('the rewritten model keeps the original output names', async () => {
   expect(rewritten.outputNames).toEqual(names);
   expect(rewritten.getLayer('embed_out').getClassName()).toBe('Dense');
   disposeModel(rewritten);
+});
+
+test('a Keras 2 export (model_config wrapper, class Functional, groups key) is rewritten and verified', async () => {
+  const artifacts = await readModelFiles(committedModel('video-swin-remainder'));
+  const topology = artifacts.modelTopology as { class_name: string; config: { layers: { class_name: string; config: Record<string, unknown> }[] } };
+  for (const layer of topology.config.layers) if (layer.class_name === 'Conv3D') layer.config.groups = 1;
+  const keras = {
+    ...artifacts,
+    generatedBy: 'keras v2.15.0',
+    modelTopology: { model_config: { ...topology, class_name: 'Functional', keras_version: '2.15.0', backend: 'tensorflow' } },
+  };
+  const result = await optimize(keras, TIGHT);
+  expect(result.report.rewritten.map((r) => r.layer)).toContain('patch_embed');
+  expect(result.report.verification!.passed).toBe(true);
+  expect((result.artifacts.modelTopology as { class_name: string }).class_name).toBe('Functional');
 });

@@ -20,6 +20,7 @@ import { measurePassCost } from './pass-cost';
 import { PassCost, checkTargets, formatPolicyChecks, formatTargets, markdownTable } from './report';
 import { InterleaveOptions } from './stats';
 import { PolicyRow, machine, presentBackends, runSuite } from './suite';
+import { graphTable, runGraphCases } from './graph';
 
 const TIMING: InterleaveOptions = { warmup: 1, minReps: 3, maxReps: 15, budgetMs: 3000 };
 const QUICK_TIMING: InterleaveOptions = { warmup: 1, minReps: 1, maxReps: 1, budgetMs: 0 };
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
     timing: quick ? QUICK_TIMING : TIMING,
     log,
   });
+  const graphRows = args.values.has('--cases') ? [] : await runGraphCases(wanted as BackendName[], log, quick);
   const passCost = quick || args.switches.has('--no-pass-cost') ? null : await measurePassCost({ log });
   const targets = checkTargets(suite.rows, passCost);
   const host = machine();
@@ -80,6 +82,7 @@ async function main(argv: string[]): Promise<void> {
     ...(suite.skipped.length ? ['', ...suite.skipped.map((line) => `- ${line}`)] : []),
     ...(suite.policyChecks.length ? ['', formatPolicyChecks(suite.policyChecks)] : []),
     '',
+    ...(graphRows.length ? ['### graph models (GraphModel.execute, median of interleaved runs)', '', graphTable(graphRows), ''] : []),
     '### --policy measure decisions',
     '',
     policyTable(suite.policy),
@@ -91,7 +94,7 @@ async function main(argv: string[]): Promise<void> {
   ].join('\n');
   process.stdout.write(`${out}\n`);
   const file = args.values.get('--out') ?? 'bench-results.json';
-  fs.writeFileSync(file, JSON.stringify({ date: started.toISOString(), machine: host, backends: suite.backends, rows: suite.rows, skipped: suite.skipped, policy: suite.policy, policyChecks: suite.policyChecks, passCost, targets }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ date: started.toISOString(), machine: host, backends: suite.backends, rows: suite.rows, skipped: suite.skipped, policy: suite.policy, policyChecks: suite.policyChecks, graphRows, passCost, targets }, null, 2));
   log(`wrote ${file}`);
   if (tf.memory().numTensors > 0) log(`note: ${tf.memory().numTensors} tensors still allocated`);
 }

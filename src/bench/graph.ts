@@ -1,0 +1,46 @@
+/**
+ * Graph-model rows of `npm run bench`: tensorflowjs_converter-style graphs (built by the
+ * deterministic generator) before and after graph-conv3d-to-matmul, timed by stock tfjs
+ * GraphModel.execute, interleaved, medians.
+ */
+import type { io } from '@tensorflow/tfjs';
+import { buildPatchEmbed, graphFixture } from '../../fixtures/graph-models';
+import type { BackendName } from '../backend/select';
+import { benchmarkGraphArtifacts, optimizeGraphModel } from '../graphmodel';
+
+export interface GraphRow {
+  case: string;
+  backend: BackendName;
+  batch: number;
+  originalMs: number;
+  rewrittenMs: number;
+  speedup: number;
+}
+
+const GRAPH_CASES: { name: string; batch: number; build: () => io.ModelArtifacts }[] = [
+  // The converter's form of the Qwen3-VL patch embed: [N,1536] -> Conv3D 2x16x16 -> 1152, BiasAdd.
+  { name: 'graph qwen3vl-patch-embed', batch: 256, build: () => buildPatchEmbed({ temporal: 2, patch: 16, filters: 1152, seed: 2002 }) },
+  { name: 'graph tubelet-remainder', batch: 4, build: () => graphFixture('graph-tubelet-remainder').build() },
+];
+
+export async function runGraphCases(backends: BackendName[], log: (line: string) => void, quick = false): Promise<GraphRow[]> {
+  const rows: GraphRow[] = [];
+  for (const spec of GRAPH_CASES) {
+    const original = spec.build();
+    const { artifacts } = await optimizeGraphModel(original, { verify: false });
+    for (const backend of backends) {
+      log(`timing ${spec.name} / ${backend} / batch ${spec.batch}`);
+      const result = await benchmarkGraphArtifacts(original, artifacts, { backend, batch: spec.batch, runs: quick ? 1 : 3, warmup: 1 });
+      rows.push({ case: spec.name, backend, batch: spec.batch, originalMs: result.medianOriginalMs, rewrittenMs: result.medianRewrittenMs, speedup: result.speedup });
+    }
+  }
+  return rows;
+}
+
+export function graphTable(rows: GraphRow[]): string {
+  return [
+    '| graph model | backend | batch | original ms | rewritten ms | speedup |',
+    '|---|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.case} | ${r.backend} | ${r.batch} | ${r.originalMs.toFixed(1)} | ${r.rewrittenMs.toFixed(1)} | ${r.speedup.toFixed(1)}x |`),
+  ].join('\n');
+}
