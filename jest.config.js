@@ -7,5 +7,6 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: { ignoreCodes: [151001] } }] },
   // Examples import the package by name, as users do.
   moduleNameMapper: { '^tfjs-rewrite$': '<rootDir>/src/index.ts', '^tfjs-rewrite/jest$': '<rootDir>/src/jest.ts' },
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 60000,
 };
