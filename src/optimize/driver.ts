@@ -6,6 +6,7 @@ import { GraphShapes, inferShapes } from '../graph/shapes';
 import { lintGraph } from '../graph/lint';
 import { Graph, LayerNode, ModelIR, TensorRef, ownNodeCount } from '../graph/types';
 import { MatchContext, Pass, REPLACED_INPUT, Replacement } from '../pass';
+import { ownerOf } from '../rewrite/weights';
 
 export interface RewriteRecord {
   layer: string;
@@ -179,10 +180,4 @@ export function replaceLayer(ir: ModelIR, graph: Graph, old: LayerNode, replacem
   const kept = ir.weights.filter((weight) => !removed.has(weight.name));
   kept.splice(firstRemoved < 0 ? kept.length : firstRemoved, 0, ...replacement.addWeights);
   ir.weights = kept;
-}
-
-/** The layer a manifest weight belongs to: the path segment before the weight's own name. */
-export function ownerOf(weightName: string): string | undefined {
-  const parts = weightName.split('/');
-  return parts.length >= 2 ? parts[parts.length - 2] : undefined;
 }

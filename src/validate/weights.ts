@@ -10,6 +10,7 @@
 import { InputError } from '../errors';
 import { GraphShapes, Shape, isUnknown } from '../graph/shapes';
 import type { Graph, Json, JsonObject } from '../graph/types';
+import { findWeight } from '../rewrite/weights';
 
 export interface SpecLike {
   name: string;
@@ -145,10 +146,7 @@ function checkNeeded(graph: Graph, shapes: GraphShapes, specs: SpecLike[], where
     const known = calls.find((call) => !isUnknown(call) && call.length === 1);
     const input = known && !isUnknown(known) ? known[0] : undefined;
     for (const need of needs(layer.config, input)) {
-      const spec = specs.find((s) => {
-        const parts = s.name.split('/');
-        return parts.length >= 2 && parts[parts.length - 1] === need.suffix && parts[parts.length - 2] === layer.name;
-      });
+      const spec = findWeight(specs, layer.name, need.suffix);
       const label = `${where}/${layer.name} (${layer.className})`;
       if (!spec) throw new InputError(`${label} needs weight "${layer.name}/${need.suffix}", which the manifest does not list`);
       const matches = spec.shape.length === need.shape.length && need.shape.every((d, i) => d === null || d === spec.shape[i]);
