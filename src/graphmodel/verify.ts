@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { selectBackend } from '../backend/select';
-import { OutputMetrics, compareOutputs } from '../verify/compare';
+import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
 import { InputSet, openInputs } from '../verify/inputs';
 import { DEFAULT_BATCH_SIZE, DEFAULT_TOLERANCE, VerificationReport, VerifyOptions } from '../verify/verify';
 
@@ -64,13 +64,6 @@ async function runRows(model: tf.GraphModel, rows: InputSet, start: number, coun
   }
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
-  return out;
-}
-
 export async function verifyGraphArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: VerifyOptions = {},
 ): Promise<VerificationReport> {
@@ -89,23 +82,21 @@ export async function verifyGraphArtifacts(
     const names = (m: tf.GraphModel) => `inputs [${m.inputNodes.join(', ')}], outputs [${m.outputNodes.join(', ')}]`;
     if (names(before) !== names(after)) throw new InputError(`the models differ: ${names(before)} vs ${names(after)}`);
     rows = openGraphInputs(before, options.inputs, { batch, seed });
-    const collected = before.outputNodes.map(() => ({ shape: [] as number[], expected: [] as Float32Array[], actual: [] as Float32Array[] }));
+    // Compared batch by batch as they come (memory bounded by --batch-size, as for layers).
+    let accumulators: MetricsAccumulator[] = [];
     for (let start = 0; start < rows.rows; start += batchSize) {
       const count = Math.min(batchSize, rows.rows - start);
       const [expected, actual] = [await runRows(before, rows, start, count), await runRows(after, rows, start, count)];
+      if (start === 0) accumulators = expected.map((e, o) => new MetricsAccumulator(before.outputNodes[o], e.shape.slice(1), { atol, rtol }));
       expected.forEach((e, o) => {
         if (e.shape.join() !== actual[o].shape.join()) {
           throw new InputError(`output ${before.outputNodes[o]}: shape ${JSON.stringify(e.shape)} vs ${JSON.stringify(actual[o].shape)}`);
         }
-        const c = collected[o];
-        c.shape = start === 0 ? e.shape : [c.shape[0] + e.shape[0], ...e.shape.slice(1)];
-        c.expected.push(e.values);
-        c.actual.push(actual[o].values);
+        accumulators[o].add(e.values, actual[o].values);
       });
       options.onProgress?.({ backend: backend.name, done: start + count, total: rows.rows });
     }
-    const outputs: OutputMetrics[] = collected.map((c, o) =>
-      compareOutputs(before.outputNodes[o], c.shape, concat(c.expected), concat(c.actual), { atol, rtol }));
+    const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
     return {
       passed: outputs.every((output) => output.passed),
       backend: backend.name,
