@@ -18,6 +18,11 @@ export interface MatchContext {
   forced?: boolean;
   /** `--policy measure`: timings decide whether a rewrite pays, not a pass's built-in table. */
   measuring?: boolean;
+  /**
+   * Nobody else holds the weight buffers (files read for this run, no verification against
+   * them): a rewrite may reorder a weight's values in place instead of copying them.
+   */
+  reuseWeights?: boolean;
 }
 
 export type MatchResult<Plan> = { plan: Plan } | { refusal: string };

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConvGeometry, PatchPlan, Step, chooseRowOrder, planPatches, canonicalRowOrder, withFilters } from '../src/rewrite/patch-plan';
-import { transposeValues } from '../src/rewrite/transpose';
+import { permuteRows, transposeValues } from '../src/rewrite/transpose';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -149,4 +149,23 @@ test('transposeValues matches tf.transpose', () => {
   }
   expect(transposeValues(values, shape, [0, 1, 2, 3])).toBe(values);
   x.dispose();
+});
+
+test('permuteRows in place equals the copying version for random permutations', () => {
+  let state = 7;
+  const rand = (n: number) => (state = (state * 1103515245 + 12345) % 2147483648) % n;
+  for (const [rows, rowSize] of [[1, 3], [7, 1], [24, 5], [96, 4]]) {
+    const source = Int32Array.from({ length: rows }, (_, i) => i);
+    for (let i = rows - 1; i > 0; i--) {
+      const j = rand(i + 1);
+      [source[i], source[j]] = [source[j], source[i]];
+    }
+    const values = Float32Array.from({ length: rows * rowSize }, (_, i) => i);
+    const copied = permuteRows(values, rowSize, source);
+    expect(copied).not.toBe(values);
+    for (let r = 0; r < rows; r++) expect(Array.from(copied.subarray(r * rowSize, (r + 1) * rowSize))).toEqual(Array.from(values.subarray(source[r] * rowSize, (source[r] + 1) * rowSize)));
+    const inPlace = permuteRows(values, rowSize, source, true);
+    expect(inPlace).toBe(values);
+    expect(Array.from(inPlace)).toEqual(Array.from(copied));
+  }
 });

@@ -54,6 +54,8 @@ export interface RunOptions {
   forced?: Set<string>;
   /** A measured policy (the keep hook) decides instead of the passes' built-in tables. */
   measuring?: boolean;
+  /** See MatchContext.reuseWeights. */
+  reuseWeights?: boolean;
 }
 
 export function runPasses(ir: ModelIR, passes: Pass[], target: RunOptions = {}): PassRun {
@@ -77,7 +79,7 @@ export function runPasses(ir: ModelIR, passes: Pass[], target: RunOptions = {}):
     if (count === MAX_SWEEPS) throw new Error(`passes still rewriting after ${MAX_SWEEPS} sweeps; a pass matches its own output`);
     skipped = [];
     kept = [];
-    const sweep: Sweep = { ir, passes, freshName, backend: target.backend, keep: target.keep, forced: target.forced ?? new Set(), measuring: target.measuring, rewritten, skipped, kept };
+    const sweep: Sweep = { ir, passes, freshName, backend: target.backend, keep: target.keep, forced: target.forced ?? new Set(), measuring: target.measuring, reuseWeights: target.reuseWeights, rewritten, skipped, kept };
     const changed = sweepGraph(sweep, ir.graph, inferShapes(ir.graph), ir.graph.name);
     if (!changed) break;
   }
@@ -92,6 +94,7 @@ interface Sweep {
   keep?: KeepHook;
   forced: Set<string>;
   measuring?: boolean;
+  reuseWeights?: boolean;
   rewritten: RewriteRecord[];
   skipped: SkipRecord[];
   /** Reset every sweep, like `skipped`: a kept layer is offered again (and kept again) each sweep. */
@@ -111,7 +114,7 @@ function sweepGraph(sweep: Sweep, graph: Graph, shapes: GraphShapes, path: strin
       if (!graph.layers.includes(layer) || !pass.appliesTo(layer)) continue;
       // Shapes stay valid within a sweep: a replacement keeps the shapes it produces; layers it
       // creates are seen, with fresh shapes, by the next sweep.
-      const context: MatchContext = { ir, graph, shapes, freshName, backend, forced: sweep.forced.has(pass.name), measuring: sweep.measuring };
+      const context: MatchContext = { ir, graph, shapes, freshName, backend, forced: sweep.forced.has(pass.name), measuring: sweep.measuring, reuseWeights: sweep.reuseWeights };
       const result = pass.match(layer, context);
       if ('refusal' in result) {
         if (pass.reportRefusals !== false) sweep.skipped.push({ layer: layer.name, graph: path, pass: pass.name, reason: result.refusal });

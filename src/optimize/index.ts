@@ -70,7 +70,9 @@ async function rewrite(source: ModelSource, chosen?: (Pass | string)[], options:
   const measured = options.policy === 'measure'
     ? await measureCandidates(ir, passes, { backend: options.backend === 'all' ? 'auto' : options.backend, batch: options.policyBatch, timer: options.policyTimer, forced })
     : undefined;
-  const { rewritten, skipped, kept } = runPasses(ir, passes, { keep: measured?.keep, backend: target.name, forced, measuring: measured !== undefined });
+  // Files read for this run with nothing to verify against: kernels may be reordered in place.
+  const reuseWeights = typeof source === 'string' && options.verify === false && !measured;
+  const { rewritten, skipped, kept } = runPasses(ir, passes, { keep: measured?.keep, backend: target.name, forced, measuring: measured !== undefined, reuseWeights });
   return { original, ir, before, rewritten, skipped, policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
 }
 

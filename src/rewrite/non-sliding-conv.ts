@@ -8,7 +8,7 @@ import { MatchContext, MatchResult, Pass, REPLACED_INPUT, Replacement } from '..
 import { Shape, isUnknown } from '../graph/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../graph/types';
 import { ConvGeometry, PatchPlan, RowOrder, Step, chooseRowOrder, withFilters } from './patch-plan';
-import { transposeValues } from './transpose';
+import { permuteRows, transposeValues } from './transpose';
 import { findWeight, renameWeight } from './weights';
 
 export interface NonSlidingPlan {
@@ -186,11 +186,15 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const n = plan.geometry.kernel.length;
     const kernelAxes = plan.order.map((name) => (name === 'c' ? n : Number(name.slice(1))));
     const rows = plan.kernel.values.length / plan.filters;
+    // Dense row r is the conv kernel's row source[r] (kernel rows are [k..., C], filters last).
+    const source = transposeValues(Int32Array.from({ length: rows }, (_, i) => i), plan.kernel.shape.slice(0, -1), kernelAxes);
     const addWeights: Weight[] = [{
       name: renameWeight(plan.kernel, layer.name, denseName),
       shape: [rows, plan.filters],
       dtype: 'float32',
-      values: transposeValues(plan.kernel.values, plan.kernel.shape, [...kernelAxes, n + 1]),
+      values: source.every((row, r) => row === r)
+        ? plan.kernel.values
+        : permuteRows(plan.kernel.values as Float32Array, plan.filters, source, context.reuseWeights),
     }];
     if (plan.bias) addWeights.push({ ...plan.bias, name: renameWeight(plan.bias, layer.name, denseName) });
     return {

@@ -23,3 +23,33 @@ export function transposeValues<T extends Float32Array | Int32Array | Uint8Array
   }
   return out;
 }
+
+/**
+ * Reorders the rows (of `rowSize` values) of a row-major matrix so that row r becomes old row
+ * source[r]. With `inPlace`, the input array itself is permuted by following cycles with one
+ * spare row (no second copy of a large kernel); otherwise a new array is returned.
+ */
+export function permuteRows(values: Float32Array, rowSize: number, source: ArrayLike<number>, inPlace = false): Float32Array {
+  const rows = source.length;
+  if (!inPlace) {
+    const out = new Float32Array(values.length);
+    for (let r = 0; r < rows; r++) out.set(values.subarray(source[r] * rowSize, (source[r] + 1) * rowSize), r * rowSize);
+    return out;
+  }
+  const done = new Uint8Array(rows);
+  const spare = new Float32Array(rowSize);
+  for (let start = 0; start < rows; start++) {
+    if (done[start] || source[start] === start) continue;
+    // Walk the cycle start <- source[start] <- source[source[start]] ... back to start.
+    spare.set(values.subarray(start * rowSize, (start + 1) * rowSize));
+    let r = start;
+    while (source[r] !== start) {
+      values.copyWithin(r * rowSize, source[r] * rowSize, (source[r] + 1) * rowSize);
+      done[r] = 1;
+      r = source[r];
+    }
+    values.set(spare, r * rowSize);
+    done[r] = 1;
+  }
+  return values;
+}
