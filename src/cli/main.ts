@@ -68,9 +68,10 @@ Run 'tfjs-rewrite <command> --help' for options. Exit codes: 0 ok, 1 verificatio
 
 /** Graph models (tensorflowjs_converter output) take the graph passes and no layers-only flags. */
 function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): VerifyOptions {
-  for (const flag of ['--accuracy-factor', '--policy', '--policy-batch']) {
+  for (const flag of ['--accuracy-factor', '--policy-batch']) {
     if (args.values.has(flag)) throw new UsageError(`${flag} is not supported for graph models`);
   }
+  if (args.values.get('--policy') === 'measure') throw new UsageError('--policy measure is not supported for graph models');
   const { backend, accuracyFactor: _unused, ...rest } = verifyOptions(args, inputs);
   if (backend === 'all') throw new UsageError('--backend all is not supported for graph models');
   return { ...rest, backend };
@@ -164,9 +165,10 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'inspect') {
     const args = parseArgs(rest, { values: ['--passes', '--backend'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
+    const { backend } = verifyOptions(args); // validated for both formats; graph passes have no policy
     const report = isGraphModelFile(model)
       ? await inspectGraphModel(model, { passes: graphPassList(args) })
-      : await inspect(model, { passes: passList(args), backend: verifyOptions(args).backend });
+      : await inspect(model, { passes: passList(args), backend });
     print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatReport(report, `inspect ${model}`));
     return 0;
   }
