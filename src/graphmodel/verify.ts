@@ -9,7 +9,7 @@ import { InputError } from '../errors';
 import { selectBackend } from '../backend/select';
 import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
 import { InputSet, openInputs } from '../verify/inputs';
-import { DEFAULT_BATCH_SIZE, DEFAULT_TOLERANCE, VerificationReport, VerifyOptions } from '../verify/verify';
+import { runHeader, runSettings, VerificationReport, VerifyOptions } from '../verify/verify';
 
 export async function loadGraph(artifacts: io.ModelArtifacts, label: string): Promise<tf.GraphModel> {
   try {
@@ -68,11 +68,8 @@ export async function verifyGraphArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: VerifyOptions = {},
 ): Promise<VerificationReport> {
   const backend = await selectBackend(options.backend ?? 'auto', options.moduleLoader);
-  const atol = options.atol ?? DEFAULT_TOLERANCE.atol;
-  const rtol = options.rtol ?? DEFAULT_TOLERANCE.rtol;
-  const batch = options.batch ?? 2;
-  const seed = options.seed ?? 1234;
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const settings = runSettings(options);
+  const { atol, rtol, batch, seed, batchSize } = settings;
   const models: tf.GraphModel[] = [];
   let rows: InputSet | undefined;
   try {
@@ -99,17 +96,8 @@ export async function verifyGraphArtifacts(
     const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
     return {
       passed: outputs.every((output) => output.passed),
-      backend: backend.name,
-      device: backend.device,
-      fallbacks: backend.fallbacks,
-      atol,
-      rtol,
-      batch,
-      seed,
+      ...runHeader(backend, settings, rows),
       outputs,
-      inputs: rows.source,
-      rows: rows.rows,
-      batchSize,
       ...(options.accuracyFactor === undefined ? {} : { notes: ['accuracyFactor is not applied: graph models get the end-to-end comparison only, no per-layer float64 reference'] }),
     };
   } finally {

@@ -181,14 +181,32 @@ function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return sum / a.length;
 }
 
+
+/** The run settings every verification (layers or graph) reports, with their defaults. */
+export function runSettings(options: Pick<VerifyOptions, 'atol' | 'rtol' | 'batch' | 'seed' | 'batchSize'>): { atol: number; rtol: number; batch: number; seed: number; batchSize: number } {
+  return {
+    atol: options.atol ?? DEFAULT_TOLERANCE.atol,
+    rtol: options.rtol ?? DEFAULT_TOLERANCE.rtol,
+    batch: options.batch ?? 2,
+    seed: options.seed ?? 1234,
+    batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
+  };
+}
+
+/** The report fields shared by every verification run. */
+export function runHeader(backend: BackendInfo, settings: ReturnType<typeof runSettings>, inputs: InputSet) {
+  return {
+    backend: backend.name, device: backend.device, fallbacks: backend.fallbacks,
+    ...settings,
+    inputs: inputs.source, rows: inputs.rows,
+  };
+}
+
 async function runOn(
   backend: BackendInfo, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
 ): Promise<VerificationReport> {
-  const atol = options.atol ?? DEFAULT_TOLERANCE.atol;
-  const rtol = options.rtol ?? DEFAULT_TOLERANCE.rtol;
-  const batch = options.batch ?? 2;
-  const seed = options.seed ?? 1234;
-  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const settings = runSettings(options);
+  const { atol, rtol, batch, seed, batchSize } = settings;
   const factor = options.accuracyFactor ?? DEFAULT_ACCURACY_FACTOR;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
   const models: tf.LayersModel[] = [];
@@ -241,16 +259,7 @@ async function runOn(
     const layers = checks.map((check) => check.result(factor));
     return {
       passed: outputs.every((o) => o.passed) && layers.every((l) => l.passed),
-      backend: backend.name,
-      device: backend.device,
-      fallbacks: backend.fallbacks,
-      atol,
-      rtol,
-      batch,
-      seed,
-      inputs: inputs.source,
-      rows: inputs.rows,
-      batchSize,
+      ...runHeader(backend, settings, inputs),
       accuracyFactor: factor,
       outputs,
       layers,
