@@ -149,6 +149,16 @@ describe('graph models are detected by format', () => {
     model.dispose();
   });
 
+  test('bench times a graph model before and after the rewrite', () => {
+    const run = runCli(['bench', graphModel, '--backend', 'cpu', '--batch', '4', '--json']);
+    expect(run.status).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.rewritten).toHaveLength(1);
+    expect(report.originalMs.length).toBe(report.runs);
+    expect(report.speedup).toBeCloseTo(report.medianOriginalMs / report.medianRewrittenMs);
+    expect(report.medianRewrittenMs).toBeGreaterThan(0);
+  });
+
   test('comparing a graph model with a layers model is a usage error', () => {
     const run = runCli(['verify', graphModel, tubelet]);
     expect(run.status).toBe(2);

@@ -10,7 +10,10 @@ import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
 import { inspect, optimize, verify } from '../optimize';
-import { BUILTIN_GRAPH_PASSES, GraphPass, inspectGraphModel, isGraphModelFile, optimizeGraphModel, verifyGraphModels } from '../graphmodel';
+import {
+  BUILTIN_GRAPH_PASSES, GraphPass, benchmarkGraphArtifacts, inspectGraphModel, isGraphModelFile, optimizeGraphModel,
+  readGraphModelFiles, verifyGraphModels,
+} from '../graphmodel';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
 import { LayersVerifyOptions, VerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';
@@ -179,6 +182,17 @@ async function run(argv: string[]): Promise<number> {
     const [model] = expectPositional(args, 1, command);
     const backend = verifyOptions(args).backend;
     if (backend === 'all') throw new UsageError('bench runs on one backend at a time; --backend all is not supported');
+    if (isGraphModelFile(model)) {
+      if (taken.inputs) throw new UsageError('--inputs is not supported by bench for graph models (seeded rows are used)');
+      const original = await readGraphModelFiles(model);
+      const { report: rewrite, artifacts } = await optimizeGraphModel(original, { verify: false });
+      const result = await benchmarkGraphArtifacts(original, artifacts, { backend, batch: verifyOptions(args).batch });
+      print(args.switches.has('--json')
+        ? JSON.stringify({ command, model, rewritten: rewrite.rewritten, ...result })
+        : `bench ${model} on ${result.backend}, ${result.device}: batch ${result.batch}, median of ${result.runs} interleaved runs\n` +
+          `original ${result.medianOriginalMs.toFixed(1)} ms, rewritten ${result.medianRewrittenMs.toFixed(1)} ms: ${result.speedup.toFixed(1)}x`);
+      return 0;
+    }
     const report = await benchModel(model, { backend, inputs: taken.inputs, batch: verifyOptions(args).batch });
     print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatModelBench(report, model));
     return 0;
