@@ -119,3 +119,16 @@ test('a Keras 2 export (model_config wrapper, class Functional, groups key) is r
   expect(result.report.verification!.passed).toBe(true);
   expect((result.artifacts.modelTopology as { class_name: string }).class_name).toBe('Functional');
 });
+
+test('a conv inside a TimeDistributed wrapper is reported, not rewritten', async () => {
+  const model = tf.sequential({
+    layers: [tf.layers.timeDistributed({ layer: tf.layers.conv2d({ filters: 4, kernelSize: 2, strides: 2, name: 'frame_conv' }), inputShape: [3, 4, 4, 2], name: 'per_frame' })],
+  });
+  fillDeterministic(model, 1);
+  const result = await optimize(model, { verify: false, passes: ['conv2d-to-dense'] });
+  disposeModel(model);
+  expect(result.report.rewritten).toEqual([]);
+  expect(result.report.skipped).toEqual([expect.objectContaining({
+    layer: 'per_frame', pass: 'conv2d-to-dense', reason: expect.stringMatching(/wrapped in TimeDistributed/),
+  })]);
+});

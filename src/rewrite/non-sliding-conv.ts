@@ -205,7 +205,20 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     };
   }
 
-  return { name: options.name, appliesTo: (layer) => layer.className === options.className, match, rewrite };
+  // A wrapper (TimeDistributed, Bidirectional) holding this conv class gets a refusal too, so the
+  // report accounts for every such conv in the model.
+  const wrapped = (layer: LayerNode) => {
+    const inner = layer.config.layer;
+    return inner !== null && typeof inner === 'object' && !Array.isArray(inner) && inner.class_name === options.className;
+  };
+  return {
+    name: options.name,
+    appliesTo: (layer) => layer.className === options.className || wrapped(layer),
+    match: (layer, context) => (wrapped(layer)
+      ? { refusal: `the ${options.className} is wrapped in ${layer.className}, which applies it per slice; wrapped layers are not rewritten` }
+      : match(layer, context)),
+    rewrite,
+  };
 }
 
 const STEP_CLASS: Record<Step['kind'], string> = { reshape: 'Reshape', permute: 'Permute', crop: 'Cropping2D' };
