@@ -16,11 +16,11 @@
  * input shape is static; the kernel is float32.
  */
 import { isUnknown } from '../src/graph/shapes';
-import type { Shape } from '../src/graph/shapes';
 import type { LayerNode, TensorRef, Weight } from '../src/graph/types';
 import { MatchResult, Pass, REPLACED_INPUT } from '../src/pass';
 import { consumerCount, upstreamOf } from '../src/rewrite/upstream';
 import { isStatic, isView, viewPermutation } from '../src/rewrite/views';
+import { permuteRows } from '../src/rewrite/transpose';
 import { findWeight } from '../src/rewrite/weights';
 
 interface FoldPlan {
@@ -70,11 +70,11 @@ export const foldViewsIntoDense: Pass<FoldPlan> = {
   rewrite(dense, plan, { freshName }) {
     const features = plan.inputShape.slice(1).reduce((a, b) => a * b, 1);
     const units = plan.kernel.shape[1];
+    // The Dense saw feature j at x's position source[j], so x's feature i needs kernel row j.
     const source = viewPermutation(plan.inputShape.slice(1), plan.chain);
-    const values = new Float32Array(plan.kernel.values.length);
-    for (let row = 0; row < features; row++) {
-      values.set(plan.kernel.values.subarray(row * units, (row + 1) * units) as Float32Array, source[row] * units);
-    }
+    const rowOf = new Int32Array(features);
+    source.forEach((position, row) => (rowOf[position] = row));
+    const values = permuteRows(plan.kernel.values as Float32Array, units, rowOf);
     const layers: LayerNode[] = [];
     let feed: TensorRef[] = plan.input ? [{ ...plan.input }] : [{ layer: REPLACED_INPUT, node: 0, tensor: 0, kwargs: {} }];
     const append = (layer: Omit<LayerNode, 'calls' | 'extra'>) => {
@@ -88,7 +88,7 @@ export const foldViewsIntoDense: Pass<FoldPlan> = {
     if (plan.inputShape.length > 2) view(`${dense.name}_flat`, [features]);
     // Same name, so the bias and every reference keep theirs.
     append({ name: dense.name, className: 'Dense', config: dense.config });
-    if (plan.denseInput.length > 2) view(`${dense.name}_unflat`, [...plan.denseInput.slice(1, -1), units] as Shape as number[]);
+    if (plan.denseInput.length > 2) view(`${dense.name}_unflat`, [...plan.denseInput.slice(1, -1), units]);
     return {
       layers,
       outputs: [{ layer: layers[layers.length - 1].name, call: 0 }],

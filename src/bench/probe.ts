@@ -72,12 +72,12 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
   const probes: Probe[] = [];
   for (const { shape, calls } of counts.values()) {
     const before = probeIR(context.ir, layer, shape);
-    const original = await artifactsFromIR(before);
+    const original = artifactsFromIR(before);
     const after = probeIR(context.ir, layer, shape);
     // A pass forced past its policy in the model is forced in the probe too, or it refuses there.
     const run = runPasses(after, passes, { backend: context.backend, forced: context.forced ? new Set([pass.name]) : undefined });
     if (!run.rewritten.some((record) => record.layer === layer.name && record.pass === pass.name)) return `${pass.name} does not rewrite the layer on its own (${run.skipped[0]?.reason ?? 'no match'})`;
-    probes.push({ layer: layer.name, shape, calls, original, rewritten: await artifactsFromIR(after) });
+    probes.push({ layer: layer.name, shape, calls, original, rewritten: artifactsFromIR(after) });
   }
   return probes;
 }

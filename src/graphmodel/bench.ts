@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
+import { summarizeSamples } from '../bench/stats';
 import { loadGraph, openGraphInputs, runGraph } from './verify';
 
 export interface GraphBenchmark {
@@ -19,11 +20,6 @@ export interface GraphBenchmark {
   /** medianOriginalMs / medianRewrittenMs. */
   speedup: number;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 export async function benchmarkGraphArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts,
@@ -55,7 +51,7 @@ export async function benchmarkGraphArtifacts(
     tf.dispose(Object.values(feed));
     models.forEach((model) => model.dispose());
   }
-  const [a, b] = times.map(median);
+  const [a, b] = times.map((ms) => summarizeSamples(ms).median);
   return {
     backend: backend.name, device: backend.device, batch, runs,
     originalMs: times[0], rewrittenMs: times[1], medianOriginalMs: a, medianRewrittenMs: b, speedup: a / b,

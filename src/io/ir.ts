@@ -132,11 +132,7 @@ export function artifactsMetaOfIR(ir: ModelIR): io.ModelArtifacts {
 }
 
 /** The artifacts of `ir` with its weights in one buffer, as tfjs's savers produce them. */
-export async function artifactsFromIR(ir: ModelIR): Promise<io.ModelArtifacts> {
-  return packArtifacts(ir);
-}
-
-export function packArtifacts(ir: ModelIR): io.ModelArtifacts {
+export function artifactsFromIR(ir: ModelIR): io.ModelArtifacts {
   const chunks = weightChunksOfIR(ir);
   const data = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
   let offset = 0;

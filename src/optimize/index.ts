@@ -4,7 +4,7 @@ import type { io } from '@tensorflow/tfjs';
 import { passesByName, registeredPasses } from '../../passes';
 import { selectBackend } from '../backend/select';
 import { WriteOptions, writeModelFiles } from '../io/files';
-import { artifactsMetaOfIR, packArtifacts, weightChunksOfIR } from '../io/ir';
+import { artifactsFromIR, artifactsMetaOfIR, weightChunksOfIR } from '../io/ir';
 import { ModelSource, loadChecked } from '../io/source';
 import type { Pass } from '../pass';
 import { ModelSummary, summarize } from '../report/summary';
@@ -82,7 +82,7 @@ export async function optimize(source: ModelSource, options: OptimizeOptions = {
   // The one-buffer artifacts are a copy of every weight: built only when something needs them
   // (verification, load, a caller); saving writes the IR's weight views directly.
   let packed: io.ModelArtifacts | undefined;
-  const artifacts = () => (packed ??= packArtifacts(ir));
+  const artifacts = () => (packed ??= artifactsFromIR(ir));
   const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten });
   const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...policyFields };
   return {
