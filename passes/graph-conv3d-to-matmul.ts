@@ -1,5 +1,5 @@
 /**
- * graph-conv3d-to-matmul: a GraphDef Conv3D that does not slide becomes views + one 2-D MatMul.
+ * conv3d-to-dense, GraphDef lowering: a Conv3D op that does not slide becomes views + one 2-D MatMul.
  *
  * Identity: for x [N, D, H, W, C] (NDHWC) and a Const filter K [kd, kh, kw, C, F] with strides
  * [1, kd, kh, kw, 1], no padding applied and dilations 1, every output row is one
@@ -207,7 +207,7 @@ function rewrite(conv: GraphNode, plan: Conv3dMatMulPlan, context: GraphMatchCon
 }
 
 export const graphConv3dToMatMul: GraphPass<Conv3dMatMulPlan> = {
-  name: 'graph-conv3d-to-matmul',
+  name: 'conv3d-to-dense',
   appliesTo: (node) => node.op === 'Conv3D',
   match,
   rewrite,

@@ -1,10 +1,15 @@
 /**
- * The pass registry. Order is priority: the driver tries passes in this order on each layer.
- * Conv rewrites come first (they create the Dense and views the clean-ups then simplify);
- * fold-views-into-dense before collapse-reshapes, so a view chain is folded whole rather than
- * first merged into a shape the fold would have to undo.
+ * The rule registry, one for both model formats: a rule name (`conv2d-to-dense`) stands for its
+ * lowering in each dialect that has one (layers: src/pass.ts, GraphDef: src/graphmodel/pass.ts),
+ * and `--passes` names are resolved here once for either format.
+ *
+ * Order is priority: the driver tries rules in this order on each unit. Conv rewrites come first
+ * (they create the Dense and views the clean-ups then simplify); fold-views-into-dense before
+ * collapse-reshapes, so a view chain is folded whole rather than first merged into a shape the
+ * fold would have to undo.
  */
 import { InputError } from '../src/errors';
+import type { GraphPass } from '../src/graphmodel/pass';
 import type { Pass } from '../src/pass';
 import { collapseReshapes } from './collapse-reshapes';
 import { conv1dToDense } from './conv1d-to-dense';
@@ -12,6 +17,9 @@ import { conv2dToDense } from './conv2d-to-dense';
 import { conv3dToDense } from './conv3d-to-dense';
 import { dropIdentityViews } from './drop-identity-views';
 import { foldViewsIntoDense } from './fold-views-into-dense';
+import { graphConv3dToMatMul } from './graph-conv3d-to-matmul';
+
+export type Dialect = 'layers' | 'graph';
 
 export const BUILTIN_PASSES: Pass[] = [
   conv3dToDense,
@@ -22,23 +30,60 @@ export const BUILTIN_PASSES: Pass[] = [
   dropIdentityViews,
 ] as Pass[];
 
-const registry = new Map<string, Pass>(BUILTIN_PASSES.map((pass) => [pass.name, pass]));
+/** GraphDef lowerings of the same rules, under the same names. */
+export const BUILTIN_GRAPH_PASSES: GraphPass[] = [graphConv3dToMatMul as GraphPass];
 
-/** Makes a user pass available by name and part of the default pipeline (after the built-ins). */
-export function registerPass(pass: Pass): void {
+interface Lowerings {
+  layers?: Pass;
+  graph?: GraphPass;
+}
+
+/** name -> lowerings; Map order (first registration of a name) is the priority order. */
+const registry = new Map<string, Lowerings>();
+for (const pass of BUILTIN_PASSES) registry.set(pass.name, { layers: pass });
+for (const pass of BUILTIN_GRAPH_PASSES) registry.set(pass.name, { ...registry.get(pass.name), graph: pass });
+
+/**
+ * Makes a user rule available by name and part of the default pipeline (after the built-ins).
+ * A name may get one lowering per dialect: registering the graph lowering of a layers rule
+ * (or the reverse) adds it to that rule.
+ */
+export function registerPass(pass: Pass | GraphPass, dialect: Dialect = 'layers'): void {
   if (!/^[a-z0-9][a-z0-9-]*$/.test(pass.name)) throw new InputError(`pass name "${pass.name}" must be kebab-case`);
-  if (registry.has(pass.name)) throw new InputError(`a pass named "${pass.name}" is already registered`);
-  registry.set(pass.name, pass);
+  const entry = registry.get(pass.name) ?? {};
+  if (entry[dialect]) throw new InputError(`a pass named "${pass.name}" is already registered${dialect === 'graph' ? ' for graph models' : ''}`);
+  registry.set(pass.name, { ...entry, [dialect]: pass });
 }
 
-/** Every registered pass, in priority order: the default pipeline. */
+/** Every registered layers lowering, in priority order: the default layers pipeline. */
 export function registeredPasses(): Pass[] {
-  return [...registry.values()];
+  return [...registry.values()].flatMap((entry) => (entry.layers ? [entry.layers] : []));
 }
 
-/** The passes named, in the registry's priority order; unknown names are an error. */
-export function passesByName(names: string[]): Pass[] {
+/** Every registered GraphDef lowering, in priority order: the default graph pipeline. */
+export function registeredGraphPasses(): GraphPass[] {
+  return [...registry.values()].flatMap((entry) => (entry.graph ? [entry.graph] : []));
+}
+
+function checkNames(names: string[]): void {
   const unknown = names.filter((name) => !registry.has(name));
   if (unknown.length) throw new InputError(`unknown pass ${unknown.map((n) => `"${n}"`).join(', ')} (available: ${[...registry.keys()].join(', ')})`);
+}
+
+/** The layers lowerings of the passes named, in the registry's priority order; unknown names are an error. */
+export function passesByName(names: string[]): Pass[] {
+  checkNames(names);
   return registeredPasses().filter((pass) => names.includes(pass.name));
+}
+
+/** The GraphDef lowerings of the passes named, in priority order; unknown names are an error. */
+export function graphPassesByName(names: string[]): GraphPass[] {
+  checkNames(names);
+  return registeredGraphPasses().filter((pass) => names.includes(pass.name));
+}
+
+/** Names that exist but have no lowering in `dialect` (reported as a note, not an error). */
+export function withoutLowering(names: string[], dialect: Dialect): string[] {
+  checkNames(names);
+  return names.filter((name) => !registry.get(name)![dialect]);
 }

@@ -21,7 +21,9 @@ export { readModelFiles, writeModelFiles, artifactsOfModel } from './io/files';
 export { InputError } from './errors';
 export type { Pass, MatchContext, MatchResult, Replacement } from './pass';
 export { REPLACED_INPUT } from './pass';
-export { BUILTIN_PASSES, registerPass, registeredPasses, passesByName } from '../passes';
+export { BUILTIN_PASSES, registerPass, registeredPasses, passesByName, registeredGraphPasses, graphPassesByName } from '../passes';
+export type { Rule, RuleCandidate, RunSettings, RewriteRecord, SkipRecord, PassRun } from './core/rule';
+export type { Candidate, KeepHook } from './optimize/driver';
 export { nonSlidingConvPass } from './rewrite/non-sliding-conv';
 export type { Graph, LayerNode, TensorRef, Weight, ModelIR } from './graph/types';
 export type { GraphShapes, Shape } from './graph/shapes';
@@ -29,4 +31,4 @@ export {
   optimizeGraphModel, inspectGraphModel, verifyGraphModels, isGraphModelJson, isGraphModelFile, readGraphModelFiles,
   benchmarkGraphArtifacts, BUILTIN_GRAPH_PASSES,
 } from './graphmodel';
-export type { GraphModelSource, GraphOptimizeOptions, GraphOptimizeResult, GraphBenchmark, GraphPass } from './graphmodel';
+export type { GraphModelSource, GraphOptimizeOptions, GraphOptimizeResult, GraphBenchmark, GraphPass, GraphMatchContext, GraphReplacement, GraphCandidate } from './graphmodel';

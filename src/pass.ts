@@ -1,31 +1,19 @@
 /**
- * The pass contract, after MLIR's matchAndRewrite / notifyMatchFailure: `match` is pure and
- * either returns a plan or a refusal naming the failing condition; `rewrite` runs only after
- * every guard passed and returns replacement layers and weights. The driver splices them in.
+ * The layers dialect of the rule contract (src/core/rule.ts): what a rule sees of a Keras
+ * topology and the replacement it returns (layers and weights), which the driver splices in.
  */
+import type { Rule, RunSettings } from './core/rule';
 import type { GraphShapes } from './graph/shapes';
 import type { Graph, LayerNode, ModelIR, TensorRef, Weight } from './graph/types';
 
-export interface MatchContext {
+export type { MatchResult } from './core/rule';
+
+/** What a layers rule sees: the model, the graph holding the layer, its shapes, the run settings. */
+export interface MatchContext extends RunSettings {
   ir: ModelIR;
   graph: Graph;
   shapes: GraphShapes;
-  /** Returns a layer name derived from `base` that is unused anywhere in the model. */
-  freshName(base: string): string;
-  /** The backend the model is optimized for (the verification backend), if known. */
-  backend?: string;
-  /** The user asked for this pass by name: apply it even where a policy says it does not pay. */
-  forced?: boolean;
-  /** `--policy measure`: timings decide whether a rewrite pays, not a pass's built-in table. */
-  measuring?: boolean;
-  /**
-   * Nobody else holds the weight buffers (files read for this run, no verification against
-   * them): a rewrite may reorder a weight's values in place instead of copying them.
-   */
-  reuseWeights?: boolean;
 }
-
-export type MatchResult<Plan> = { plan: Plan } | { refusal: string };
 
 /** A chain of new layers standing in for one layer, for some of its calls. */
 export interface Replacement {
@@ -52,16 +40,5 @@ export interface Replacement {
 /** Placeholder in Replacement.layers calls for "the inputs of the replaced call". */
 export const REPLACED_INPUT = '\u0000replaced-input';
 
-export interface Pass<Plan = unknown> {
-  /** Stable identifier, used in reports and `--passes`. */
-  name: string;
-  /** The layer classes this pass looks at; every such layer gets a rewrite or a refusal. */
-  appliesTo(layer: LayerNode): boolean;
-  match(layer: LayerNode, context: MatchContext): MatchResult<Plan>;
-  /**
-   * Whether refusals belong in the report. Rewrites of a layer class (convs) say why each
-   * candidate stays; clean-up passes, which look at every Reshape or Dense, stay quiet.
-   */
-  reportRefusals?: boolean;
-  rewrite(layer: LayerNode, plan: Plan, context: MatchContext): Replacement;
-}
+/** A rule's lowering for the layers dialect (see src/core/rule.ts for the contract). */
+export type Pass<Plan = unknown> = Rule<LayerNode, MatchContext, Plan, Replacement>;

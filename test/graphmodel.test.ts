@@ -1,4 +1,4 @@
-/** optimize / inspect / verify on graph models, and the graph-conv3d-to-matmul rule's guards. */
+/** optimize / inspect / verify on graph models, and the GraphDef lowering of conv3d-to-dense and its guards. */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';

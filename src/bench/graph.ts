@@ -1,6 +1,6 @@
 /**
  * Graph-model rows of `npm run bench`: tensorflowjs_converter-style graphs (built by the
- * deterministic generator) before and after graph-conv3d-to-matmul, timed by stock tfjs
+ * deterministic generator) before and after conv3d-to-dense, timed by stock tfjs
  * GraphModel.execute, interleaved, medians.
  */
 import type { io } from '@tensorflow/tfjs';

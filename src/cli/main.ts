@@ -11,7 +11,7 @@ import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
 import { inspect, optimize, verify } from '../optimize';
 import {
-  BUILTIN_GRAPH_PASSES, GraphPass, benchmarkGraphArtifacts, inspectGraphModel, isGraphModelFile, optimizeGraphModel,
+  benchmarkGraphArtifacts, inspectGraphModel, isGraphModelFile, optimizeGraphModel,
   readGraphModelFiles, verifyGraphModels,
 } from '../graphmodel';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
@@ -78,14 +78,6 @@ function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): VerifyOptions 
   const { backend, accuracyFactor: _unused, ...rest } = verifyOptions(args, inputs);
   if (backend === 'all') throw new UsageError('--backend all is not supported for graph models');
   return { ...rest, backend };
-}
-
-function graphPassList(args: ParsedArgs): GraphPass[] | undefined {
-  const names = passList(args);
-  if (!names) return undefined;
-  const unknown = names.filter((name) => !BUILTIN_GRAPH_PASSES.some((pass) => pass.name === name));
-  if (unknown.length) throw new UsageError(`unknown graph pass ${unknown.join(', ')} (available: ${BUILTIN_GRAPH_PASSES.map((p) => p.name).join(', ')})`);
-  return BUILTIN_GRAPH_PASSES.filter((pass) => names.includes(pass.name));
 }
 
 /** `--passes a,b`: registered pass names; named passes run even where a policy would hold them back. */
@@ -168,9 +160,9 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'inspect') {
     const args = parseArgs(rest, { values: ['--passes', '--backend'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
-    const { backend } = verifyOptions(args); // validated for both formats; graph passes have no policy
+    const { backend } = verifyOptions(args); // the backend decides what policy-gated passes do
     const report = isGraphModelFile(model)
-      ? await inspectGraphModel(model, { passes: graphPassList(args) })
+      ? await inspectGraphModel(model, { passes: passList(args), backend: backend === 'all' ? 'auto' : backend })
       : await inspect(model, { passes: passList(args), backend });
     print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatReport(report, `inspect ${model}`));
     return 0;
@@ -227,7 +219,7 @@ async function run(argv: string[]): Promise<number> {
   const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
   checkOutputTarget(out, writeOptions);
   const result = isGraphModelFile(model)
-    ? await optimizeGraphModel(model, { ...graphVerifyOptions(args, taken.inputs), verify: options.verify, passes: graphPassList(args) })
+    ? await optimizeGraphModel(model, { ...graphVerifyOptions(args, taken.inputs), verify: options.verify, passes: passList(args) })
     : await optimize(model, options);
   // Verification is one long chain of promises that never yields to the event loop, where
   // signals are delivered: yield once, so a Ctrl-C during it stops us before anything is written.

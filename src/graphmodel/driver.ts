@@ -1,15 +1,18 @@
 /**
- * Applies graph passes to the main GraphDef until nothing changes, linting after each rewrite,
- * and records every rewrite and refusal in the same shape as the layers driver.
+ * The GraphDef dialect for the core driver (src/core/driver.ts): one scope (the main graph),
+ * node use-lists and output names, splice/replace that keeps the replaced node's name, and lint.
  */
-import type { RewriteRecord, SkipRecord, PassRun } from '../optimize/driver';
+import { Dialect, DriverOptions, runRules } from '../core/driver';
+import type { PassRun, RuleCandidate, RunSettings } from '../core/rule';
 import { GraphModelIR, GraphNode, lintGraphModel, parseTensorName } from './ir';
 import type { GraphMatchContext, GraphPass, GraphReplacement } from './pass';
 import { GraphShapes } from './shapes';
 
 /** Reported as the `graph` of records: graph models have one main graph. */
 export const MAIN_GRAPH = 'graph';
-const MAX_SWEEPS = 16;
+
+export type GraphCandidate = RuleCandidate<GraphNode, GraphMatchContext, GraphPass>;
+export type GraphRunOptions = DriverOptions<GraphCandidate>;
 
 /** Node names the model returns: the signature's outputs, else (as tfjs does) unread nodes. */
 function outputNodes(ir: GraphModelIR, readers: Map<string, GraphNode[]>): Set<string> {
@@ -19,7 +22,10 @@ function outputNodes(ir: GraphModelIR, readers: Map<string, GraphNode[]>): Set<s
   return new Set(ir.nodes.filter((n) => !(readers.get(n.name)?.length)).map((n) => n.name));
 }
 
-export function graphContext(ir: GraphModelIR, taken: Set<string>): GraphMatchContext {
+type GraphLookups = Omit<GraphMatchContext, keyof RunSettings>;
+
+/** Lookups over the graph as it is now (rebuilt after every rewrite). */
+export function graphLookups(ir: GraphModelIR): GraphLookups {
   const nodes = new Map(ir.nodes.map((n) => [n.name, n]));
   const weights = new Map(ir.weights.map((w) => [w.spec.name, w]));
   const readers = new Map<string, GraphNode[]>();
@@ -34,50 +40,40 @@ export function graphContext(ir: GraphModelIR, taken: Set<string>): GraphMatchCo
     weight: (name) => weights.get(name),
     consumers: (name) => readers.get(name) ?? [],
     isOutput: (name) => outputs.has(name),
-    freshName: (base) => {
-      let name = base;
-      for (let i = 2; taken.has(name); i++) name = `${base}_${i}`;
-      taken.add(name);
-      return name;
+  };
+}
+
+export function graphDialect(ir: GraphModelIR): Dialect<GraphNode, GraphMatchContext, GraphReplacement> {
+  return {
+    names: () => ir.nodes.map((n) => n.name),
+    root: () => {
+      let lookups: GraphLookups | undefined;
+      const current = () => (lookups ??= graphLookups(ir));
+      return {
+        path: MAIN_GRAPH,
+        units: () => [...ir.nodes],
+        nameOf: (node) => node.name,
+        // A rewrite can remove more than its node (a folded BiasAdd).
+        contains: (node) => current().node(node.name) === node,
+        context: (settings) => ({ ...current(), ...settings }),
+        replace: (node, replacement) => {
+          applyReplacement(ir, replacement, current());
+          ir.notes.push(...(replacement.notes ?? []));
+          lookups = undefined;
+          return replacement.nodes.map((n) => n.name);
+        },
+        lint: () => lintGraphModel(ir),
+      };
     },
   };
 }
 
-export function runGraphPasses(ir: GraphModelIR, passes: GraphPass[]): PassRun {
-  const taken = new Set(ir.nodes.map((n) => n.name));
-  const rewritten: RewriteRecord[] = [];
-  let skipped: SkipRecord[] = [];
-  for (let sweep = 0; ; sweep++) {
-    if (sweep === MAX_SWEEPS) throw new Error(`passes still rewriting after ${MAX_SWEEPS} sweeps; a pass matches its own output`);
-    skipped = [];
-    let changed = false;
-    let context = graphContext(ir, taken);
-    for (const node of [...ir.nodes]) {
-      if (context.node(node.name) !== node) continue; // removed by an earlier rewrite (a folded BiasAdd)
-      for (const pass of passes) {
-        if (!pass.appliesTo(node)) continue;
-        const result = pass.match(node, context);
-        if ('refusal' in result) {
-          skipped.push({ layer: node.name, graph: MAIN_GRAPH, pass: pass.name, reason: result.refusal });
-          continue;
-        }
-        const replacement = pass.rewrite(node, result.plan, context);
-        applyReplacement(ir, replacement, context);
-        lintGraphModel(ir, { where: `after ${pass.name} on "${node.name}"` });
-        rewritten.push({ layer: node.name, graph: MAIN_GRAPH, pass: pass.name, replacement: replacement.nodes.map((n) => n.name) });
-        ir.notes.push(...(replacement.notes ?? []));
-        context = graphContext(ir, taken);
-        changed = true;
-        break;
-      }
-    }
-    if (!changed) break;
-  }
-  return { rewritten, skipped };
+export function runGraphPasses(ir: GraphModelIR, passes: GraphPass[], options: GraphRunOptions = {}): PassRun {
+  return runRules(graphDialect(ir), passes, options);
 }
 
 /** Splices the new nodes in where the last removed node was, then drops what became unused. */
-export function applyReplacement(ir: GraphModelIR, replacement: GraphReplacement, context: GraphMatchContext): void {
+export function applyReplacement(ir: GraphModelIR, replacement: GraphReplacement, context: Pick<GraphMatchContext, 'isOutput'>): void {
   const removed = new Set(replacement.remove);
   const anchor = ir.nodes.findIndex((n) => n.name === replacement.remove[replacement.remove.length - 1]);
   if (anchor < 0) throw new Error(`internal: node ${replacement.remove[replacement.remove.length - 1]} is not in the graph`);

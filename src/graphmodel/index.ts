@@ -9,27 +9,34 @@ import { WriteOptions, writeModelFiles } from '../io/files';
 import { modelJsonPath } from '../io/source';
 import type { Report } from '../optimize';
 import type { VerificationReport, VerifyOptions } from '../verify/verify';
-import { runGraphPasses } from './driver';
+import { graphPassesByName, registeredGraphPasses, withoutLowering } from '../../passes';
+import { selectBackend } from '../backend/select';
+import { GraphRunOptions, runGraphPasses } from './driver';
 import { readGraphModelFiles } from './files';
 import { GraphModelIR, artifactsFromGraphIR, graphIRFromArtifacts, isGraphModelJson } from './ir';
 import type { GraphPass } from './pass';
-import { BUILTIN_GRAPH_PASSES } from './passes';
 import { summarizeGraph } from './summary';
 import { verifyGraphArtifacts } from './verify';
 
 export { isGraphModelJson } from './ir';
 export { isGraphModelFile, readGraphModelFiles } from './files';
 export { benchmarkGraphArtifacts } from './bench';
-export { BUILTIN_GRAPH_PASSES } from './passes';
+export { BUILTIN_GRAPH_PASSES } from '../../passes';
 export type { GraphBenchmark } from './bench';
+export type { GraphCandidate } from './driver';
 export type { GraphPass, GraphMatchContext, GraphReplacement } from './pass';
 
 /** A model.json path (or its folder), or graph-model artifacts already in memory. */
 export type GraphModelSource = string | io.ModelArtifacts;
 
 export interface GraphOptimizeOptions extends VerifyOptions {
-  /** Passes to run (default: all built-in graph passes). */
-  passes?: GraphPass[];
+  /**
+   * Passes to run, as objects or registered names (the same names as for layers models; default:
+   * every registered pass with a graph lowering). Passes named here ignore built-in policies.
+   */
+  passes?: (GraphPass | string)[];
+  /** Consulted after each successful match: a reason keeps the node (see src/core/driver.ts). */
+  keep?: GraphRunOptions['keep'];
   /** Compare the rewritten model with the original numerically (default true). */
   verify?: boolean;
 }
@@ -50,18 +57,33 @@ async function graphArtifactsOf(source: GraphModelSource): Promise<io.ModelArtif
   throw new InputError('expected a graph-model model.json path or graph-model ModelArtifacts');
 }
 
-async function rewrite(source: GraphModelSource, passes: GraphPass[] = BUILTIN_GRAPH_PASSES) {
+/** The graph pipeline and the names the user asked for (the one registry resolves both formats). */
+function pipeline(chosen?: (GraphPass | string)[]): { passes: GraphPass[]; forced: Set<string>; notes: string[] } {
+  if (!chosen) return { passes: registeredGraphPasses(), forced: new Set(), notes: [] };
+  const names = chosen.filter((p): p is string => typeof p === 'string');
+  const byName = graphPassesByName(names);
+  const passes = chosen.flatMap((p) => (typeof p === 'string' ? byName.filter((pass) => pass.name === p) : [p]));
+  const missing = withoutLowering(names, 'graph');
+  const notes = missing.length ? [`${missing.join(', ')}: no graph-model lowering; not applied`] : [];
+  return { passes, forced: new Set(passes.map((pass) => pass.name)), notes };
+}
+
+async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep'> = {}) {
+  const { passes, forced, notes } = pipeline(options.passes);
   const original = await graphArtifactsOf(source);
   // The IR copies the weight bytes: passes edit it in place, `original` stays as read.
   const ir: GraphModelIR = graphIRFromArtifacts(original);
+  ir.notes.push(...notes);
+  // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
+  const target = await selectBackend(options.backend ?? 'auto');
   const before = summarizeGraph(ir);
-  const { rewritten, skipped } = runGraphPasses(ir, passes);
+  const { rewritten, skipped } = runGraphPasses(ir, passes, { forced, backend: target.name, keep: options.keep });
   return { original, ir, before, rewritten, skipped };
 }
 
 /** Rewrites every eligible node and (by default) verifies the result against the original. */
 export async function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
-  const { original, ir, before, rewritten, skipped } = await rewrite(source, options.passes);
+  const { original, ir, before, rewritten, skipped } = await rewrite(source, options);
   const artifacts = artifactsFromGraphIR(ir);
   const verification = options.verify === false ? null : await verifyGraphArtifacts(original, artifacts, options);
   const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes };
@@ -74,8 +96,8 @@ export async function optimizeGraphModel(source: GraphModelSource, options: Grap
 }
 
 /** What optimizeGraphModel would rewrite, and why each other Conv3D stays; touches no tensors. */
-export async function inspectGraphModel(source: GraphModelSource, options: { passes?: GraphPass[] } = {}): Promise<Report> {
-  const { ir, before, rewritten, skipped } = await rewrite(source, options.passes);
+export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep'> = {}): Promise<Report> {
+  const { ir, before, rewritten, skipped } = await rewrite(source, options);
   return { rewritten, skipped, verification: null, before, after: summarizeGraph(ir), notes: ir.notes };
 }
 

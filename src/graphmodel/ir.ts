@@ -155,7 +155,7 @@ export function graphIRFromArtifacts(artifacts: io.ModelArtifacts): GraphModelIR
 export function lintGraphModel(ir: GraphModelIR, options: { input?: boolean; where?: string } = {}): void {
   const fail = (message: string) => {
     const text = options.where ? `${options.where}: ${message}` : message;
-    throw options.input ? new InputError(text) : new Error(`internal: ${text} (a pass produced a broken graph)`);
+    throw options.input ? new InputError(text) : new Error(text);
   };
   const byName = new Map<string, GraphNode>();
   for (const node of ir.nodes) {

@@ -1,15 +1,13 @@
 /**
- * The pass contract for graph models, the GraphDef twin of src/pass.ts: `match` is pure and
- * returns a plan or a refusal naming the failing value; `rewrite` runs only after every guard
- * passed. A replacement's last node takes over the name of the last node it replaces, so every
- * reference to it (other nodes' inputs, the signature, `execute(x, outputName)` calls in user
- * code) keeps working without rewiring.
+ * The GraphDef dialect of the rule contract (src/core/rule.ts). A replacement's last node takes
+ * over the name of the last node it replaces, so every reference to it (other nodes' inputs,
+ * the signature, `execute(x, outputName)` calls in user code) keeps working without rewiring.
  */
-import type { MatchResult } from '../pass';
+import type { Rule, RunSettings } from '../core/rule';
 import type { GraphModelIR, GraphNode, GraphWeight } from './ir';
 import type { GraphShapes } from './shapes';
 
-export interface GraphMatchContext {
+export interface GraphMatchContext extends RunSettings {
   ir: GraphModelIR;
   shapes: GraphShapes;
   node(name: string): GraphNode | undefined;
@@ -18,8 +16,6 @@ export interface GraphMatchContext {
   consumers(name: string): GraphNode[];
   /** true when the model returns an output of `name` (signature outputs, or a node nobody reads). */
   isOutput(name: string): boolean;
-  /** A node name derived from `base` that is unused in the graph. */
-  freshName(base: string): string;
 }
 
 export interface GraphReplacement {
@@ -33,10 +29,5 @@ export interface GraphReplacement {
   notes?: string[];
 }
 
-export interface GraphPass<Plan = unknown> {
-  name: string;
-  /** Every node this returns true for gets a rewrite or a refusal in the report. */
-  appliesTo(node: GraphNode): boolean;
-  match(node: GraphNode, context: GraphMatchContext): MatchResult<Plan>;
-  rewrite(node: GraphNode, plan: Plan, context: GraphMatchContext): GraphReplacement;
-}
+/** A rule's lowering for the GraphDef dialect. */
+export type GraphPass<Plan = unknown> = Rule<GraphNode, GraphMatchContext, Plan, GraphReplacement>;
