@@ -21,7 +21,7 @@ function toy(items: Item[]): Dialect<Item, Ctx, Item[]> {
       context: (settings) => ({ ...settings, items }),
       replace: (item, replacement) => {
         items.splice(items.indexOf(item), 1, ...replacement);
-        return replacement.map((r) => r.name);
+        return { names: replacement.map((r) => r.name) };
       },
       lint: () => {
         const bad = items.find((i) => i.value < 0);

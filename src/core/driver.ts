@@ -19,8 +19,11 @@ export interface Scope<Unit, Context, Replacement> {
   /** false when an earlier rewrite in this sweep removed `unit`. */
   contains(unit: Unit): boolean;
   context(settings: RunSettings): Context;
-  /** Splices `replacement` in for `unit` (updating use-lists); returns the new units' names. */
-  replace(unit: Unit, replacement: Replacement): string[];
+  /**
+   * Splices `replacement` in for `unit` (updating use-lists and whatever the scope's contexts
+   * derive from the graph, e.g. shapes); returns the new units' names and the other units removed.
+   */
+  replace(unit: Unit, replacement: Replacement): { names: string[]; absorbed?: string[] };
   /** Throws when the graph is structurally invalid (after a rewrite: the rule's fault). */
   lint(): void;
 }
@@ -91,14 +94,14 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
           break;
         }
         const replacement = rule.rewrite(unit, result.plan, context);
-        const names = scope.replace(unit, replacement);
+        const { names, absorbed } = scope.replace(unit, replacement);
         try {
           scope.lint();
         } catch (error) {
           // The input was linted before any rule ran: a broken graph now is the rule's bug.
           throw new Error(`pass ${rule.name} left an invalid graph after rewriting ${scope.path}/${name}: ${(error as Error).message}`);
         }
-        rewritten.push({ layer: name, graph: scope.path, pass: rule.name, replacement: names });
+        rewritten.push({ layer: name, graph: scope.path, pass: rule.name, replacement: names, ...(absorbed?.length ? { absorbed } : {}) });
         changed = true;
         break;
       }

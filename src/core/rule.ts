@@ -46,6 +46,8 @@ export interface RewriteRecord {
   graph: string;
   pass: string;
   replacement: string[];
+  /** Other units the rewrite removed (a view chain folded into the replacement). */
+  absorbed?: string[];
 }
 
 export interface SkipRecord {

@@ -60,7 +60,7 @@ export function graphDialect(ir: GraphModelIR): Dialect<GraphNode, GraphMatchCon
           applyReplacement(ir, replacement, current());
           ir.notes.push(...(replacement.notes ?? []));
           lookups = undefined;
-          return replacement.nodes.map((n) => n.name);
+          return { names: replacement.nodes.map((n) => n.name) };
         },
         lint: () => lintGraphModel(ir),
       };

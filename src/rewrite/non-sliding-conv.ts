@@ -65,6 +65,9 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const dataFormat = c.data_format ?? 'channels_last';
     if (dataFormat !== 'channels_last' && dataFormat !== 'channels_first') return refuse(`data_format '${dataFormat}' is not supported`);
     const channelsFirst = dataFormat === 'channels_first';
+    // tfjs's Conv1D transposes a channels_first input but returns its output channels last
+    // (conv1dWithBias), against its own declared shape: no rewrite can match both.
+    if (channelsFirst && rank === 1) return refuse(`data_format 'channels_first' on ${options.className}: tfjs computes its output channels last, not as its shape says`);
     // Constraints project weights during training with axis semantics tied to the conv layout.
     if (c.kernel_constraint != null || c.bias_constraint != null) return refuse('kernel_constraint/bias_constraint set (no Dense equivalent of their axes)');
     // Softmax normalizes over the last axis: F for the Dense, but W for a channels_first conv.

@@ -17,6 +17,8 @@ export interface RewrittenLayer {
   /** Path of the model holding the layer; nested when it contains "/". */
   graph?: string;
   replacement: string[];
+  /** Other layers that rewrite removed (see RewriteRecord). */
+  absorbed?: string[];
 }
 
 /** Taps of one rewritten conv: its input and output per call, and the replacement's outputs. */
@@ -110,8 +112,24 @@ export function planProbes(
       continue;
     }
     const descendants = new Set(record.replacement);
+    let foldedInto: string | undefined;
     for (const later of records.slice(records.indexOf(record) + 1)) {
-      if (descendants.has(later.layer)) later.replacement.forEach((name) => descendants.add(name));
+      // Rewriting part of the replacement keeps that part's outputs (what it absorbed fed it).
+      if (descendants.has(later.layer)) {
+        later.replacement.forEach((name) => descendants.add(name));
+        continue;
+      }
+      if (!later.absorbed?.some((name) => descendants.has(name))) continue;
+      // A Reshape that absorbed part of the replacement (merged reshapes) holds the conv's output
+      // up to a reshape (if it is gone too, a later record says where); anything else (a Dense
+      // whose kernel rows now undo the conv's output Permute) means that output is no tensor now.
+      const absorber = present.get(later.layer);
+      if (!absorber || absorber.getClassName() === 'Reshape') descendants.add(later.layer);
+      else foldedInto ??= later.layer;
+    }
+    if (foldedInto !== undefined) {
+      unavailable(`its output was folded into ${foldedInto} (the end-to-end comparison still covers it)`);
+      continue;
     }
     const layers = [...descendants].map((name) => present.get(name)).filter((l): l is tf.layers.Layer => l !== undefined);
     const consumed = new Set<number>();
