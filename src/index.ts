@@ -1,5 +1,11 @@
+// First: loads tfjs quietly and says in one line if the app holds another copy of it.
+import './backend/tfjs';
+import { asGuest } from './backend/guest';
+import { benchModel as benchModelAnyBackend } from './bench/model-bench';
+import * as graph from './graphmodel';
+
 export { optimize, inspect, verify } from './optimize';
-export type { OptimizeOptions, OptimizeResult, Report } from './optimize';
+export type { OptimizeOptions, OptimizeResult, Report, AnyModelSource } from './optimize';
 export type {
   VerifyOptions, LayersVerifyOptions, VerificationReport, LayerAccuracy, SkippedBackend, VerifyInput, RewrittenLayer,
 } from './verify/verify';
@@ -8,7 +14,8 @@ export type { OutputMetrics } from './verify/compare';
 export type { ErrorStats } from './verify/reference';
 export { readNpy, writeNpy, encodeNpy, NpyReader } from './io/npy';
 export type { NpyArray, NpyDtype } from './io/npy';
-export { benchModel } from './bench/model-bench';
+/** Benchmarks and graph-model entry points, like optimize/inspect/verify, leave the caller's backend as it was. */
+export const benchModel = asGuest(benchModelAnyBackend);
 export type { ModelBenchOptions, ModelBenchReport } from './bench/model-bench';
 export type { Measurement } from './bench/measure';
 export type { Samples } from './bench/stats';
@@ -27,8 +34,9 @@ export type { Candidate, KeepHook } from './optimize/driver';
 export { nonSlidingConvPass } from './rewrite/non-sliding-conv';
 export type { Graph, LayerNode, TensorRef, Weight, ModelIR } from './graph/types';
 export type { GraphShapes, Shape } from './graph/shapes';
-export {
-  optimizeGraphModel, inspectGraphModel, verifyGraphModels, isGraphModelJson, isGraphModelFile, readGraphModelFiles,
-  benchmarkGraphArtifacts, BUILTIN_GRAPH_PASSES,
-} from './graphmodel';
+export const optimizeGraphModel = asGuest(graph.optimizeGraphModel);
+export const inspectGraphModel = asGuest(graph.inspectGraphModel);
+export const verifyGraphModels = asGuest(graph.verifyGraphModels);
+export const benchmarkGraphArtifacts = asGuest(graph.benchmarkGraphArtifacts);
+export { isGraphModelJson, isGraphModelFile, readGraphModelFiles, BUILTIN_GRAPH_PASSES } from './graphmodel';
 export type { GraphModelSource, GraphOptimizeOptions, GraphOptimizeResult, GraphBenchmark, GraphPass, GraphMatchContext, GraphReplacement, GraphCandidate } from './graphmodel';

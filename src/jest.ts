@@ -8,6 +8,7 @@
  * It runs the same check as `tfjs-rewrite verify` and, on failure, names the output, its worst
  * element and the tolerance (or the rewritten layer that lost accuracy).
  */
+import './backend/tfjs';
 import { verify } from './optimize';
 import type { ModelSource } from './io/source';
 import type { LayersVerifyOptions, VerificationReport } from './verify/verify';

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors';
+import { quietRequire } from './load';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendRequest = BackendName | 'auto';
@@ -29,11 +30,10 @@ interface NodeBackendShape {
 async function tryTensorflow(load: ModuleLoader): Promise<{ device: string } | { reason: string }> {
   const reasons: string[] = [];
   for (const id of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-    try {
-      load(id);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      reasons.push(`${id} ${code === 'MODULE_NOT_FOUND' ? 'is not installed' : `failed to load (${(error as Error).message.split('\n')[0]})`}`);
+    // A tfjs-node without its native binding throws after ~150 lines of console noise: one reason.
+    const loaded = quietRequire(id, load);
+    if (loaded.reason !== undefined) {
+      reasons.push(loaded.reason);
       continue;
     }
     if (!(await tf.setBackend('tensorflow'))) {
@@ -52,7 +52,8 @@ async function tryTensorflow(load: ModuleLoader): Promise<{ device: string } | {
 
 async function tryWasm(load: ModuleLoader): Promise<{ device: string } | { reason: string }> {
   try {
-    load('@tensorflow/tfjs-backend-wasm');
+    const loaded = quietRequire('@tensorflow/tfjs-backend-wasm', load);
+    if (loaded.reason !== undefined) return { reason: `wasm backend unavailable (${loaded.reason})` };
     if (!(await tf.setBackend('wasm'))) return { reason: 'the wasm backend did not initialize' };
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     return { device: `cpu (wasm${simd ? ', SIMD' : ''})` };

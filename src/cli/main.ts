@@ -6,6 +6,7 @@
  */
 // First: signal handlers must be in place before tfjs spends ~0.3 s loading.
 import { onInterrupt } from './signals';
+import '../backend/tfjs';
 import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
@@ -18,6 +19,7 @@ import { checkOutputTarget, removePendingWrites } from '../io/files';
 import { LayersVerifyOptions, VerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';
 import { silenceTfjsNodeBanner } from '../quiet';
+import { packageVersion } from './version';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
 import { benchModel, formatModelBench } from '../bench/model-bench';
 import { POLICY_MODES, PolicyMode, formatPolicy } from '../bench/policy';
@@ -150,6 +152,10 @@ async function run(argv: string[]): Promise<number> {
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     print(MAIN_USAGE);
     return command ? 0 : 2;
+  }
+  if (command === '--version' || command === '-V') {
+    print(packageVersion());
+    return 0;
   }
   if (!(command in USAGE)) throw new UsageError(`unknown command "${command}" (optimize, verify, inspect, bench)`);
   if (rest.includes('--help') || rest.includes('-h')) {

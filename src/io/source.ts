@@ -17,11 +17,18 @@ export function modelJsonPath(location: string): string {
   return fs.existsSync(location) && fs.statSync(location).isDirectory() ? path.join(location, 'model.json') : location;
 }
 
+/** A tf.LayersModel of this or another tfjs copy (duck-typed: `instanceof` fails across copies). */
+export function isLayersModelObject(source: unknown): source is tf.LayersModel {
+  const model = source as tf.LayersModel;
+  return source instanceof tf.LayersModel ||
+    (typeof model?.save === 'function' && typeof model.predict === 'function' && Array.isArray(model.layers) && typeof model.getConfig === 'function');
+}
+
 export async function artifactsOf(source: ModelSource): Promise<io.ModelArtifacts> {
   if (typeof source === 'string') return readModelFiles(modelJsonPath(source));
-  if (source instanceof tf.LayersModel) return artifactsOfModel(source);
+  if (isLayersModelObject(source)) return artifactsOfModel(source);
   if (source && typeof source === 'object' && 'modelTopology' in source) return source;
-  throw new InputError('expected a model.json path, a tf.LayersModel or ModelArtifacts');
+  throw new InputError('expected a model.json path, a tf.LayersModel or tf.GraphModel, or ModelArtifacts');
 }
 
 /**

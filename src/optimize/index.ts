@@ -1,8 +1,18 @@
-/** The library entry points: optimize, inspect, verify. */
+/**
+ * The library entry points: optimize, inspect, verify. Each takes either model format (a
+ * model.json path or folder, an in-memory tf.LayersModel or tf.GraphModel, or ModelArtifacts)
+ * and leaves the caller's tfjs backend as it found it.
+ */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { passesByName, registeredPasses } from '../../passes';
+import { asGuest } from '../backend/guest';
 import { selectBackend } from '../backend/select';
+import { InputError } from '../errors';
+import {
+  BUILTIN_GRAPH_PASSES, GraphOptimizeResult, GraphPass, inspectGraphModel, isGraphModelFile, isGraphModelJson,
+  optimizeGraphModel, verifyGraphModels,
+} from '../graphmodel';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { artifactsFromIR, artifactsMetaOfIR, weightChunksOfIR } from '../io/ir';
 import { ModelSource, loadChecked } from '../io/source';
@@ -76,8 +86,69 @@ async function rewrite(source: ModelSource, chosen?: (Pass | string)[], options:
   return { original, ir, before, rewritten, skipped, policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
 }
 
-/** Rewrites every eligible layer and (by default) verifies the result against the original. */
-export async function optimize(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
+/** Anything optimize/inspect/verify take: a layers or graph model, as files, in memory or artifacts. */
+export type AnyModelSource = ModelSource | tf.GraphModel;
+
+/** A tf.GraphModel of this or another tfjs copy (duck-typed: `instanceof` fails across copies). */
+function isGraphModelObject(source: unknown): source is tf.GraphModel {
+  const model = source as tf.GraphModel;
+  return source instanceof tf.GraphModel || (typeof model?.executeAsync === 'function' && Array.isArray(model.outputNodes) && typeof model.save === 'function');
+}
+
+/**
+ * The format dispatch: graph models (tensorflowjs_converter's "graph-model") go to src/graphmodel,
+ * given as their artifacts; everything else stays as it was given for the layers path.
+ */
+async function graphSource(source: AnyModelSource): Promise<io.ModelArtifacts | string | null> {
+  if (typeof source === 'string') return isGraphModelFile(source) ? source : null;
+  if (isGraphModelObject(source)) {
+    let captured: io.ModelArtifacts | undefined;
+    await source.save(tf.io.withSaveHandler(async (artifacts) => {
+      captured = artifacts;
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }));
+    return captured!;
+  }
+  if (source && typeof source === 'object' && 'modelTopology' in source && isGraphModelJson(source)) return source;
+  return null;
+}
+
+/** Layers-path options mapped onto the graph path; what it cannot do is an InputError, not ignored. */
+function graphOptions<T extends Pick<OptimizeOptions, 'passes' | 'backend' | 'policy' | 'accuracyFactor' | 'rewrittenLayers'>>(options: T) {
+  const { passes, backend, policy, policyBatch: _b, policyTimer: _t, rewrittenLayers: _r, ...rest } = options as T & OptimizeOptions;
+  if (backend === 'all') throw new InputError('backend "all" is not supported for graph models');
+  if (policy === 'measure') throw new InputError('policy "measure" is not supported for graph models');
+  let graphPasses: GraphPass[] | undefined;
+  if (passes) {
+    graphPasses = passes.map((pass) => {
+      const name = typeof pass === 'string' ? pass : pass.name;
+      const found = BUILTIN_GRAPH_PASSES.find((p) => p.name === name);
+      if (!found) throw new InputError(`pass "${name}" does not apply to graph models (graph passes: ${BUILTIN_GRAPH_PASSES.map((p) => p.name).join(', ')})`);
+      return found;
+    });
+  }
+  return { ...rest, backend, passes: graphPasses };
+}
+
+/**
+ * Rewrites every eligible layer (or graph op) and (by default) verifies the result against the
+ * original. A tf.GraphModel or a graph-model path/artifacts gives a result whose load() is a
+ * tf.GraphModel.
+ */
+export function optimize(source: tf.GraphModel, options?: OptimizeOptions): Promise<GraphOptimizeResult>;
+export function optimize(source: tf.LayersModel, options?: OptimizeOptions): Promise<OptimizeResult>;
+export function optimize(source: AnyModelSource, options?: OptimizeOptions): Promise<OptimizeResult | GraphOptimizeResult>;
+export function optimize(source: AnyModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult | GraphOptimizeResult> {
+  return guestOptimize(source, options);
+}
+
+const guestOptimize = asGuest(async (source: AnyModelSource, options: OptimizeOptions): Promise<OptimizeResult | GraphOptimizeResult> => {
+  const graph = await graphSource(source);
+  if (graph !== null) return optimizeGraphModel(graph, graphOptions(options));
+  return optimizeLayers(source as ModelSource, options);
+});
+
+async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
   const { original, ir, before, rewritten, skipped, policyFields } = await rewrite(source, options.passes, options);
   // The one-buffer artifacts are a copy of every weight: built only when something needs them
   // (verification, load, a caller); saving writes the IR's weight views directly.
@@ -96,14 +167,19 @@ export async function optimize(source: ModelSource, options: OptimizeOptions = {
 }
 
 /** What optimize would rewrite, and why each other candidate stays; touches no tensors. */
-export async function inspect(source: ModelSource, options: Pick<OptimizeOptions, 'passes' | 'backend'> = {}): Promise<Report> {
-  const { ir, before, rewritten, skipped } = await rewrite(source, options.passes, options);
+export const inspect = asGuest(async (source: AnyModelSource, options: Pick<OptimizeOptions, 'passes' | 'backend'> = {}): Promise<Report> => {
+  const graph = await graphSource(source);
+  if (graph !== null) return inspectGraphModel(graph, { passes: graphOptions(options).passes });
+  const { ir, before, rewritten, skipped } = await rewrite(source as ModelSource, options.passes, options);
   return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes };
-}
+});
 
-/** Compares two models (paths, models or artifacts) on seeded inputs. */
-export async function verify(original: ModelSource, rewritten: ModelSource, options: LayersVerifyOptions = {}): Promise<VerificationReport> {
-  const a = (await loadChecked(original)).artifacts;
-  const b = (await loadChecked(rewritten)).artifacts;
-  return verifyArtifacts(a, b, options);
-}
+/** Compares two models of one format (paths, models or artifacts) on the same inputs. */
+export const verify = asGuest(async (original: AnyModelSource, rewritten: AnyModelSource, options: LayersVerifyOptions = {}): Promise<VerificationReport> => {
+  const [a, b] = [await graphSource(original), await graphSource(rewritten)];
+  if ((a === null) !== (b === null)) throw new InputError('cannot compare a graph model with a layers model');
+  if (a !== null && b !== null) return verifyGraphModels(a, b, graphOptions(options));
+  const first = (await loadChecked(original as ModelSource)).artifacts;
+  const second = (await loadChecked(rewritten as ModelSource)).artifacts;
+  return verifyArtifacts(first, second, options);
+});

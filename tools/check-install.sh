@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs the packed tool into fresh apps the way users do (npm pack, then npm install of the
+# tarball next to the app's own tfjs) and checks, for each tfjs version given (default: the ends
+# of the supported range), that:
+#  - npm installs no tfjs-node / tfjs-node-gpu and exactly one copy of @tensorflow/tfjs-core;
+#  - the app optimizes its own in-memory model with nothing on stderr, gets an instance of its
+#    own tf.LayersModel back that computes the same outputs, and keeps its backend;
+#  - the CLI answers --version with the package version.
+# Usage: tools/check-install.sh [tfjs-version ...]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+versions=("$@")
+if [ ${#versions[@]} -eq 0 ]; then
+  min="$(node -p "require('$root/package.json').peerDependencies['@tensorflow/tfjs'].match(/>=\\s*([0-9.]+)/)[1]")"
+  versions=("$min" "4.22.0")
+fi
+work="$(mktemp -d /tmp/tfjs-rewrite-install.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+tarball="$work/$(cd "$root" && npm pack --silent --pack-destination "$work" | tail -1)"
+expected_version="$(node -p "require('$root/package.json').version")"
+
+for version in "${versions[@]}"; do
+  app="$work/app-$version"
+  mkdir -p "$app"
+  printf '{"name":"app","version":"1.0.0","private":true}\n' > "$app/package.json"
+  (cd "$app" && npm install --no-audit --no-fund --loglevel=error "@tensorflow/tfjs@$version" "@tensorflow/tfjs-backend-wasm@$version" "$tarball" > npm.log 2>&1) \
+    || { cat "$app/npm.log"; echo "check-install: npm install failed for tfjs $version"; exit 1; }
+  if [ -e "$app/node_modules/@tensorflow/tfjs-node" ] || [ -e "$app/node_modules/@tensorflow/tfjs-node-gpu" ]; then
+    echo "check-install: npm install of the tool installed tfjs-node(-gpu) (tfjs $version)"; exit 1
+  fi
+  cores="$(find "$app/node_modules" -path '*/@tensorflow/tfjs-core/package.json' | wc -l)"
+  [ "$cores" -eq 1 ] || { echo "check-install: $cores copies of @tensorflow/tfjs-core with tfjs $version"; exit 1; }
+  cat > "$app/smoke.js" <<'JS'
+const tf = require('@tensorflow/tfjs');
+(async () => {
+  await tf.setBackend('cpu');
+  tf.tidy(() => tf.zeros([1]).dataSync()); // tfjs's own first-use banner, before we watch stderr
+  const noise = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (chunk, ...rest) => (noise.push(String(chunk)), write(chunk, ...rest));
+  const { optimize } = require('tfjs-rewrite');
+  const input = tf.input({ shape: [4, 8, 8, 3] });
+  const conv = tf.layers.conv3d({ filters: 6, kernelSize: 4, strides: 4 }).apply(input);
+  const model = tf.model({ inputs: input, outputs: tf.layers.flatten().apply(conv) });
+  const result = await optimize(model);
+  const loaded = await result.load();
+  const x = tf.randomUniform([3, 4, 8, 8, 3], -1, 1, 'float32', 7);
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(model.predict(x), loaded.predict(x)))).dataSync()[0]);
+  const problems = [];
+  if (result.report.rewritten.length !== 1) problems.push(`rewritten ${result.report.rewritten.length} layers, expected 1`);
+  if (!result.report.verification.passed) problems.push('verification failed');
+  if (!(loaded instanceof tf.LayersModel)) problems.push('the result is not an instance of the app\'s tf.LayersModel');
+  if (tf.getBackend() !== 'cpu') problems.push(`the app's backend changed to ${tf.getBackend()}`);
+  if (!(diff < 1e-5)) problems.push(`outputs differ by ${diff}`);
+  if (noise.length) problems.push(`${noise.length} stderr line(s), first: ${noise[0].trim().slice(0, 200)}`);
+  const line = `tfjs ${tf.version.tfjs}: rewritten ${result.report.rewritten.map((r) => r.layer)} verified on ${result.report.verification.backend}, max diff ${diff}`;
+  process.stdout.write(problems.length ? `FAIL ${line}: ${problems.join('; ')}\n` : `ok ${line}\n`);
+  process.exitCode = problems.length ? 1 : 0;
+})().catch((error) => { process.stdout.write(`FAIL ${error.stack}\n`); process.exitCode = 1; });
+JS
+  (cd "$app" && node smoke.js) || { echo "check-install: smoke failed with tfjs $version"; exit 1; }
+  got="$(cd "$app" && npx --no-install tfjs-rewrite --version)"
+  [ "$got" = "$expected_version" ] || { echo "check-install: --version printed '$got', expected $expected_version"; exit 1; }
+done
+echo "check-install: ok for tfjs ${versions[*]}"
