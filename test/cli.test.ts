@@ -54,8 +54,15 @@ test('an existing --out is refused without --force and replaced with it', () => 
   expect(refused.status).toBe(2);
   expect(refused.stderr.trim()).toBe(`tfjs-rewrite: ${out} already exists (pass --force to replace it)`);
   expect(fs.readdirSync(out)).toEqual(['keep.txt']);
+  // --force replaces only an empty folder or an earlier model output: keep.txt is in the way.
   const forced = runCli(['optimize', tubelet, '--out', out, '--no-verify', '--force']);
-  expect(forced.status).toBe(0);
+  expect(forced.status).toBe(2);
+  expect(forced.stderr).toBe(`tfjs-rewrite: ${out} holds keep.txt, not part of a tfjs model; --force replaces only an empty folder or an earlier model output (choose another --out)\n`);
+  expect(fs.readdirSync(out)).toEqual(['keep.txt']);
+  fs.rmSync(path.join(out, 'keep.txt'));
+  expect(runCli(['optimize', tubelet, '--out', out, '--no-verify', '--force']).status).toBe(0); // empty
+  const again = runCli(['optimize', tubelet, '--out', out, '--no-verify', '--force']); // an earlier output
+  expect(again.status).toBe(0);
   expect(fs.readdirSync(out).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
 });
 

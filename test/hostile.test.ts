@@ -11,7 +11,7 @@ import { InputError, inspect, optimize, writeModelFiles } from '../src';
 import { describeValue } from '../src/validate/describe';
 import { checkManifest } from '../src/validate/manifest';
 import { writeNpy } from '../src/io/npy';
-import { COMMITTED, tempDir } from './helpers/tf';
+import { COMMITTED, snapshotDir, tempDir } from './helpers/tf';
 
 /** Copies a committed fixture, applies `edit` to its model.json object; returns the model.json path. */
 function fixture(name: string, edit: (json: any, dir: string) => void = () => undefined): string {
@@ -212,12 +212,12 @@ describe('writing', () => {
     const { artifacts } = await optimize(fixture('pointwise-1x1x1'), { verify: false });
     const parent = tempDir('tfjs-rewrite-write-');
     const out = path.join(parent, 'out');
-    fs.mkdirSync(out);
-    fs.writeFileSync(path.join(out, 'old.txt'), 'previous output');
+    writeModelFiles(artifacts, out);
+    const previous = snapshotDir(out);
     // A topology JSON cannot encode fails the write after the shards are in the temp folder.
     expect(() => writeModelFiles({ ...artifacts, modelTopology: { size: BigInt(1) } as unknown as object }, out, { force: true })).toThrow(/BigInt/);
     expect(fs.readdirSync(parent)).toEqual(['out']);
-    expect(fs.readdirSync(out)).toEqual(['old.txt']);
+    expect(snapshotDir(out)).toEqual(previous);
   });
   test('an output whose parent is a file fails with one line and leaves nothing', async () => {
     const { artifacts } = await optimize(fixture('pointwise-1x1x1'), { verify: false });

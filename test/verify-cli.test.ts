@@ -33,8 +33,11 @@ test('the human report shows the float64 layer check', () => {
   const out = path.join(dir, 'mini-out');
   const optimized = run('optimize', MINI, '--out', out, '--backend', 'cpu');
   expect(optimized.status).toBe(0);
-  const result = run('verify', MINI, path.join(out, 'model.json'), '--inputs', PATCHES, '--backend', 'cpu');
+  expect(optimized.stdout).toContain('verification PASSED on backend cpu, cpu (JavaScript) (2 seeded uniform rows (seed 1234), |a-b| <= 0.00001 + 0.0001*|a|)');
+  const result = run('verify', MINI, path.join(out, 'model.json'), '--inputs', PATCHES, '--backend', 'cpu', '--batch-size', '100');
   expect(result.status).toBe(0);
-  expect(result.stdout).toMatch(/inputs: .*jetty-patches-p4\.npy \(256 rows, 512 per pass\)/);
+  // The header names the rows actually fed, not the unused seeded-row settings.
+  expect(result.stdout).toContain(`verification PASSED on backend cpu, cpu (JavaScript) (256 rows of ${PATCHES}, 100 per pass, |a-b|`);
+  expect(result.stdout).not.toMatch(/seed|batch 2/);
   expect(result.stdout).toMatch(/patch_embed: original max [\d.e-]+ mean [\d.e-]+, replacement max [\d.e-]+ mean [\d.e-]+, ratio [\d.]+ \(limit [\d.]+\) ok/);
 });

@@ -1,4 +1,5 @@
 /** Summaries of repeated timings: medians and spread, never means (one GC pause skews a mean). */
+import { yieldToEventLoop } from '../yield';
 
 export interface Samples {
   /** Milliseconds, in the order they were taken (warm-up runs excluded). */
@@ -56,16 +57,22 @@ export function repsFor(estimateMs: number, options: InterleaveOptions): number 
  * processes) hits every variant alike instead of whichever ran last. A variant with fewer reps
  * drops out of later rounds.
  */
+/** One timed run, after letting signals (Ctrl-C) in: outside the timed region. */
+async function yieldThen(runner: Runner): Promise<number> {
+  await yieldToEventLoop();
+  return runner.run();
+}
+
 export async function interleave(runners: Runner[], options: InterleaveOptions): Promise<Map<string, Samples>> {
   const estimate = new Map<string, number>();
   const warmups = runners.map((runner) => runner.warmup ?? options.warmup);
   for (let round = 0; round < Math.max(0, ...warmups); round++) {
-    for (let i = 0; i < runners.length; i++) if (round < warmups[i]) estimate.set(runners[i].name, await runners[i].run());
+    for (let i = 0; i < runners.length; i++) if (round < warmups[i]) estimate.set(runners[i].name, await yieldThen(runners[i]));
   }
   const reps = runners.map((runner) => runner.reps ?? (estimate.has(runner.name) ? repsFor(estimate.get(runner.name)!, options) : options.minReps));
   const times = runners.map(() => [] as number[]);
   for (let round = 0; round < Math.max(0, ...reps); round++) {
-    for (let i = 0; i < runners.length; i++) if (round < reps[i]) times[i].push(await runners[i].run());
+    for (let i = 0; i < runners.length; i++) if (round < reps[i]) times[i].push(await yieldThen(runners[i]));
   }
   return new Map(runners.map((runner, i) => [runner.name, summarizeSamples(times[i])]));
 }

@@ -36,7 +36,7 @@ const USAGE: Record<string, string> = {
   --atol <x>, --rtol <y>  tolerance |a-b| <= atol + rtol*|a| (defaults 1e-5, 1e-4)
   --accuracy-factor <f>  fail when a rewritten layer's mean error vs a float64 reference
                        exceeds f times the original layer's (default 4)
-  --batch <n>          rows of the generated inputs (default 2)
+  --rows <n>           rows of the generated inputs, without --inputs (default 2; old name --batch)
   --seed <n>           seed of the generated inputs (default 1234)
   --passes <a,b>       run only these passes (names: conv3d-to-dense, conv2d-to-dense,
                        conv1d-to-dense, fold-views-into-dense, collapse-reshapes,
@@ -47,17 +47,18 @@ const USAGE: Record<string, string> = {
                        for a patch embed, its patch count)
   --no-verify          skip the numerical check
   --json               print one JSON report on stdout`,
-  bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--batch n] [--json]
+  bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--rows n] [--json]
   Times the model as is, rewritten, the rewritten subgraphs alone, and the bare matMul+bias they
   reduce to (interleaved runs after a warm-up, medians): speedup and overhead on your backend.
   --backend <name>     auto (default) | tensorflow | wasm | cpu
   --inputs <a.npy> ... one .npy per model input; its leading dimension is the batch
-  --batch <n>          batch of the generated inputs without --inputs (default 16)
+  --rows <n>           rows of the generated inputs (the timed batch) without --inputs (default 16;
+                       old name --batch)
   --json               print one JSON report on stdout`,
   verify: `usage: tfjs-rewrite verify <a/model.json> <b/model.json> [options]
   Runs both models on the same inputs and compares every output (and, for layers the second
   replaced by name, their accuracy against a float64 reference).
-  --backend, --inputs, --batch-size, --atol, --rtol, --accuracy-factor, --batch, --seed, --json
+  --backend, --inputs, --batch-size, --atol, --rtol, --accuracy-factor, --rows, --seed, --json
                        as for optimize`,
   inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--json]
   Lists what optimize would rewrite, and why every other candidate is left alone.
@@ -69,7 +70,9 @@ commands:
   verify <a/model.json> <b/model.json> compare two models numerically
   inspect <model.json>                 what would be rewritten, and why not
   bench <model.json>                   time the model before and after the rewrite
-Run 'tfjs-rewrite <command> --help' for options. Exit codes: 0 ok, 1 verification failed, 2 bad usage or input.`;
+  --version                            print the version
+Run 'tfjs-rewrite <command> --help' for options. Exit codes: 0 ok, 1 verification failed, 2 bad usage or input,
+130/143 interrupted (Ctrl-C/SIGTERM; nothing is written).`;
 
 /** Graph models (tensorflowjs_converter output) take the graph passes and no layers-only flags. */
 function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): VerifyOptions {
@@ -91,7 +94,14 @@ function passList(args: ParsedArgs): string[] | undefined {
   return names;
 }
 
-const VERIFY_VALUES = ['--backend', '--atol', '--rtol', '--batch', '--seed', '--batch-size', '--accuracy-factor'];
+const VERIFY_VALUES = ['--backend', '--atol', '--rtol', '--rows', '--batch', '--seed', '--batch-size', '--accuracy-factor'];
+
+/** `--rows` (rows to generate), or its old name `--batch`: distinct from --batch-size (rows per pass). */
+function rowsFlag(args: ParsedArgs): number | undefined {
+  if (args.values.has('--rows') && args.values.has('--batch')) throw new UsageError('give --rows once (--batch is its old name)');
+  const flag = args.values.has('--batch') ? '--batch' : '--rows';
+  return numberFlag(args, flag, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+}
 
 /** `--inputs` takes every following .npy path (the parser's flags take one value each). */
 function takeInputs(argv: string[]): { argv: string[]; inputs?: string[] } {
@@ -105,11 +115,16 @@ function takeInputs(argv: string[]): { argv: string[]; inputs?: string[] } {
   return { argv: rest, inputs: argv.slice(at + 1, end) };
 }
 
-/** One progress line per second (and the last) on stderr; stdout stays clean for --json. */
-function progress(): LayersVerifyOptions['onProgress'] {
-  let last = 0;
+/**
+ * One progress line per second on stderr (stdout stays clean for --json), the first after a
+ * second of verifying: a quick run prints none, unless the user gave --inputs (then the last).
+ */
+function progress(always: boolean): LayersVerifyOptions['onProgress'] {
+  let last = Date.now();
+  let shown = always;
   return ({ backend, done, total }) => {
-    if (done !== total && Date.now() - last < 1000) return;
+    if (done === total ? !shown : Date.now() - last < 1000) return;
+    shown = true;
     last = Date.now();
     process.stderr.write(`tfjs-rewrite: verifying on ${backend}: ${done}/${total} rows\n`);
   };
@@ -123,12 +138,12 @@ function verifyOptions(args: ParsedArgs, inputs?: string[]): LayersVerifyOptions
   return {
     backend: backend as BackendRequest | 'all',
     inputs,
-    onProgress: inputs ? progress() : undefined,
+    onProgress: progress(inputs !== undefined),
     batchSize: numberFlag(args, '--batch-size', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
     accuracyFactor: numberFlag(args, '--accuracy-factor', (n) => n >= 1, 'a number >= 1'),
     atol: numberFlag(args, '--atol', (n) => n >= 0, 'a number >= 0'),
     rtol: numberFlag(args, '--rtol', (n) => n >= 0, 'a number >= 0'),
-    batch: numberFlag(args, '--batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+    batch: rowsFlag(args),
     seed: numberFlag(args, '--seed', Number.isInteger, 'an integer'),
   };
 }
@@ -176,7 +191,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'bench') {
     const taken = takeInputs(rest);
-    const args = parseArgs(taken.argv, { values: ['--backend', '--batch'], switches: ['--json'] });
+    const args = parseArgs(taken.argv, { values: ['--backend', '--rows', '--batch'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
     const backend = verifyOptions(args).backend;
     if (backend === 'all') throw new UsageError('bench runs on one backend at a time; --backend all is not supported');

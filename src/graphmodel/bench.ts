@@ -7,6 +7,7 @@ import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
 import { summarizeSamples } from '../bench/stats';
 import { loadGraph, openGraphInputs, runGraph } from './verify';
+import { yieldToEventLoop } from '../yield';
 
 export interface GraphBenchmark {
   backend: string;
@@ -36,6 +37,7 @@ export async function benchmarkGraphArtifacts(
   const times: number[][] = [[], []];
   try {
     const once = async (m: number) => {
+      await yieldToEventLoop(); // signals (Ctrl-C) get their turn, outside the timed region
       const start = performance.now();
       const outputs = await runGraph(models[m], feed, models[m].outputNodes);
       await Promise.all(outputs.map((t) => t.data()));

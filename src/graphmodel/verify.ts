@@ -10,6 +10,7 @@ import { selectBackend } from '../backend/select';
 import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
 import { InputSet, openInputs } from '../verify/inputs';
 import { runHeader, runSettings, VerificationReport, VerifyOptions } from '../verify/verify';
+import { yieldToEventLoop } from '../yield';
 
 export async function loadGraph(artifacts: io.ModelArtifacts, label: string): Promise<tf.GraphModel> {
   try {
@@ -83,7 +84,11 @@ export async function verifyGraphArtifacts(
     let accumulators: MetricsAccumulator[] = [];
     for (let start = 0; start < rows.rows; start += batchSize) {
       const count = Math.min(batchSize, rows.rows - start);
-      const [expected, actual] = [await runRows(before, rows, start, count), await runRows(after, rows, start, count)];
+      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts).
+      await yieldToEventLoop(options.signal);
+      const expected = await runRows(before, rows, start, count);
+      await yieldToEventLoop(options.signal);
+      const actual = await runRows(after, rows, start, count);
       if (start === 0) accumulators = expected.map((e, o) => new MetricsAccumulator(before.outputNodes[o], e.shape.slice(1), { atol, rtol }));
       expected.forEach((e, o) => {
         if (e.shape.join() !== actual[o].shape.join()) {

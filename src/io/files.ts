@@ -3,6 +3,7 @@
  * with tfjs's own helpers (getModelArtifactsForJSON, getWeightSpecs). Writes are atomic: a
  * temp directory beside the target, renamed into place only when complete.
  */
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -254,6 +255,27 @@ export interface WriteOptions {
   inputs?: string[];
 }
 
+/**
+ * What in folder `dir` is not a previous tfjs model output (model.json and the shards its
+ * manifest lists): --force must never delete someone's project because --out pointed at it.
+ */
+function strangersIn(dir: string): string[] {
+  const entries = fs.readdirSync(dir);
+  if (entries.length === 0) return [];
+  if (!entries.includes('model.json')) return entries.sort();
+  const known = new Set(['model.json']);
+  try {
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+    if (json === null || typeof json !== 'object' || !('modelTopology' in json)) return ['a model.json that is not a tfjs model'];
+    for (const group of Array.isArray(json.weightsManifest) ? json.weightsManifest : []) {
+      for (const p of Array.isArray(group?.paths) ? group.paths : []) if (typeof p === 'string') known.add(decodeURIComponent(p));
+    }
+  } catch {
+    return ['a model.json that is not a tfjs model'];
+  }
+  return entries.filter((name) => !known.has(name) || !fs.lstatSync(path.join(dir, name)).isFile()).sort();
+}
+
 /** Refuses an output folder that exists (unless forced), is not a folder, or holds an input. */
 export function checkOutputTarget(outDir: string, options: WriteOptions = {}): void {
   const target = path.resolve(outDir);
@@ -282,6 +304,24 @@ export function checkOutputTarget(outDir: string, options: WriteOptions = {}): v
       throw new InputError(`--out ${outDir} would replace the folder of the input ${input}; choose another folder`);
     }
   }
+  const inTheWay = exists ? strangersIn(target) : [];
+  if (inTheWay.length) {
+    const shown = inTheWay.length > 3 ? `${inTheWay.slice(0, 3).join(', ')} and ${inTheWay.length - 3} more` : inTheWay.join(', ');
+    throw new InputError(`${outDir} holds ${shown}, not part of a tfjs model; --force replaces only an empty folder or an earlier model output (choose another --out)`);
+  }
+}
+
+/** A new folder `${target}.tmp-<random>` with the umask's mode. */
+function makeTempDir(target: string): string {
+  for (;;) {
+    const dir = `${target}.tmp-${crypto.randomBytes(6).toString('hex')}`;
+    try {
+      fs.mkdirSync(dir);
+      return dir;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
 }
 
 /**
@@ -298,7 +338,9 @@ export function writeModelFiles(
   let old: string | undefined;
   try {
     createdParent = fs.mkdirSync(path.dirname(target), { recursive: true });
-    temp = fs.mkdtempSync(`${target}.tmp-`);
+    // Not mkdtemp: it makes the folder 0700 whatever the umask, and a web server running as
+    // another user could not read the "deployable" model. mkdir applies the umask (755 under 022).
+    temp = makeTempDir(target);
     pendingWrites.add(temp);
     const paths = writeShards(temp, chunks);
     fs.writeFileSync(path.join(temp, 'model.json'), JSON.stringify(modelJsonFor(artifacts, paths)));

@@ -31,9 +31,18 @@ export function formatReport(report: Report, title: string): string {
   return lines.join('\n');
 }
 
+/** What was fed, as run: the user's files/arrays or the seeded rows, and the rows per pass. */
+export function inputsUsed(v: VerificationReport): string {
+  const rows = v.rows ?? v.batch;
+  const perPass = v.batchSize !== undefined && v.batchSize < rows ? `, ${v.batchSize} per pass` : '';
+  const source = v.inputs ?? `${v.batch} seeded uniform rows (seed ${v.seed})`;
+  // Seeded sources already say how many rows; files and arrays do not.
+  return /seeded/.test(source) ? `${source}${perPass}` : `${rows} rows of ${source}${perPass}`;
+}
+
 export function formatVerification(v: VerificationReport): string {
   const head = `verification ${v.passed ? 'PASSED' : 'FAILED'} on backend ${v.backend}, ${v.device} ` +
-    `(batch ${v.batch}, seed ${v.seed}, |a-b| <= ${v.atol} + ${v.rtol}*|a|)`;
+    `(${inputsUsed(v)}, |a-b| <= ${v.atol} + ${v.rtol}*|a|)`;
   const rows = [['output', 'maxAbsDiff', 'maxRelDiff', 'cosine', 'outside tol']];
   for (const o of v.outputs) {
     rows.push([o.name, sci(o.maxAbsDiff), sci(o.maxRelDiff), o.cosine.toFixed(9), `${o.outsideTolerance}`]);

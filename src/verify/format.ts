@@ -5,7 +5,6 @@ const sci = (n: number) => (Number.isNaN(n) ? 'NaN' : n === 0 ? '0' : n.toExpone
 
 export function formatLayerAccuracy(v: VerificationReport): string {
   const lines: string[] = [];
-  if (v.rows !== undefined) lines.push(`  inputs: ${v.inputs} (${v.rows} rows, ${v.batchSize} per pass)`);
   if (v.layers?.length) {
     lines.push(`  rewritten layers vs float64 (fail when mean error ratio > limit, factor ${v.accuracyFactor}):`);
     for (const l of v.layers) {

@@ -16,6 +16,7 @@ import { InputSet, VerifyInput, openInputs } from './inputs';
 import { LayerProbe, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
 import { disposeModel, instantiate } from './models';
+import { yieldToEventLoop } from '../yield';
 
 export { makeInputs } from './inputs';
 export type { VerifyInput } from './inputs';
@@ -42,6 +43,8 @@ export interface VerifyOptions {
   onProgress?: (progress: { backend: string; done: number; total: number }) => void;
   /** Test hook: module loader for the tensorflow backend (default `require`). */
   moduleLoader?: ModuleLoader;
+  /** Stops the run between forward passes (rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 export interface LayersVerifyOptions extends Omit<VerifyOptions, 'backend'> {
@@ -227,6 +230,8 @@ async function runOn(
 
     for (let start = 0; start < inputs.rows; start += batchSize) {
       const count = Math.min(batchSize, inputs.rows - start);
+      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts).
+      await yieldToEventLoop(options.signal);
       const xs = inputs.batch(start, count);
       let a: tf.Tensor[] = [];
       let b: tf.Tensor[] = [];
@@ -237,6 +242,7 @@ async function runOn(
           // The original model as given cannot run (a config tfjs accepts but cannot execute).
           throw new InputError(`stock tfjs cannot run the original model: ${oneLine(error)}`);
         }
+        await yieldToEventLoop(options.signal);
         b = probeB.run(xs);
         const read = (tensors: tf.Tensor[]) => Promise.all(tensors.map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })));
         const [va, vb] = [await read(a), await read(b)];
@@ -249,7 +255,10 @@ async function runOn(
           accumulators[o] ??= new MetricsAccumulator(name, expected.shape.slice(1), { atol, rtol });
           accumulators[o].add(expected.data, actual.data);
         }
-        checks.forEach((check) => check.add(va, vb));
+        for (const check of checks) {
+          await yieldToEventLoop(options.signal);
+          check.add(va, vb); // a float64 conv per rewritten layer: as long as a forward pass
+        }
       } finally {
         tf.dispose([...xs, ...a, ...b]);
       }

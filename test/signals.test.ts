@@ -1,0 +1,67 @@
+/**
+ * Ctrl-C and kill during long work: the CLI ends within a second (long loops yield to the event
+ * loop between forward passes and timed runs), writes nothing, and exits 130 (SIGINT) or 143
+ * (SIGTERM) as shells expect.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { CLI } from './helpers/cli';
+import { REPO, committedModel, tempDir } from './helpers/tf';
+
+interface Interrupted {
+  code: number | null;
+  /** From the signal to the process's exit. */
+  ms: number;
+  stderr: string;
+  /** From spawn to the signal. */
+  sentAfterMs: number;
+}
+
+/**
+ * Starts the CLI and sends `signal` once it has been busy for `afterMs` and its stderr shows
+ * `busy` (so the signal lands inside that phase, not in startup).
+ */
+async function interrupt(args: string[], signal: NodeJS.Signals, busy: RegExp, afterMs: number): Promise<Interrupted> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO });
+  let stderr = '';
+  let sentAt = 0;
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+    if (!sentAt && busy.test(stderr)) {
+      setTimeout(() => {
+        sentAt = Date.now();
+        child.kill(signal);
+      }, Math.max(0, afterMs - (Date.now() - started)));
+    }
+  });
+  const code = await exited;
+  return { code, ms: Date.now() - sentAt, stderr, sentAfterMs: sentAt ? sentAt - started : -1 };
+}
+
+test('SIGINT 5 s into a long optimize verification ends it within 1 s, exit 130, nothing written', async () => {
+  const parent = tempDir('tfjs-rewrite-sigint-');
+  const out = path.join(parent, 'out');
+  // 200,000 seeded rows: minutes of verification on cpu, in passes of 512 rows.
+  const run = await interrupt(['optimize', committedModel('qwen3vl-patch-embed-mini'), '--out', out, '--backend', 'cpu', '--rows', '200000'],
+    'SIGINT', /verifying on cpu: \d+\/200000 rows/, 5000);
+  console.log(`SIGINT sent ${run.sentAfterMs} ms after start, process ended ${run.ms} ms later`);
+  expect(run.sentAfterMs).toBeGreaterThanOrEqual(5000);
+  expect(run.code).toBe(130);
+  expect(run.ms).toBeLessThan(1000);
+  expect(fs.readdirSync(parent)).toEqual([]); // no output, no temp folder
+  expect(run.stderr.trim().split('\n').pop()).toBe('tfjs-rewrite: interrupted (SIGINT); nothing was written');
+});
+
+test('SIGTERM during a graph-model verification ends it within 1 s with exit 143', async () => {
+  const graph = path.join(REPO, 'fixtures', 'graph-models', 'graph-patch-embed-mini', 'model.json');
+  const parent = tempDir('tfjs-rewrite-sigterm-');
+  const run = await interrupt(['optimize', graph, '--out', path.join(parent, 'out'), '--backend', 'cpu', '--rows', '200000', '--json'],
+    'SIGTERM', /verifying on cpu/, 2000);
+  console.log(`SIGTERM sent ${run.sentAfterMs} ms after start, process ended ${run.ms} ms later`);
+  expect(run.code).toBe(143);
+  expect(run.ms).toBeLessThan(1000);
+  expect(fs.readdirSync(parent)).toEqual([]);
+});
