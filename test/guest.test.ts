@@ -67,11 +67,15 @@ describe('one set of entry points for both formats', () => {
   test('inspect and verify take graph models; mixing formats and layers-only options are refused', async () => {
     const report = await inspect(GRAPH);
     expect(report.rewritten.length).toBeGreaterThan(0);
+    const fromGraphPath = report.rewritten;
     const rewritten = (await optimize(GRAPH, { verify: false })).artifacts;
     expect((await verify(GRAPH, rewritten, { backend: 'cpu' })).passed).toBe(true);
     await expect(verify(GRAPH, MINI)).rejects.toThrow('cannot compare a graph model with a layers model');
     await expect(optimize(GRAPH, { policy: 'measure' })).rejects.toThrow('policy "measure" is not supported for graph models');
-    await expect(optimize(GRAPH, { passes: ['fold-views-into-dense'] })).rejects.toThrow(/pass "fold-views-into-dense" does not apply to graph models/);
+    await expect(optimize(GRAPH, { passes: [{ ...(await import('../src')).nonSlidingConvPass, name: 'mine' }] })).rejects.toThrow(/pass objects \(mine\) apply to layers models only/);
+    // Names go through the one registry: same names as for layers models.
+    const named = await optimize(GRAPH, { passes: ['conv3d-to-dense'], verify: false });
+    expect(named.report.rewritten.map((r) => r.pass)).toEqual(fromGraphPath.map((r) => r.pass));
   });
 });
 

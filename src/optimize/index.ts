@@ -10,8 +10,7 @@ import { asGuest } from '../backend/guest';
 import { selectBackend } from '../backend/select';
 import { InputError } from '../errors';
 import {
-  BUILTIN_GRAPH_PASSES, GraphOptimizeResult, GraphPass, inspectGraphModel, isGraphModelFile, isGraphModelJson,
-  optimizeGraphModel, verifyGraphModels,
+  GraphOptimizeResult, inspectGraphModel, isGraphModelFile, isGraphModelJson, optimizeGraphModel, verifyGraphModels,
 } from '../graphmodel';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { artifactsFromIR, artifactsMetaOfIR, weightChunksOfIR } from '../io/ir';
@@ -118,16 +117,10 @@ function graphOptions<T extends Pick<OptimizeOptions, 'passes' | 'backend' | 'po
   const { passes, backend, policy, policyBatch: _b, policyTimer: _t, rewrittenLayers: _r, ...rest } = options as T & OptimizeOptions;
   if (backend === 'all') throw new InputError('backend "all" is not supported for graph models');
   if (policy === 'measure') throw new InputError('policy "measure" is not supported for graph models');
-  let graphPasses: GraphPass[] | undefined;
-  if (passes) {
-    graphPasses = passes.map((pass) => {
-      const name = typeof pass === 'string' ? pass : pass.name;
-      const found = BUILTIN_GRAPH_PASSES.find((p) => p.name === name);
-      if (!found) throw new InputError(`pass "${name}" does not apply to graph models (graph passes: ${BUILTIN_GRAPH_PASSES.map((p) => p.name).join(', ')})`);
-      return found;
-    });
-  }
-  return { ...rest, backend, passes: graphPasses };
+  // Names resolve for both formats in the one registry; a layers Pass object has no graph lowering.
+  const objects = (passes ?? []).filter((pass) => typeof pass !== 'string');
+  if (objects.length) throw new InputError(`pass objects (${objects.map((p) => (p as Pass).name).join(', ')}) apply to layers models only; name registered passes for a graph model`);
+  return { ...rest, backend, passes: passes as string[] | undefined };
 }
 
 /**
