@@ -107,9 +107,9 @@ describe('bad input exits 2 with one line naming the problem', () => {
     model('pointwise-1x1x1', (json) => { layerNamed(json, 'pointwise').class_name = 'MyConv'; }),
     /unknown layer class "MyConv"/,
   ));
-  test('Keras 3 topology says so', () => optimizeExpectingFailure(
+  test('a Keras 3 spelling mixed into a Keras 2 topology says so', () => optimizeExpectingFailure(
     model('pointwise-1x1x1', (json) => { layerNamed(json, 'pointwise').inbound_nodes = [{ args: [], kwargs: {} }]; }),
-    /Keras 3 topology is not supported/,
+    /Keras 3 spelling in a topology that is otherwise not Keras 3/,
   ));
   test('NaN weight', () => {
     const file = model();

@@ -27,9 +27,9 @@ test('an old-style Sequential (config is a bare list) round-trips', () => {
   expect(graphToJson(graph)).toEqual(topology);
 });
 
-test('a Keras 3 topology is refused plainly', () => {
+test('a Keras 3 spelling inside a Keras 2 topology is named (parseGraph reads the Keras 2 form only)', () => {
   const topology = functional([input('x', [null, 4]), { ...dense('d', 3, []), inbound_nodes: [{ args: [], kwargs: {} }] }], [['d', 0, 0]]);
-  expect(() => parseGraph(topology)).toThrow(/Keras 3 topology/);
+  expect(() => parseGraph(topology)).toThrow(/inbound_nodes\[0\]: Keras 3 spelling in a topology that is otherwise not Keras 3/);
 });
 
 test('malformed entries name their key path', () => {

@@ -96,9 +96,12 @@ describe('topology', () => {
     fixture('pointwise-1x1x1', (j) => { layer(j, 'pointwise').config.name = 'other'; }),
     /modelTopology\.config\.layers\[1\]\.config\.name: expected "pointwise" \(the layer's "name"\), got "other"/,
   ));
-  test('Keras 3 exports are named plainly', async () => {
-    await rejects(fixture('pointwise-1x1x1', (j) => { j.modelTopology.config.input_layers = ['vol', 0, 0]; }), /config\.input_layers: Keras 3 topology is not supported/);
-    await rejects(fixture('pointwise-1x1x1', (j) => { layer(j, 'pointwise').config.dtype = { module: 'keras', class_name: 'DTypePolicy', config: { name: 'float32' } }; }), /Keras 3 topology is not supported; .*\(dtype policy objects\)/);
+  test('Keras 3 spellings: converted when they make a Keras 3 topology, named when mixed into a Keras 2 one', async () => {
+    await rejects(fixture('pointwise-1x1x1', (j) => { j.modelTopology.config.input_layers = ['vol', 0, 0]; }), /config\.input_layers: Keras 3 spelling in a topology that is otherwise not Keras 3/);
+    const policy = (name: string) => fixture('pointwise-1x1x1', (j) => { layer(j, 'pointwise').config.dtype = { module: 'keras', class_name: 'DTypePolicy', config: { name } }; });
+    const report = await inspect(policy('float32'));
+    expect(report.converted?.changes).toContain('dtype policy objects -> dtype strings (1)');
+    await rejects(policy('mixed_float16'), /pointwise_1x1x1\/pointwise \(Conv3D\): option dtype=DTypePolicy\("mixed_float16"\) has no tfjs-layers equivalent/);
   });
   test('models nested 200 deep are refused without exhausting the stack', async () => {
     let inner: any = { class_name: 'Dense', config: { name: 'd', units: 1, batch_input_shape: [null, 1] } };

@@ -1,9 +1,11 @@
 /**
  * The one module that knows how a layers topology is spelled in model.json (tfjs-layers and
  * Keras 2 "class_name/config/inbound_nodes" form). Parsing checks structure and names the key
- * path of anything malformed; reference checks live in lint.ts.
+ * path of anything malformed; reference checks live in lint.ts. Keras 3 topologies are first
+ * converted to the Keras 2 form by keras3.ts (readTopology).
  */
 import { describeValue as describe, isObject } from '../validate/describe';
+import { Keras3Conversion, convertKeras3Topology, isKeras3Topology } from './keras3';
 import {
   CONTAINER_CLASSES,
   Graph,
@@ -66,7 +68,8 @@ function parseRef(value: unknown, path: string): TensorRef {
 /** Models nested deeper than this are hostile, not real: the recursion would exhaust the stack. */
 const MAX_NESTING = 32;
 
-const KERAS3 = 'Keras 3 topology is not supported; export the model with tf.keras 2 / tensorflowjs_converter for Keras 2';
+// Reached only by topologies that mix forms (Keras 3 ones are converted by readTopology first).
+const KERAS3 = 'Keras 3 spelling in a topology that is otherwise not Keras 3 (no keras_version 3.x, InputLayer batch_shape, dtype policy or __keras_tensor__)';
 
 function parseLayer(entry: unknown, path: string, inFunctional: boolean, depth: number): LayerNode {
   const object = expectObject(entry, path);
@@ -189,4 +192,23 @@ function graphConfigToJson(graph: Graph): Json {
 /** The inverse of parseGraph: `{class_name, config}` ready for modelTopology. */
 export function graphToJson(graph: Graph): JsonObject {
   return { class_name: graph.className, config: graphConfigToJson(graph) };
+}
+
+export interface TopologyRead {
+  graph: Graph;
+  /** Top-level keys besides class_name/config (of model_config when the topology wraps one). */
+  extra: JsonObject;
+  /** Set when the topology was Keras 3's and was converted. */
+  keras3: Keras3Conversion | null;
+}
+
+/**
+ * Reads modelTopology as a model.json holds it: Keras .h5 exports wrap the model in
+ * `model_config`; Keras 3 topologies are converted to the Keras 2 form tfjs loads.
+ */
+export function readTopology(topology: JsonObject): TopologyRead {
+  const keras3 = isKeras3Topology(topology) ? convertKeras3Topology(topology) : null;
+  const model = keras3?.topology ?? (isObject(topology.model_config) ? topology.model_config : topology);
+  const { class_name: _c, config: _cfg, ...extra } = model;
+  return { graph: parseGraph(model), extra, keras3 };
 }

@@ -27,7 +27,7 @@ export function isUnknown(shapes: Shapes): shapes is Unknown {
 
 type LayerClass = [unknown, (cls: unknown, config: unknown) => { computeOutputShape(s: unknown): unknown }];
 
-function registry(): Record<string, LayerClass> {
+export function registry(): Record<string, LayerClass> {
   return tf.serialization.SerializationMap.getMap().classNameMap as unknown as Record<string, LayerClass>;
 }
 
@@ -40,7 +40,7 @@ export function isKnownLayerClass(className: string): boolean {
  * names untouched), mirroring tfjs-layers' convertPythonicToTs, which tfjs does not export.
  * Initializers, regularizers and constraints are dropped: they never change a shape.
  */
-function toLayerArgs(value: Json, key = ''): unknown {
+export function toLayerArgs(value: Json, key = ''): unknown {
   const camel = (text: string) => text.replace(/_(.)/g, (_, c: string) => c.toUpperCase());
   if (typeof value === 'string') return key === 'name' ? value : camel(value);
   if (Array.isArray(value)) return value.map((item) => toLayerArgs(item, key));

@@ -72,6 +72,16 @@ export interface ModelIR {
   artifactExtra: JsonObject;
   /** Warnings collected while reading (e.g. quantized weights that will be written as float32). */
   notes: string[];
+  /** Set when the model was read in another form and converted (Keras 3 -> Keras 2 form). */
+  converted?: Conversion;
+}
+
+export interface Conversion {
+  from: 'keras3';
+  /** keras_version of the topology, when it says. */
+  kerasVersion: string | null;
+  /** What changed, one line per kind with counts. */
+  changes: string[];
 }
 
 /** Layer classes that are themselves models: their node 0 is their own construction node. */

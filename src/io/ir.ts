@@ -7,29 +7,32 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
-import { graphToJson, parseGraph } from '../graph/json';
+import { graphToJson, readTopology } from '../graph/json';
+import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, keras3WeightName } from '../graph/keras3';
 import { lintGraph } from '../graph/lint';
-import { JsonObject, ModelIR, Weight, WeightDtype, WeightValues } from '../graph/types';
+import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightValues } from '../graph/types';
 import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
 
 const PASSED_THROUGH = ['format', 'generatedBy', 'convertedBy', 'trainingConfig', 'userDefinedMetadata', 'signature'] as const;
 
 export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
-  let topology = artifacts.modelTopology as JsonObject | ArrayBuffer | undefined;
+  const topology = artifacts.modelTopology as JsonObject | ArrayBuffer | undefined;
   if (topology == null || topology instanceof ArrayBuffer) {
     throw new InputError('modelTopology is missing or binary; only JSON layers-model topologies are supported');
   }
-  // Keras .h5 exports wrap the topology in model_config.
-  if (topology.model_config != null && typeof topology.model_config === 'object') {
-    topology = topology.model_config as JsonObject;
-  }
-  const graph = parseGraph(topology);
+  const { graph, extra, keras3 } = readTopology(topology);
   lintGraph(graph);
-  const { class_name: _c, config: _cfg, ...topologyExtra } = topology;
 
   const notes: string[] = [];
   // In-memory artifacts reach here unchecked; files were checked with key paths already.
-  const specs = checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs');
+  let specs = checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs');
+  let converted: Conversion | undefined;
+  if (keras3) {
+    const renamed = keras3Specs(specs, keras3);
+    converted = { from: 'keras3', kerasVersion: keras3.kerasVersion, changes: [...keras3.changes, ...renamed.changes] };
+    specs = renamed.specs;
+    notes.push(conversionNote(converted));
+  }
   const quantized = specs.filter((spec) => spec.quantization);
   if (quantized.length) {
     notes.push(`${quantized.length} quantized weight(s) (${quantized[0].quantization!.dtype}) are written back as float32`);
@@ -38,7 +41,54 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
   for (const key of PASSED_THROUGH) {
     if (artifacts[key] != null) artifactExtra[key] = artifacts[key] as unknown as JsonObject;
   }
-  return { graph, topologyExtra: topologyExtra as JsonObject, weights: decode(artifacts, specs), artifactExtra, notes };
+  const ir: ModelIR = { graph, topologyExtra: extra, weights: decode(artifacts, specs), artifactExtra, notes };
+  if (converted) ir.converted = converted;
+  return ir;
+}
+
+function conversionNote(converted: Conversion): string {
+  const version = converted.kerasVersion ? ` (keras ${converted.kerasVersion})` : '';
+  return `topology converted from Keras 3${version} to the Keras 2 form tfjs-layers loads: ${converted.changes.join('; ')}`;
+}
+
+/**
+ * Keras 3 weight names (variable paths) -> the names tfjs gives the same variables; values and
+ * encodings untouched. The .keras-file route's positional names are refused (not mapped here).
+ */
+function keras3Specs(specs: io.WeightsManifestEntry[], conversion: Keras3Conversion): { specs: io.WeightsManifestEntry[]; changes: string[] } {
+  const seen = new Map<string, string>();
+  let renamed = 0;
+  let example = '';
+  const out = specs.map((spec) => {
+    if (isKerasFileRouteWeightName(spec.name)) {
+      throw new Keras3Error(`weight "${spec.name}": positional weight names come from tensorflowjs_converter --input_format keras_keras ` +
+        '(the .keras-file route), which tfjs-rewrite does not convert; save the model as .h5 and convert with --input_format keras');
+    }
+    const name = keras3WeightName(spec.name, conversion);
+    if (name === null) throw new Keras3Error(`weight "${spec.name}": no segment of its path names a layer of the model`);
+    const clash = seen.get(name);
+    if (clash !== undefined) {
+      throw new Keras3Error(`weights "${clash}" and "${spec.name}" would both be "${name}" in tfjs-layers (layers of nested models share a name)`);
+    }
+    seen.set(name, spec.name);
+    if (name !== spec.name) {
+      renamed++;
+      example ||= `${spec.name} -> ${name}`;
+    }
+    return name === spec.name ? spec : { ...spec, name };
+  });
+  return { specs: out, changes: renamed ? [`weights renamed to tfjs names, e.g. ${example} (${renamed})`] : [] };
+}
+
+/**
+ * The artifacts as tfjs loads them: a Keras 3 topology and its weight names converted, the
+ * weight bytes shared with `artifacts`; other artifacts are returned as they are.
+ */
+export function loadableArtifacts(artifacts: io.ModelArtifacts, ir: ModelIR): io.ModelArtifacts {
+  if (!ir.converted) return artifacts;
+  const { keras3 } = readTopology(artifacts.modelTopology as JsonObject);
+  const specs = checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs');
+  return { ...artifacts, modelTopology: keras3!.topology, weightSpecs: keras3Specs(specs, keras3!).specs };
 }
 
 const VIEWS: Record<string, { new (buffer: ArrayBuffer, offset: number, length: number): WeightValues; BYTES_PER_ELEMENT: number }> = {

@@ -7,7 +7,7 @@ import { InputError } from '../errors';
 import { inferShapes, isKnownLayerClass } from '../graph/shapes';
 import { Graph, ModelIR } from '../graph/types';
 import { artifactsOfModel, readModelFiles } from './files';
-import { irFromArtifacts } from './ir';
+import { irFromArtifacts, loadableArtifacts } from './ir';
 import { checkLayerConfigs } from '../validate/config';
 import { checkWeightsAgainstLayers } from '../validate/weights';
 
@@ -62,7 +62,9 @@ export function checkedIR(artifacts: io.ModelArtifacts): ModelIR {
 export async function loadChecked(source: ModelSource): Promise<{ artifacts: io.ModelArtifacts; ir: ModelIR }> {
   const artifacts = await artifactsOf(source);
   try {
-    return { artifacts, ir: checkedIR(artifacts) };
+    const ir = checkedIR(artifacts);
+    // A Keras 3 file is compared as tfjs would load it: its Keras 2 form, same weight bytes.
+    return { artifacts: loadableArtifacts(artifacts, ir), ir };
   } catch (error) {
     const file = typeof source === 'string' ? modelJsonPath(source) : undefined;
     if (file && error instanceof InputError && !error.message.startsWith(file)) error.message = `${file}: ${error.message}`;

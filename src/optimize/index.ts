@@ -15,6 +15,7 @@ import {
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { artifactsFromIR, artifactsMetaOfIR, weightChunksOfIR } from '../io/ir';
 import { ModelSource, loadChecked } from '../io/source';
+import type { Conversion, ModelIR } from '../graph/types';
 import type { Pass } from '../pass';
 import { ModelSummary, summarize } from '../report/summary';
 import { LayersVerifyOptions, VerificationReport, verifyArtifacts } from '../verify/verify';
@@ -47,6 +48,8 @@ export interface Report {
   before: ModelSummary;
   after: ModelSummary;
   notes: string[];
+  /** Set when the input was converted from another form (a Keras 3 topology); the notes say so too. */
+  converted?: Conversion;
   /** With policy 'measure' only: matches left as they were, and every measured decision. */
   kept?: SkipRecord[];
   policy?: PolicyReport;
@@ -61,6 +64,8 @@ export interface OptimizeResult {
   /** Writes model.json + shards atomically; returns the model.json path. */
   save(dir: string, options?: WriteOptions): string;
 }
+
+const converted = (ir: ModelIR) => (ir.converted ? { converted: ir.converted } : {});
 
 /** The pipeline to run and which of its passes the user asked for by hand. */
 function pipeline(chosen?: (Pass | string)[]): { passes: Pass[]; forced: Set<string> } {
@@ -148,7 +153,7 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}
   let packed: io.ModelArtifacts | undefined;
   const artifacts = () => (packed ??= artifactsFromIR(ir));
   const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten });
-  const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...policyFields };
+  const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...converted(ir), ...policyFields };
   return {
     report,
     get artifacts() {
@@ -164,7 +169,7 @@ export const inspect = asGuest(async (source: AnyModelSource, options: Pick<Opti
   const graph = await graphSource(source);
   if (graph !== null) return inspectGraphModel(graph, { passes: graphOptions(options).passes });
   const { ir, before, rewritten, skipped } = await rewrite(source as ModelSource, options.passes, options);
-  return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes };
+  return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes, ...converted(ir) };
 });
 
 /** Compares two models of one format (paths, models or artifacts) on the same inputs. */
