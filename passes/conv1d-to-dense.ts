@@ -9,6 +9,10 @@
  * policy of src/rewrite/policy.ts; `--passes conv1d-to-dense` forces it.
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
+import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
 import { paysOn } from '../src/rewrite/policy';
 
 export const conv1dToDense = nonSlidingConvPass({ name: 'conv1d-to-dense', className: 'Conv1D', spatialRank: 1, pays: paysOn('Conv1D') });
+
+/** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
+export const conv1dToDenseGraph = graphNonSlidingConvPass({ name: 'conv1d-to-dense', spatialRank: 1, pays: paysOn('Conv1D') });

@@ -11,6 +11,10 @@
  * (src/rewrite/policy.ts); `--passes conv2d-to-dense` forces it.
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
+import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
 import { paysOn } from '../src/rewrite/policy';
 
 export const conv2dToDense = nonSlidingConvPass({ name: 'conv2d-to-dense', className: 'Conv2D', spatialRank: 2, pays: paysOn('Conv2D') });
+
+/** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
+export const conv2dToDenseGraph = graphNonSlidingConvPass({ name: 'conv2d-to-dense', spatialRank: 2, pays: paysOn('Conv2D') });

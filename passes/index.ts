@@ -12,12 +12,11 @@ import { InputError } from '../src/errors';
 import type { GraphPass } from '../src/graphmodel/pass';
 import type { Pass } from '../src/pass';
 import { collapseReshapes } from './collapse-reshapes';
-import { conv1dToDense } from './conv1d-to-dense';
-import { conv2dToDense } from './conv2d-to-dense';
-import { conv3dToDense } from './conv3d-to-dense';
+import { conv1dToDense, conv1dToDenseGraph } from './conv1d-to-dense';
+import { conv2dToDense, conv2dToDenseGraph } from './conv2d-to-dense';
+import { conv3dToDense, conv3dToDenseGraph } from './conv3d-to-dense';
 import { dropIdentityViews } from './drop-identity-views';
 import { foldViewsIntoDense } from './fold-views-into-dense';
-import { graphConv3dToMatMul } from './graph-conv3d-to-matmul';
 
 export type Dialect = 'layers' | 'graph';
 
@@ -31,7 +30,7 @@ export const BUILTIN_PASSES: Pass[] = [
 ] as Pass[];
 
 /** GraphDef lowerings of the same rules, under the same names. */
-export const BUILTIN_GRAPH_PASSES: GraphPass[] = [graphConv3dToMatMul as GraphPass];
+export const BUILTIN_GRAPH_PASSES: GraphPass[] = [conv3dToDenseGraph, conv2dToDenseGraph, conv1dToDenseGraph] as GraphPass[];
 
 interface Lowerings {
   layers?: Pass;

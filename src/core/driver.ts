@@ -79,10 +79,11 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
       }
       const name = scope.nameOf(unit);
       for (const rule of rules) {
-        if (!scope.contains(unit) || !rule.appliesTo(unit)) continue;
+        if (!scope.contains(unit)) continue;
         const context = scope.context({
           freshName, backend: options.backend, forced: forced.has(rule.name), measuring: options.measuring, reuseWeights: options.reuseWeights,
         });
+        if (!rule.appliesTo(unit, context)) continue;
         const result = rule.match(unit, context);
         if ('refusal' in result) {
           if (rule.reportRefusals !== false) skipped.push({ layer: name, graph: scope.path, pass: rule.name, reason: result.refusal });

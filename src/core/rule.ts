@@ -28,8 +28,11 @@ export interface RunSettings {
 export interface Rule<Unit, Context, Plan, Replacement> {
   /** Stable identifier, used in reports and `--passes`; the same in every dialect. */
   name: string;
-  /** The units this rule looks at; every such unit gets a rewrite or a refusal. */
-  appliesTo(unit: Unit): boolean;
+  /**
+   * The units this rule looks at; every such unit gets a rewrite or a refusal. The context is
+   * there for patterns that span units (the converter's ExpandDims -> Conv2D -> Squeeze).
+   */
+  appliesTo(unit: Unit, context: Context): boolean;
   match(unit: Unit, context: Context): MatchResult<Plan>;
   /**
    * Whether refusals belong in the report. Rewrites of a unit class (convs) say why each

@@ -1,7 +1,7 @@
 /**
- * Static shapes of node outputs (output 0) for the ops that sit in front of patch embeds in
- * converted models: Placeholder, Const, elementwise ops, Reshape/Transpose with Const operands,
- * Conv3D. Anything else falls back to an `_output_shapes` attr, or is unknown with a reason, so
+ * Static shapes of node outputs (output 0) for the ops that sit in front of convs in converted
+ * models: Placeholder, Const, elementwise ops, Reshape/Transpose/ExpandDims/Squeeze/Pad with
+ * Const operands, convs, depthwise convs, pools, MatMul. Anything else falls back to an `_output_shapes` attr, or is unknown with a reason, so
  * a refusal can say which node stopped the inference. Pure: reads no tensors.
  */
 import { parseShapeProto, readInts, readShape, readString } from './attrs';
@@ -107,7 +107,46 @@ export class GraphShapes {
         return { dims: perm.map((axis) => x.dims[axis]) };
       }
       case 'Conv3D':
-        return this.conv3d(node, input(0), input(1)) ?? fallback(`Conv3D "${node.name}" output shape cannot be computed`);
+      case 'Conv2D':
+      case '_FusedConv2D':
+      case 'DepthwiseConv2dNative':
+      case 'FusedDepthwiseConv2dNative':
+      case 'MaxPool':
+      case 'AvgPool':
+        return this.window(node, input(0), input(1)) ?? fallback(`${node.op} "${node.name}" output shape cannot be computed`);
+      case 'ExpandDims': {
+        const x = input(0);
+        const axis = this.constInts(node.input[1] ?? '');
+        if ('unknown' in x) return fallback(x.unknown);
+        if (!axis || axis.length !== 1) return fallback(`ExpandDims "${node.name}" has no Const axis`);
+        const at = axis[0] < 0 ? x.dims.length + 1 + axis[0] : axis[0];
+        return { dims: [...x.dims.slice(0, at), 1, ...x.dims.slice(at)] };
+      }
+      case 'Squeeze': {
+        const x = input(0);
+        if ('unknown' in x) return fallback(x.unknown);
+        const axes = (readInts(node.attr, 'squeeze_dims') ?? []).map((a) => (a < 0 ? x.dims.length + a : a));
+        if (axes.length === 0) return x.dims.includes(null) ? fallback(`Squeeze "${node.name}" of unknown sizes`) : { dims: x.dims.filter((d) => d !== 1) };
+        return { dims: x.dims.filter((_, i) => !axes.includes(i)) };
+      }
+      case 'Pad':
+      case 'PadV2':
+      case 'MirrorPad': {
+        const x = input(0);
+        const pads = this.constInts(node.input[1] ?? '');
+        if ('unknown' in x) return fallback(x.unknown);
+        if (!pads || pads.length !== 2 * x.dims.length) return fallback(`${node.op} "${node.name}" has no Const paddings of rank ${x.dims.length}`);
+        return { dims: x.dims.map((d, i) => (d === null ? null : d + pads[2 * i] + pads[2 * i + 1])) };
+      }
+      case 'MatMul':
+      case '_FusedMatMul': {
+        const [a, b] = [input(0), input(1)];
+        if ('unknown' in a) return fallback(a.unknown);
+        if ('unknown' in b || a.dims.length !== 2 || b.dims.length !== 2) return fallback(`MatMul "${node.name}" operands are not two known matrices`);
+        const ta = node.attr.transpose_a?.b === true;
+        const tb = node.attr.transpose_b?.b === true;
+        return { dims: [ta ? a.dims[1] : a.dims[0], tb ? b.dims[0] : b.dims[1]] };
+      }
       default:
         if (SAME_SHAPE.has(node.op)) {
           const x = input(0);
@@ -130,21 +169,32 @@ export class GraphShapes {
     return { dims: target.map((d) => (d === -1 ? (size === null || known === 0 ? null : size / known) : d)) };
   }
 
-  private conv3d(node: GraphNode, x: ShapeResult, filter: ShapeResult): ShapeResult | undefined {
+  /**
+   * Sliding-window ops (convs, depthwise convs, pools), channels last: output spatial sizes from
+   * strides, padding and dilations; channels from the filter (depthwise: C * multiplier).
+   */
+  private window(node: GraphNode, x: ShapeResult, filter: ShapeResult): ShapeResult | undefined {
+    const pool = node.op === 'MaxPool' || node.op === 'AvgPool';
+    const rank = node.op === 'Conv3D' ? 3 : 2;
     const strides = readInts(node.attr, 'strides');
     const padding = readString(node.attr, 'padding');
-    const format = readString(node.attr, 'data_format') ?? 'NDHWC';
-    const dilations = readInts(node.attr, 'dilations') ?? [1, 1, 1, 1, 1];
-    if ('unknown' in x || 'unknown' in filter || !strides || strides.length !== 5 || format !== 'NDHWC') return undefined;
-    if (x.dims.length !== 5 || filter.dims.length !== 5) return undefined;
-    const spatial = [1, 2, 3].map((a) => {
-      const size = x.dims[a];
-      const k = filter.dims[a - 1];
+    const format = readString(node.attr, 'data_format') ?? (rank === 3 ? 'NDHWC' : 'NHWC');
+    const dilations = readInts(node.attr, 'dilations') ?? new Array(rank + 2).fill(1);
+    const window = pool ? readInts(node.attr, 'ksize')?.slice(1, rank + 1) : ('dims' in filter ? filter.dims.slice(0, rank) : undefined);
+    if ('unknown' in x || !window || !strides || strides.length !== rank + 2 || !format.endsWith('C')) return undefined;
+    if (x.dims.length !== rank + 2 || (padding !== 'SAME' && padding !== 'VALID')) return undefined;
+    const spatial = window.map((k, i) => {
+      const size = x.dims[i + 1];
       if (size === null || k === null) return null;
-      const extent = (k - 1) * dilations[a] + 1;
-      return padding === 'SAME' ? Math.ceil(size / strides[a]) : Math.floor((size - extent) / strides[a]) + 1;
+      const extent = (k - 1) * (dilations[i + 1] ?? 1) + 1;
+      return padding === 'SAME' ? Math.ceil(size / strides[i + 1]) : Math.floor((size - extent) / strides[i + 1]) + 1;
     });
-    return { dims: [x.dims[0], ...spatial, filter.dims[4]] };
+    const channels = x.dims[rank + 1];
+    if (pool) return { dims: [x.dims[0], ...spatial, channels] };
+    if ('unknown' in filter || filter.dims.length !== rank + 2) return undefined;
+    const depthwise = node.op.includes('Depthwise');
+    const out = depthwise ? (channels === null || filter.dims[rank + 1] === null ? null : channels * filter.dims[rank + 1]!) : filter.dims[rank + 1];
+    return { dims: [x.dims[0], ...spatial, out] };
   }
 }
 

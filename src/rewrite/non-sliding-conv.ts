@@ -1,27 +1,20 @@
 /**
- * Guards and rewrite shared by the non-sliding convolution passes (one rule family for every
- * spatial rank). A conv whose kernel equals its strides, that pads nothing and is not dilated
- * never slides: each output is the dot product of one non-overlapping patch with the kernel,
- * i.e. a Dense over patch rows. See patch-plan.ts for the layout steps.
+ * The layers lowering of the conv-to-dense rules (every spatial rank): a Keras conv config is
+ * read into the format-free spec of conv-analysis.ts, whose guards and layout plan are shared
+ * with the GraphDef lowering; the plan becomes Reshape / Permute / Cropping2D layers + one Dense.
  */
 import { MatchContext, MatchResult, Pass, REPLACED_INPUT, Replacement } from '../pass';
-import { Shape, isUnknown } from '../graph/shapes';
+import { isUnknown } from '../graph/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../graph/types';
-import { ConvGeometry, PatchPlan, RowOrder, Step, chooseRowOrder, withFilters } from './patch-plan';
+import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
+import { Step, withFilters } from './patch-plan';
 import { permuteRows, transposeValues } from './transpose';
 import { findWeight, renameWeight } from './weights';
 
-export interface NonSlidingPlan {
-  geometry: Omit<ConvGeometry, 'spatial'>;
-  filters: number;
-  order: RowOrder;
+export interface NonSlidingPlan extends ConvAnalysis {
   kernel: Weight;
   bias?: Weight;
-  /** Calls grouped by input shape: each group gets its own view layers, all share the Dense. */
-  groups: { calls: number[]; plan: PatchPlan }[];
 }
-
-const fmt = (value: unknown) => (JSON.stringify(value) ?? 'nothing').replace(/,/g, ', ');
 
 function asTuple(value: Json | undefined, rank: number, fallback: number): number[] | undefined {
   if (value === undefined || value === null) return new Array(rank).fill(fallback);
@@ -44,7 +37,6 @@ export interface NonSlidingOptions {
 /** Builds the pass for one conv class (Conv3D now; Conv1D/Conv2D reuse it). */
 export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingPlan> {
   const rank = options.spatialRank;
-  const axisNames = rank === 1 ? ['L'] : ['D', 'H', 'W'].slice(3 - rank);
 
   function match(layer: LayerNode, context: MatchContext): MatchResult<NonSlidingPlan> {
     const refuse = (refusal: string) => ({ refusal });
@@ -54,14 +46,12 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const dilation = asTuple(c.dilation_rate, rank, 1);
     if (!kernelSize || kernelSize.some((k) => !Number.isInteger(k) || k < 1)) return refuse(`kernel_size ${fmt(c.kernel_size)} is not ${rank} positive integers`);
     if (!strides || !dilation) return refuse(`strides ${fmt(c.strides)} or dilation_rate ${fmt(c.dilation_rate)} is malformed`);
-    // A grouped conv is block-diagonal across channel groups, not one Dense.
-    if (c.groups !== undefined && c.groups !== null && c.groups !== 1) return refuse(`groups ${c.groups} != 1`);
-    // Strides other than the kernel make windows overlap (or skip input): the conv slides.
-    if (strides.some((s, i) => s !== kernelSize[i])) return refuse(`strides ${fmt(strides)} != kernel_size ${fmt(kernelSize)}`);
-    // Dilation spreads a patch over the input; it only matters where the kernel is > 1.
-    if (dilation.some((d, i) => d !== 1 && kernelSize[i] !== 1)) return refuse(`dilation_rate ${fmt(dilation)} != 1`);
+    const groups = c.groups ?? 1;
+    if (typeof groups !== 'number') return refuse(`groups ${fmt(groups)} is not a number`);
     const padding = c.padding ?? 'valid';
-    if (padding !== 'valid' && padding !== 'same') return refuse(`padding '${padding}' is not 'valid'`);
+    if (typeof padding !== 'string') return refuse(`padding ${fmt(padding)} is not a string`);
+    const window = checkWindow({ kernel: kernelSize, strides, dilation, padding, groups });
+    if (window) return refuse(window);
     const dataFormat = c.data_format ?? 'channels_last';
     if (dataFormat !== 'channels_last' && dataFormat !== 'channels_first') return refuse(`data_format '${dataFormat}' is not supported`);
     const channelsFirst = dataFormat === 'channels_first';
@@ -78,60 +68,24 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     if (typeof filters !== 'number') return refuse(`filters ${fmt(filters)} is not a number`);
 
     const callShapes = context.shapes.callInputs.get(layer.name) ?? [];
-    if (callShapes.length === 0) return refuse('the layer is never called, so its input shape is unknown');
-    const shapes: Shape[] = [];
+    const calls: CallInput[] = [];
     for (const [i, shapesOfCall] of callShapes.entries()) {
-      if (isUnknown(shapesOfCall)) return refuse(`input shape of call ${i} is unknown: ${shapesOfCall.unknown}`);
-      if (shapesOfCall.length !== 1 || shapesOfCall[0].length !== rank + 2) return refuse(`call ${i} input ${fmt(shapesOfCall)} is not rank ${rank + 2}`);
-      shapes.push(shapesOfCall[0]);
-    }
-
-    const geometries: ConvGeometry[] = [];
-    for (const [i, shape] of shapes.entries()) {
-      const dims = shape.slice(1);
-      const channels = channelsFirst ? dims[0] : dims[rank];
-      const spatial = channelsFirst ? dims.slice(1) : dims.slice(0, rank);
       const where = callShapes.length > 1 ? ` in call ${i}` : '';
-      // Reshape needs static sizes; only the batch may be dynamic.
-      if (channels === null || spatial.some((s) => s === null)) return refuse(`input shape ${fmt(shape)}${where} is not static beyond the batch`);
-      for (let a = 0; a < rank; a++) {
-        const size = spatial[a]!;
-        if (size < kernelSize[a]) return refuse(`input ${axisNames[a]}=${size}${where} is smaller than kernel ${kernelSize[a]}`);
-        // 'same' pads (kernel - size % kernel) when the size is not a multiple; then it is a different conv.
-        if (padding === 'same' && size % kernelSize[a] !== 0) {
-          return refuse(`padding 'same' pads ${axisNames[a]} (${size} % ${kernelSize[a]} != 0)`);
-        }
-      }
-      geometries.push({ spatial: spatial as number[], channels, kernel: kernelSize, channelsFirst });
+      if (isUnknown(shapesOfCall)) calls.push({ unknown: shapesOfCall.unknown });
+      else if (shapesOfCall.length !== 1) return refuse(`${shapesOfCall.length} inputs${where}, a conv takes one`);
+      else calls.push({ shape: shapesOfCall[0] });
     }
-
     const kernel = findWeight(context.ir.weights, layer.name, 'kernel');
-    const expectedKernel = [...kernelSize, geometries[0].channels, filters];
-    if (!kernel) return refuse(`no weight "${layer.name}/kernel" in the manifest`);
-    if (fmt(kernel.shape) !== fmt(expectedKernel)) return refuse(`kernel shape ${fmt(kernel.shape)} != ${fmt(expectedKernel)}`);
-    if (kernel.dtype !== 'float32') return refuse(`kernel dtype ${kernel.dtype} is not float32`);
     const useBias = c.use_bias !== false;
     const bias = useBias ? findWeight(context.ir.weights, layer.name, 'bias') : undefined;
-    if (useBias && (!bias || fmt(bias.shape) !== fmt([filters]))) return refuse(`no bias of shape [${filters}] for "${layer.name}"`);
-    if (geometries.some((g) => g.channels !== geometries[0].channels)) return refuse('calls disagree on the channel count');
-
-    const byShape = new Map<string, number[]>();
-    geometries.forEach((g, i) => byShape.set(fmt(g.spatial), [...(byShape.get(fmt(g.spatial)) ?? []), i]));
-    const distinct = [...byShape.values()].map((calls) => geometries[calls[0]]);
-    const chosen = chooseRowOrder(distinct);
-    if (!chosen) return refuse('no layout plan within rank 6 was found');
+    const analysis = planConv({
+      kernel: kernelSize, strides, dilation, padding, groups, channelsFirst, filters, calls,
+      kernelWeight: kernel, bias: useBias ? bias ?? 'missing' : null, owner: layer.name,
+    });
+    if ('refusal' in analysis) return analysis;
     const pays = options.pays && !context.forced && !context.measuring ? options.pays(context.backend) : true;
     if (pays !== true) return refuse(pays);
-    return {
-      plan: {
-        geometry: { channels: geometries[0].channels, kernel: kernelSize, channelsFirst },
-        filters,
-        order: chosen.order,
-        kernel,
-        bias,
-        groups: [...byShape.values()].map((calls, g) => ({ calls, plan: chosen.plans[g] })),
-      },
-    };
+    return { plan: { ...analysis, kernel: kernel!, bias } };
   }
 
   function rewrite(layer: LayerNode, plan: NonSlidingPlan, context: MatchContext): Replacement {
@@ -186,11 +140,9 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       });
     });
 
-    const n = plan.geometry.kernel.length;
-    const kernelAxes = plan.order.map((name) => (name === 'c' ? n : Number(name.slice(1))));
     const rows = plan.kernel.values.length / plan.filters;
     // Dense row r is the conv kernel's row source[r] (kernel rows are [k..., C], filters last).
-    const source = transposeValues(Int32Array.from({ length: rows }, (_, i) => i), plan.kernel.shape.slice(0, -1), kernelAxes);
+    const source = transposeValues(Int32Array.from({ length: rows }, (_, i) => i), plan.kernel.shape.slice(0, -1), kernelAxes(plan.order, plan.geometry.kernel.length));
     const addWeights: Weight[] = [{
       name: renameWeight(plan.kernel, layer.name, denseName),
       shape: [rows, plan.filters],

@@ -1,0 +1,263 @@
+/**
+ * The conv-to-dense rules on GraphDef models (src/rewrite/non-sliding-conv-graph.ts): Conv2D,
+ * _FusedConv2D (bias and activation carried into a _FusedMatMul) and the converter's Conv1D
+ * form, each on the IR (node counts, refusal text) and numerically against the original run by
+ * stock tf.loadGraphModel; and parity: the same convs as a layers model and as a graph model get
+ * the same pass names and the same refusal reasons.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { io } from '@tensorflow/tfjs';
+import { GraphBuilder } from '../fixtures/graph-models';
+import { mulberry32 } from '../fixtures/models';
+import { inspect } from '../src/optimize';
+import { inspectGraphModel, optimizeGraphModel } from '../src/graphmodel';
+import { expectNoLeaks } from './helpers/tf';
+
+const ATOL = 1e-5;
+const CONV_PASSES = ['conv3d-to-dense', 'conv2d-to-dense', 'conv1d-to-dense'];
+type Node = { name: string; op: string; input?: string[]; attr?: Record<string, { list?: { s?: string[] } }> };
+const nodesOf = (a: io.ModelArtifacts) => (a.modelTopology as unknown as { node: Node[] }).node;
+const count = (a: io.ModelArtifacts, op: string) => nodesOf(a).filter((n) => n.op === op).length;
+const fusedOps = (node: Node) => (node.attr?.fused_ops?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString());
+
+beforeAll(() => tf.setBackend('cpu'));
+
+/** Runs both models in stock tfjs on the same seeded batch; returns the largest |a - b| over all outputs. */
+async function maxDiff(original: io.ModelArtifacts, rewritten: io.ModelArtifacts, batch = 3, seed = 7): Promise<number> {
+  const [a, b] = [await tf.loadGraphModel(tf.io.fromMemory(original)), await tf.loadGraphModel(tf.io.fromMemory(rewritten))];
+  const rand = mulberry32(seed);
+  const feed: tf.NamedTensorMap = {};
+  for (const input of a.inputs) {
+    const shape = input.shape!.map((d) => (d < 0 ? batch : d));
+    feed[input.name] = tf.tensor(Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => rand() * 2 - 1), shape);
+  }
+  try {
+    const run = (m: tf.GraphModel) => [m.execute(feed, a.outputNodes)].flat();
+    const [ya, yb] = [run(a), run(b)];
+    const diffs = ya.map((t, i) => {
+      expect(yb[i].shape).toEqual(t.shape);
+      return tf.tidy(() => tf.max(tf.abs(tf.sub(t, yb[i]))).dataSync()[0]);
+    });
+    tf.dispose([...ya, ...yb]);
+    return Math.max(...diffs);
+  } finally {
+    tf.dispose(Object.values(feed));
+    a.dispose();
+    b.dispose();
+  }
+}
+
+/** ViT patch embed as the converter writes it: Conv2D 16x16/16 -> BiasAdd -> Reshape to tokens. */
+function vitPatchEmbed(fused: boolean): io.ModelArtifacts {
+  const g = new GraphBuilder(11);
+  const x = g.placeholder('pixel_values', [-1, 32, 48, 3]);
+  const filter = g.weight('patch_embed/Conv2D/ReadVariableOp', [16, 16, 3, 24]);
+  const bias = g.weight('patch_embed/BiasAdd/ReadVariableOp', [24]);
+  const embed = fused
+    ? g.conv2d('patch_embed/BiasAdd', x, filter, [16, 16], 'VALID', { fused: ['BiasAdd'], args: [bias] })
+    : g.biasAdd('patch_embed/BiasAdd', g.conv2d('patch_embed/Conv2D', x, filter, [16, 16], 'VALID'), bias);
+  g.output(g.reshape('tokens/Reshape', embed, [-1, 6, 24]), [-1, 6, 24]);
+  return g.artifacts();
+}
+
+/** _FusedConv2D 1x1 stride 1 with BiasAdd + an activation (as the converter fuses a pointwise conv). */
+function pointwise(activation: string, args = 1): io.ModelArtifacts {
+  const g = new GraphBuilder(12);
+  const x = g.placeholder('x', [-1, 5, 7, 6]);
+  const extra = [g.weight('pw/bias', [10]), ...(args === 2 ? [g.weight('pw/alpha', [10])] : [])];
+  const conv = g.conv2d('pw/Relu', x, g.weight('pw/filter', [1, 1, 6, 10]), [1, 1], 'VALID', { fused: ['BiasAdd', activation], args: extra, alpha: 0.3 });
+  g.output(conv, [-1, 5, 7, 10]);
+  return g.artifacts();
+}
+
+describe('conv2d-to-dense on graph models', () => {
+  test.each([false, true])('ViT patch embed (fused BiasAdd: %s) becomes Reshape/Transpose/_FusedMatMul under --passes, matching the original', async (fused) => {
+    const original = vitPatchEmbed(fused);
+    const { report, artifacts } = await expectNoLeaks(() => optimizeGraphModel(original, { passes: ['conv2d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 }));
+    expect(report.rewritten).toEqual([expect.objectContaining({ layer: fused ? 'patch_embed/BiasAdd' : 'patch_embed/Conv2D', pass: 'conv2d-to-dense' })]);
+    expect(report.skipped).toEqual([]);
+    expect([count(artifacts, 'Conv2D'), count(artifacts, '_FusedConv2D'), count(artifacts, 'BiasAdd')]).toEqual([0, 0, 0]);
+    expect(count(artifacts, '_FusedMatMul')).toBe(1);
+    // The output keeps its node name, so the signature and execute(name) still work.
+    expect(nodesOf(artifacts).find((n) => n.name === 'patch_embed/BiasAdd')!.op).toBe('Reshape');
+    expect(report.verification!.passed).toBe(true);
+    expect(await maxDiff(original, artifacts)).toBeLessThanOrEqual(ATOL);
+  });
+
+  test.each([
+    ['Relu', 1], ['Relu6', 1], ['Elu', 1], ['LeakyRelu', 1], ['Sigmoid', 1], ['Prelu', 2],
+  ])('_FusedConv2D 1x1/1 + BiasAdd + %s becomes Reshape -> _FusedMatMul(BiasAdd, %s) -> Reshape', async (activation, args) => {
+    const original = pointwise(activation as string, args as number);
+    const { report, artifacts } = await expectNoLeaks(() => optimizeGraphModel(original, { passes: ['conv2d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 }));
+    expect(report.rewritten.map((r) => r.pass)).toEqual(['conv2d-to-dense']);
+    const matmul = nodesOf(artifacts).find((n) => n.op === '_FusedMatMul')!;
+    expect(fusedOps(matmul)).toEqual(['BiasAdd', activation]);
+    expect(ops(artifacts)).toEqual(expect.not.arrayContaining(['_FusedConv2D', 'Transpose']));
+    expect(report.verification!.passed).toBe(true);
+    expect(await maxDiff(original, artifacts)).toBeLessThanOrEqual(ATOL);
+  });
+
+  test('a sliding _FusedConv2D stays, with its reason, and the model is unchanged', async () => {
+    const g = new GraphBuilder(13);
+    const x = g.placeholder('x', [-1, 8, 8, 3]);
+    const conv = g.conv2d('sliding/Relu', x, g.weight('sliding/filter', [3, 3, 3, 4]), [1, 1], 'SAME', { fused: ['BiasAdd', 'Relu'], args: [g.weight('sliding/bias', [4])] });
+    g.output(conv, [-1, 8, 8, 4]);
+    const original = g.artifacts();
+    const { report, artifacts } = await optimizeGraphModel(original, { passes: ['conv2d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 });
+    expect(report.rewritten).toEqual([]);
+    expect(report.skipped).toEqual([{ layer: 'sliding/Relu', graph: 'graph', pass: 'conv2d-to-dense', reason: 'strides [1, 1] != kernel_size [3, 3]' }]);
+    expect(artifacts.modelTopology).toEqual(original.modelTopology);
+  });
+
+  test.each([
+    ['FusedBatchNorm', ['FusedBatchNorm', 'Relu'], 4, 'fused_ops ["FusedBatchNorm", "Relu"] is not BiasAdd with one of relu, relu6, elu, leakyrelu, sigmoid, prelu'],
+    ['Tanh', ['BiasAdd', 'Tanh'], 1, 'fused_ops ["BiasAdd", "Tanh"] is not BiasAdd with one of relu, relu6, elu, leakyrelu, sigmoid, prelu'],
+  ])('a _FusedConv2D with %s tfjs cannot fuse into a MatMul stays', async (_, fused, args, reason) => {
+    const g = new GraphBuilder(14);
+    const x = g.placeholder('x', [-1, 4, 4, 3]);
+    const extra = Array.from({ length: args as number }, (_, i) => g.weight(`c/arg${i}`, [5]));
+    g.output(g.conv2d('c', x, g.weight('c/filter', [2, 2, 3, 5]), [2, 2], 'VALID', { fused: fused as string[], args: extra }), [-1, 2, 2, 5]);
+    const report = await inspectGraphModel(g.artifacts(), { passes: ['conv2d-to-dense'] });
+    expect(report.skipped.map((s) => s.reason)).toEqual([reason]);
+  });
+
+  test('without --passes, Conv2D keeps the measured policy on cpu, with the same reason as for layers', async () => {
+    const report = await inspectGraphModel(vitPatchEmbed(true), { backend: 'cpu' });
+    expect(report.rewritten).toEqual([]);
+    expect(report.skipped).toEqual([expect.objectContaining({ pass: 'conv2d-to-dense', reason: 'Conv2D on cpu measured 0.98x < 1.25x; force it with --passes' })]);
+  });
+
+  test('every Conv2D / _FusedConv2D of a MobileNet-like stack is considered: rewritten or given a reason', async () => {
+    // stem 3x3/2 -> [depthwise 3x3 -> pointwise 1x1] x 3, as a converted MobileNet block chain.
+    const g = new GraphBuilder(15);
+    let x = g.conv2d('stem/Relu6', g.placeholder('input', [-1, 16, 16, 3]), g.weight('stem/w', [3, 3, 3, 8]), [2, 2], 'SAME', { fused: ['BiasAdd', 'Relu6'], args: [g.weight('stem/b', [8])] });
+    for (let i = 0; i < 3; i++) {
+      x = g.op(`dw${i}`, 'DepthwiseConv2dNative', [x, g.weight(`dw${i}/w`, [3, 3, 8, 1])], {
+        T: { type: 'DT_FLOAT' }, strides: { list: { i: ['1', '1', '1', '1'] } }, padding: { s: Buffer.from('SAME').toString('base64') },
+        data_format: { s: Buffer.from('NHWC').toString('base64') }, dilations: { list: { i: ['1', '1', '1', '1'] } },
+      });
+      x = g.conv2d(`pw${i}/Relu6`, x, g.weight(`pw${i}/w`, [1, 1, 8, 8]), [1, 1], 'VALID', { fused: ['BiasAdd', 'Relu6'], args: [g.weight(`pw${i}/b`, [8])] });
+    }
+    g.output(x, [-1, 8, 8, 8]);
+    const original = g.artifacts();
+    const inspected = await inspectGraphModel(original, { backend: 'cpu' });
+    // Default policy: every one of the 4 is listed, the stem as sliding, the pointwise ones as not paying.
+    expect(inspected.skipped.map((s) => `${s.layer}: ${s.reason}`)).toEqual([
+      'stem/Relu6: strides [2, 2] != kernel_size [3, 3]',
+      ...[0, 1, 2].map((i) => `pw${i}/Relu6: Conv2D on cpu measured 0.98x < 1.25x; force it with --passes`),
+    ]);
+    const { report, artifacts } = await optimizeGraphModel(original, { passes: ['conv2d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 });
+    expect(report.rewritten.map((r) => r.layer)).toEqual(['pw0/Relu6', 'pw1/Relu6', 'pw2/Relu6']);
+    expect(report.skipped.map((s) => s.layer)).toEqual(['stem/Relu6']);
+    expect(count(artifacts, '_FusedConv2D')).toBe(1);
+    expect(await maxDiff(original, artifacts)).toBeLessThanOrEqual(ATOL);
+  });
+});
+
+describe('conv1d-to-dense on graph models (the converter Conv1D form)', () => {
+  const audio = (stride: number) => {
+    const g = new GraphBuilder(16);
+    const x = g.placeholder('waveform', [-1, 50, 2]);
+    const framed = g.conv1d('frames/conv1d', x, g.weight('frames/filter', [1, 5, 2, 12]), stride, 'VALID');
+    const out = g.biasAdd('frames/BiasAdd', framed, g.weight('frames/bias', [12]));
+    g.output(out, [-1, Math.floor((50 - 5) / stride) + 1, 12]);
+    return g.artifacts();
+  };
+
+  test('ExpandDims -> Conv2D -> Squeeze -> BiasAdd becomes Reshape -> _FusedMatMul -> Reshape', async () => {
+    const original = audio(5);
+    const { report, artifacts } = await expectNoLeaks(() => optimizeGraphModel(original, { passes: ['conv1d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 }));
+    expect(report.rewritten).toEqual([expect.objectContaining({ layer: 'frames/conv1d', pass: 'conv1d-to-dense' })]);
+    for (const op of ['ExpandDims', 'Conv2D', 'Squeeze', 'BiasAdd']) expect(count(artifacts, op)).toBe(0);
+    expect(count(artifacts, '_FusedMatMul')).toBe(1);
+    expect(await maxDiff(original, artifacts)).toBeLessThanOrEqual(ATOL);
+  });
+
+  test('a sliding one stays with a rank-1 reason; conv2d-to-dense does not claim it', async () => {
+    const report = await inspectGraphModel(audio(3), { passes: CONV_PASSES });
+    expect(report.skipped).toEqual([{ layer: 'frames/conv1d', graph: 'graph', pass: 'conv1d-to-dense', reason: 'strides [3] != kernel_size [5]' }]);
+  });
+});
+
+/**
+ * The same convs as a layers model and as the graph model the converter would write: each case
+ * is [name, kind, input shape without batch, kernel, strides, padding, filters, dilation].
+ */
+const PARITY: [string, 'conv1d' | 'conv2d' | 'conv3d', number[], number[], number[], 'valid' | 'same', number, number[]?][] = [
+  ['patch2d', 'conv2d', [8, 12, 3], [4, 4], [4, 4], 'valid', 5],
+  ['remainder2d', 'conv2d', [9, 10, 3], [4, 4], [4, 4], 'valid', 5],
+  ['sliding2d', 'conv2d', [8, 8, 3], [3, 3], [1, 1], 'valid', 4],
+  ['overlap2d', 'conv2d', [8, 8, 3], [4, 4], [2, 2], 'valid', 4],
+  ['samepad2d', 'conv2d', [10, 10, 3], [4, 4], [4, 4], 'same', 4],
+  ['sameexact2d', 'conv2d', [8, 8, 3], [4, 4], [4, 4], 'same', 4],
+  ['dilated2d', 'conv2d', [8, 8, 3], [2, 2], [1, 1], 'valid', 4, [2, 2]],
+  ['pointwise2d', 'conv2d', [5, 5, 6], [1, 1], [1, 1], 'valid', 7],
+  ['frames1d', 'conv1d', [40, 2], [4], [4], 'valid', 6],
+  ['sliding1d', 'conv1d', [40, 2], [4], [2], 'valid', 6],
+  ['tubelet3d', 'conv3d', [4, 8, 8, 3], [2, 4, 4], [2, 4, 4], 'valid', 6],
+  ['sliding3d', 'conv3d', [4, 8, 8, 3], [2, 2, 2], [1, 1, 1], 'valid', 6],
+  ['small3d', 'conv3d', [1, 8, 8, 3], [2, 4, 4], [2, 4, 4], 'valid', 6],
+];
+
+function parityLayers(): tf.LayersModel {
+  const inputs = PARITY.map(([name, , shape]) => tf.input({ shape, name: `${name}_in` }));
+  const outputs = PARITY.map(([name, kind, , kernelSize, strides, padding, filters, dilationRate], i) => {
+    const config = { name, filters, kernelSize, strides, padding, dilationRate: dilationRate ?? 1 };
+    const layer = kind === 'conv1d' ? tf.layers.conv1d(config) : kind === 'conv2d' ? tf.layers.conv2d(config) : tf.layers.conv3d(config);
+    return layer.apply(inputs[i]) as tf.SymbolicTensor;
+  });
+  return tf.model({ inputs, outputs });
+}
+
+function parityGraph(): io.ModelArtifacts {
+  const g = new GraphBuilder(17);
+  PARITY.forEach(([name, kind, shape, kernel, strides, padding, filters, dilation]) => {
+    const x = g.placeholder(`${name}_in`, [-1, ...shape]);
+    const pad = padding === 'valid' ? 'VALID' : 'SAME';
+    const channels = shape[shape.length - 1];
+    const bias = g.weight(`${name}/bias`, [filters]);
+    let y: string;
+    if (kind === 'conv1d') {
+      y = g.biasAdd(`${name}/BiasAdd`, g.conv1d(name, x, g.weight(`${name}/filter`, [1, kernel[0], channels, filters]), strides[0], pad), bias);
+    } else if (kind === 'conv2d') {
+      y = g.conv2d(name, x, g.weight(`${name}/filter`, [...kernel, channels, filters]), strides, pad, { dilations: dilation, fused: ['BiasAdd'], args: [bias] });
+    } else {
+      y = g.biasAdd(`${name}/BiasAdd`, g.conv3d(name, x, g.weight(`${name}/filter`, [...kernel, channels, filters]), strides, pad), bias);
+    }
+    g.output(y, [-1]);
+  });
+  return g.artifacts();
+}
+
+test('parity: a layers model and a graph model with the same convs get the same rewrites and the same refusals', async () => {
+  const model = parityLayers();
+  const asLayers = await inspect(model, { passes: CONV_PASSES, backend: 'cpu' });
+  model.dispose();
+  const asGraph = await inspectGraphModel(parityGraph(), { passes: CONV_PASSES, backend: 'cpu' });
+  const rows = (report: typeof asLayers) => [
+    ...report.rewritten.map((r) => `${r.layer} ${r.pass}: rewritten`),
+    ...report.skipped.map((s) => `${s.layer} ${s.pass}: ${s.reason}`),
+  ].sort();
+  const expected = [
+    // Strides are checked first: a dilated conv with strides 1 is refused as sliding in both.
+    'dilated2d conv2d-to-dense: strides [1, 1] != kernel_size [2, 2]',
+    'frames1d conv1d-to-dense: rewritten',
+    'overlap2d conv2d-to-dense: strides [2, 2] != kernel_size [4, 4]',
+    'patch2d conv2d-to-dense: rewritten',
+    'pointwise2d conv2d-to-dense: rewritten',
+    'remainder2d conv2d-to-dense: rewritten',
+    'sameexact2d conv2d-to-dense: rewritten',
+    "samepad2d conv2d-to-dense: padding 'same' pads H (10 % 4 != 0)",
+    'sliding1d conv1d-to-dense: strides [2] != kernel_size [4]',
+    'sliding2d conv2d-to-dense: strides [1, 1] != kernel_size [3, 3]',
+    'sliding3d conv3d-to-dense: strides [1, 1, 1] != kernel_size [2, 2, 2]',
+    'small3d conv3d-to-dense: input D=1 is smaller than kernel 2',
+    'tubelet3d conv3d-to-dense: rewritten',
+  ];
+  expect(rows(asLayers)).toEqual(expected);
+  expect(rows(asGraph)).toEqual(expected);
+});
+
+function ops(a: io.ModelArtifacts): string[] {
+  return nodesOf(a).map((n) => n.op);
+}
