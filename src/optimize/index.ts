@@ -167,7 +167,11 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}
 /** What optimize would rewrite, and why each other candidate stays; touches no tensors. */
 export const inspect = asGuest(async (source: AnyModelSource, options: Pick<OptimizeOptions, 'passes' | 'backend'> = {}): Promise<Report> => {
   const graph = await graphSource(source);
-  if (graph !== null) return inspectGraphModel(graph, { passes: graphOptions(options).passes });
+  if (graph !== null) {
+    // The backend decides what policy-gated rules do, as for layers models.
+    const { passes, backend } = graphOptions(options);
+    return inspectGraphModel(graph, { passes, backend });
+  }
   const { ir, before, rewritten, skipped } = await rewrite(source as ModelSource, options.passes, options);
   return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes, ...converted(ir) };
 });
