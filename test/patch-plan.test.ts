@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConvGeometry, PatchPlan, Step, chooseRowOrder, planPatches, canonicalRowOrder, withFilters } from '../src/rewrite/patch-plan';
 import { permuteRows, transposeValues } from '../src/rewrite/transpose';
+import { mulberry32 } from '../fixtures/models';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -87,20 +88,36 @@ describe('planPatches reproduces conv3d', () => {
   });
 });
 
-/** 60 seeded random geometries: sizes 1..9, kernels up to the size, both data formats. */
-function randomGeometries(count: number): ConvGeometry[] {
-  let state = 12345;
-  const next = (n: number) => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return 1 + (state % n);
-  };
+/**
+ * Seeded random geometries (mulberry32): sizes 1..9, kernels up to the size (so remainders and
+ * one-patch cases both occur), 1..4 channels, both data formats.
+ */
+function randomGeometries(count: number, seed = 12345): ConvGeometry[] {
+  const rand = mulberry32(seed);
+  const next = (n: number) => 1 + Math.floor(rand() * n);
   return Array.from({ length: count }, () => {
     const spatial = [next(6), next(9), next(9)];
-    return { spatial, channels: next(4), kernel: spatial.map((size) => next(Math.min(size, 4))), channelsFirst: next(2) === 1 };
+    return { spatial, channels: next(4), kernel: spatial.map((size) => next(Math.min(size, 4))), channelsFirst: rand() < 0.5 };
   });
 }
 
-test.each(randomGeometries(60).map((geometry) => [JSON.stringify(geometry), geometry]))('random geometry %s', (_, geometry) => {
+const GEOMETRIES = randomGeometries(100);
+
+test('the random geometries cover both formats, channels > 1, kernels > 1 and remainders', () => {
+  const count = (pred: (g: ConvGeometry) => boolean) => GEOMETRIES.filter(pred).length;
+  const drawn = {
+    channelsFirst: count((g) => g.channelsFirst),
+    channelsLast: count((g) => !g.channelsFirst),
+    'channels > 1': count((g) => g.channels > 1),
+    'kernel not 1x1x1': count((g) => g.kernel.some((k) => k > 1)),
+    remainder: count((g) => g.spatial.some((s, i) => s % g.kernel[i] !== 0)),
+    'one patch': count((g) => g.spatial.every((s, i) => s < 2 * g.kernel[i])),
+  };
+  console.info(`patch-plan: ${GEOMETRIES.length} random geometries: ${JSON.stringify(drawn)}`);
+  for (const n of Object.values(drawn)) expect(n).toBeGreaterThanOrEqual(5);
+});
+
+test.each(GEOMETRIES.map((geometry) => [JSON.stringify(geometry), geometry]))('random geometry %s', (_, geometry) => {
   const chosen = chooseRowOrder([geometry])!;
   const plan = chosen.plans[0];
   expect(Math.max(5, ...ranks(5, plan.before), ...ranks(5, plan.after))).toBeLessThanOrEqual(6);
@@ -152,8 +169,8 @@ test('transposeValues matches tf.transpose', () => {
 });
 
 test('permuteRows in place equals the copying version for random permutations', () => {
-  let state = 7;
-  const rand = (n: number) => (state = (state * 1103515245 + 12345) % 2147483648) % n;
+  const uniform = mulberry32(7);
+  const rand = (n: number) => Math.floor(uniform() * n);
   for (const [rows, rowSize] of [[1, 3], [7, 1], [24, 5], [96, 4]]) {
     const source = Int32Array.from({ length: rows }, (_, i) => i);
     for (let i = rows - 1; i > 0; i--) {

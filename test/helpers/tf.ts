@@ -39,4 +39,13 @@ export function snapshotDir(dir: string): Map<string, string> {
   return files;
 }
 
+/** Every call of every layer (nested models included): the ranks of its inputs, then outputs. */
+export function layerCalls(model: tf.LayersModel): { layer: string; className: string; ranks: number[] }[] {
+  const ranks = (shapes: tf.Shape | tf.Shape[]) => (Array.isArray(shapes[0]) ? (shapes as tf.Shape[]) : [shapes as tf.Shape]).map((s) => s.length);
+  return model.layers.flatMap((layer) => [
+    ...layer.inboundNodes.map((node) => ({ layer: layer.name, className: layer.getClassName(), ranks: [...ranks(node.inputShapes), ...ranks(node.outputShapes)] })),
+    ...(layer instanceof tf.LayersModel ? layerCalls(layer) : []),
+  ]);
+}
+
 export { disposeModel } from '../../src/verify/models';
