@@ -5,7 +5,7 @@
  * in one line naming the layer and the option.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Keras3Error, convertKeras3Topology, isKeras3Topology, keras3WeightName } from '../src/graph/keras3';
+import { Keras3Error, convertKeras3Topology, isKeras3Topology, kerasFileRouteWeightName, keras3WeightName } from '../src/graph/keras3';
 import { readTopology } from '../src/graph/json';
 import { loadableArtifacts, irFromArtifacts } from '../src/io/ir';
 import type { JsonObject } from '../src/graph/types';
@@ -276,10 +276,42 @@ describe('weight names (legacy_h5_format.py: variable paths)', () => {
     expect(loadable.weightSpecs!.map((s) => s.name)).toEqual(['dense/kernel', 'dense/bias']);
     expect(input.weightSpecs.map((s) => s.name)).toEqual(['sequential/dense/kernel', 'sequential/dense/bias']);
   });
-  test('the .keras-file route (positional names) is refused by name', () => {
-    expect(() => irFromArtifacts(artifacts(['layers/dense/vars/0', 'layers/dense/vars/1']))).toThrow(
-      'weight "layers/dense/vars/0": positional weight names come from tensorflowjs_converter --input_format keras_keras (the .keras-file route), which tfjs-rewrite does not convert; save the model as .h5 and convert with --input_format keras',
-    );
+  test('the .keras-file route: positions mapped to variables, non-model entries dropped (saving_lib.py)', () => {
+    const ir = irFromArtifacts(artifacts(['layers/dense/vars/0', 'layers/dense/vars/1']));
+    expect(ir.weights.map((w) => w.name)).toEqual(['dense/kernel', 'dense/bias']);
+    expect(Array.from(ir.weights[1].values)).toEqual([0.8, 0.9].map(Math.fround));
+    const withOptimizer = artifacts(['layers/dense/vars/0', 'optimizer/vars/1']);
+    withOptimizer.weightSpecs[1].shape = [];
+    withOptimizer.weightData = new Float32Array(9).buffer;
+    const dropped = irFromArtifacts(withOptimizer);
+    expect(dropped.weights.map((w) => w.name)).toEqual(['dense/kernel']);
+    expect(dropped.converted?.changes).toContain('.keras-route entries that are not model weights dropped, e.g. optimizer/vars/1 (1)');
+  });
+  test('.keras route: groups are numbered per class in layer order (naming.to_snake_case), nested models recurse', () => {
+    const topology = {
+      class_name: 'Functional',
+      config: {
+        name: 'm',
+        layers: [
+          { class_name: 'InputLayer', name: 'x', config: {} },
+          { class_name: 'Conv3D', name: 'first', config: { use_bias: false } },
+          { class_name: 'BatchNormalization', name: 'bn', config: { center: false } },
+          { class_name: 'Conv3D', name: 'second', config: {} },
+          { class_name: 'DepthwiseConv2D', name: 'dw', config: {} },
+          { class_name: 'Sequential', name: 'seq', config: { name: 'seq', layers: [{ class_name: 'InputLayer', config: {} }, { class_name: 'Dense', config: { name: 'inner' } }] } },
+        ],
+      },
+    };
+    expect(kerasFileRouteWeightName('layers/conv3d/vars/0', topology)).toBe('first/kernel');
+    expect(kerasFileRouteWeightName('layers/conv3d_1/vars/1', topology)).toBe('second/bias');
+    expect(kerasFileRouteWeightName('layers/batch_normalization/vars/1', topology)).toBe('bn/moving_mean');
+    expect(kerasFileRouteWeightName('layers/depthwise_conv2d/vars/0', topology)).toBe('dw/depthwise_kernel');
+    expect(kerasFileRouteWeightName('layers/sequential/layers/dense/vars/0', topology)).toBe('inner/kernel');
+    expect(kerasFileRouteWeightName('optimizer/vars/0', topology)).toBeNull();
+    expect(() => kerasFileRouteWeightName('layers/conv3d/vars/1', topology)).toThrow('weight "layers/conv3d/vars/1": first (Conv3D) has 1 variable(s): kernel');
+    expect(() => kerasFileRouteWeightName('layers/conv3d_2/vars/0', topology)).toThrow('no layer of the model is stored as "conv3d_2"');
+    const lstm = { class_name: 'Sequential', config: { name: 's', layers: [{ class_name: 'LSTM', config: { name: 'l' } }] } };
+    expect(() => kerasFileRouteWeightName('layers/lstm/cell/vars/0', lstm)).toThrow('weight "layers/lstm/cell/vars/0": positional weights of l (LSTM) are not mapped (.keras route)');
   });
   test('two paths that would collide in tfjs, and a path naming no layer, are refused', () => {
     expect(() => irFromArtifacts(artifacts(['sequential/dense/kernel', 'other/dense/kernel']))).toThrow(/weights "sequential\/dense\/kernel" and "other\/dense\/kernel" would both be "dense\/kernel"/);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { optimize } from '../src';
 import { writeModelFiles, readModelFiles } from '../src/io/files';
-import { KERAS3_CASES, Keras3Case, keras3Artifacts } from '../fixtures/keras3';
+import { KERAS3_CASES, Keras3Case, keras3Artifacts, kerasFileArtifacts } from '../fixtures/keras3';
 import { mulberry32 } from '../fixtures/models';
 import { runCli } from './helpers/cli';
 import { disposeModel, tempDir } from './helpers/tf';
@@ -149,4 +149,25 @@ test('CLI inspect names the conversion; a Keras 3 option tfjs lacks is refused i
   expect(run.stderr.trim().split('\n')).toHaveLength(1);
   expect(run.stderr).toMatch(/patch_embed \(Conv3D\): option groups=3 has no tfjs-layers equivalent/);
   expect(fs.existsSync(out)).toBe(false);
+});
+
+describe.each(KERAS3_CASES.map((spec, i) => [spec.name, spec, i] as const))('.keras-file route (--input_format keras_keras) %s', (_, spec, index) => {
+  test('positional weight names are mapped, the optimizer entry dropped; output loads in stock tfjs and matches', async () => {
+    await tf.setBackend('cpu');
+    const reference = spec.build();
+    try {
+      const artifacts = kerasFileArtifacts(reference);
+      // stock tfjs cannot load this form either
+      await expect(tf.loadLayersModel(tf.io.fromMemory(artifacts))).rejects.toThrow();
+      const result = await optimize(artifacts, TIGHT);
+      expect(result.report.converted?.from).toBe('keras3');
+      expect(result.report.converted?.changes.join('\n')).toContain('.keras-route entries that are not model weights dropped, e.g. optimizer/vars/1 (1)');
+      expectRewrites(spec, result.report);
+      expect(result.report.verification?.passed).toBe(true);
+      expect(JSON.stringify(result.artifacts.weightSpecs)).not.toMatch(/vars\/|optimizer/);
+      await expectSameOutputs(reference, () => result.load(), 1600 + index);
+    } finally {
+      disposeModel(reference);
+    }
+  });
 });

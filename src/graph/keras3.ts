@@ -20,9 +20,10 @@
  *   `w.path`): a layer builds in the name scope of whatever builds it (layers/layer.py
  *   build_wrapper), so a Sequential's layers get `sequential/dense/kernel`. tfjs names a weight
  *   `<layer>/<weight>` whatever the nesting.
- * The .keras route (`--input_format keras_keras`, h5_v3_merged_saved_model_to_tfjs_format) also
+ * The .keras route (`--input_format keras_keras`, h5_v3_merged_saved_model_to_tfjs_format)
  * strips module/registered_name and keeps build_config/compile_config; its topology converts the
- * same way, its positional weight names (`layers/dense/vars/0`) are refused (see keras3Weights).
+ * same way, its positional weight names (`layers/dense/vars/0`) are resolved by
+ * kerasFileRouteWeightName.
  *
  * Whatever tfjs-layers cannot express is refused naming the layer and the option, before
  * anything is produced.
@@ -392,4 +393,87 @@ export function keras3WeightName(path: string, conversion: Pick<Keras3Conversion
 /** Weight names of the .keras route (h5_v3 conversion): positions in a layer, not variable names. */
 export function isKerasFileRouteWeightName(name: string): boolean {
   return /(^|\/)vars\/\d+$/.test(name);
+}
+
+/** keras utils/naming.py to_snake_case: how saving_lib names a layer's weights group. */
+function toSnakeCase(name: string): string {
+  return name.replace(/\W+/g, '').replace(/(.)([A-Z][a-z]+)/g, '$1_$2').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+/**
+ * A layer's variables in the order Layer.save_own_variables stores them
+ * (`_trainable_variables + _non_trainable_variables`, each in build order: dense.py, base_conv.py,
+ * base_depthwise_conv.py, base_separable_conv.py, batch_normalization.py, layer_normalization.py,
+ * embedding.py, prelu.py), under their tfjs names. Classes not listed are refused.
+ */
+const VARIABLES: Record<string, (c: JsonObject) => string[]> = {
+  Dense: (c) => ['kernel', ...(c.use_bias === false ? [] : ['bias'])],
+  ...Object.fromEntries(['Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'Conv3DTranspose'].map((cls) => [cls, (c: JsonObject) => ['kernel', ...(c.use_bias === false ? [] : ['bias'])]])),
+  DepthwiseConv2D: (c) => ['depthwise_kernel', ...(c.use_bias === false ? [] : ['bias'])],
+  SeparableConv1D: (c) => ['depthwise_kernel', 'pointwise_kernel', ...(c.use_bias === false ? [] : ['bias'])],
+  SeparableConv2D: (c) => ['depthwise_kernel', 'pointwise_kernel', ...(c.use_bias === false ? [] : ['bias'])],
+  BatchNormalization: (c) => [...(c.scale === false ? [] : ['gamma']), ...(c.center === false ? [] : ['beta']), 'moving_mean', 'moving_variance'],
+  LayerNormalization: (c) => [...(c.scale === false ? [] : ['gamma']), ...(c.center === false ? [] : ['beta'])],
+  Embedding: () => ['embeddings'],
+  PReLU: () => ['alpha'],
+};
+
+/**
+ * The .keras route's weight names -> tfjs names. saving_lib.py (_save_state, _walk_saveable,
+ * _save_container_state, H5IOStore.make) stores a model's layers under
+ * `layers/<snake_case(class name)>[_<k>]/vars/<i>` (numbered per class in `model.layers`
+ * order, names deliberately not used), nested models as `layers/<class>/layers/...`; the
+ * converter (h5_v3_merged_saved_model_to_tfjs_format) names each dataset by its h5 path. Other
+ * top-level groups (optimizer/..., metrics) are not model weights: mapped to null (dropped).
+ * Throws naming the weight where the path cannot be resolved.
+ */
+export function kerasFileRouteWeightName(path: string, topology: JsonObject): string | null {
+  const parts = path.split('/');
+  if (parts[0] !== 'layers') {
+    if (parts[0] === 'vars') refuse(`weight "${path}"`, 'variables of the model itself have no tfjs-layers equivalent');
+    // optimizer/vars/<i>, metrics: state saved beside the model, not model weights
+    if (isKerasFileRouteWeightName(path)) return null;
+    refuse(`weight "${path}"`, 'not a layers/<layer>/vars/<i> path of the .keras route');
+  }
+  let model: Json = topology;
+  let i = 0;
+  for (;;) {
+    const group = parts[i + 1];
+    const layers = isObject(model) && isObject(model.config) ? model.config.layers : isObject(model) && Array.isArray(model.config) ? model.config : undefined;
+    if (parts[i] !== 'layers' || group === undefined || !Array.isArray(layers)) {
+      refuse(`weight "${path}"`, 'not a layers/<layer>/vars/<i> path of the .keras route');
+    }
+    const layer = layerOfGroup(layers, group);
+    if (!layer) refuse(`weight "${path}"`, `no layer of the model is stored as "${group}"`);
+    const className = layer.class_name as string;
+    if (CONTAINER_CLASSES.has(className)) {
+      model = layer;
+      i += 2;
+      continue;
+    }
+    const config = isObject(layer.config) ? layer.config : {};
+    const name = typeof layer.name === 'string' ? layer.name : String(config.name);
+    const index = parts[i + 2] === 'vars' && parts.length === i + 4 ? Number(parts[i + 3]) : NaN;
+    const variables = VARIABLES[className];
+    if (!variables) refuse(`weight "${path}"`, `positional weights of ${name} (${className}) are not mapped (.keras route)`);
+    const names = variables(config);
+    if (!Number.isInteger(index) || index >= names.length) {
+      refuse(`weight "${path}"`, `${name} (${className}) has ${names.length} variable(s): ${names.join(', ')}`);
+    }
+    return `${name}/${names[index]}`;
+  }
+}
+
+/** The layer saving_lib stores as `group` (class snake name, `_k` for the k-th repeat). */
+function layerOfGroup(layers: Json[], group: string): JsonObject | undefined {
+  const used = new Map<string, number>();
+  for (const layer of layers) {
+    if (!isObject(layer) || typeof layer.class_name !== 'string') continue;
+    const base = toSnakeCase(layer.class_name);
+    const seen = used.get(base);
+    const name = seen === undefined ? base : `${base}_${seen + 1}`;
+    used.set(base, seen === undefined ? 0 : seen + 1);
+    if (name === group) return layer;
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { graphToJson, readTopology } from '../graph/json';
-import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, keras3WeightName } from '../graph/keras3';
+import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, kerasFileRouteWeightName, keras3WeightName } from '../graph/keras3';
 import { lintGraph } from '../graph/lint';
 import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightValues } from '../graph/types';
 import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
@@ -27,10 +27,12 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
   // In-memory artifacts reach here unchecked; files were checked with key paths already.
   let specs = checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs');
   let converted: Conversion | undefined;
+  let dropped = new Set<number>();
   if (keras3) {
     const renamed = keras3Specs(specs, keras3);
     converted = { from: 'keras3', kerasVersion: keras3.kerasVersion, changes: [...keras3.changes, ...renamed.changes] };
     specs = renamed.specs;
+    dropped = renamed.drop;
     notes.push(conversionNote(converted));
   }
   const quantized = specs.filter((spec) => spec.quantization);
@@ -41,7 +43,8 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
   for (const key of PASSED_THROUGH) {
     if (artifacts[key] != null) artifactExtra[key] = artifacts[key] as unknown as JsonObject;
   }
-  const ir: ModelIR = { graph, topologyExtra: extra, weights: decode(artifacts, specs), artifactExtra, notes };
+  const weights = decode(artifacts, specs).filter((_, i) => !dropped.has(i));
+  const ir: ModelIR = { graph, topologyExtra: extra, weights, artifactExtra, notes };
   if (converted) ir.converted = converted;
   return ir;
 }
@@ -52,19 +55,22 @@ function conversionNote(converted: Conversion): string {
 }
 
 /**
- * Keras 3 weight names (variable paths) -> the names tfjs gives the same variables; values and
- * encodings untouched. The .keras-file route's positional names are refused (not mapped here).
+ * Keras 3 weight names -> the names tfjs gives the same variables; values and encodings
+ * untouched. .h5 route: variable paths (`sequential/dense/kernel`); .keras route: positions
+ * (`layers/dense/vars/0`), whose non-model entries (optimizer state) are dropped (`drop`).
  */
-function keras3Specs(specs: io.WeightsManifestEntry[], conversion: Keras3Conversion): { specs: io.WeightsManifestEntry[]; changes: string[] } {
+function keras3Specs(specs: io.WeightsManifestEntry[], conversion: Keras3Conversion): { specs: io.WeightsManifestEntry[]; drop: Set<number>; changes: string[] } {
+  const fileRoute = specs.some((spec) => isKerasFileRouteWeightName(spec.name));
   const seen = new Map<string, string>();
+  const drop = new Set<number>();
   let renamed = 0;
   let example = '';
-  const out = specs.map((spec) => {
-    if (isKerasFileRouteWeightName(spec.name)) {
-      throw new Keras3Error(`weight "${spec.name}": positional weight names come from tensorflowjs_converter --input_format keras_keras ` +
-        '(the .keras-file route), which tfjs-rewrite does not convert; save the model as .h5 and convert with --input_format keras');
+  const out = specs.map((spec, i) => {
+    const name = fileRoute ? kerasFileRouteWeightName(spec.name, conversion.topology) : keras3WeightName(spec.name, conversion);
+    if (name === null && fileRoute) {
+      drop.add(i);
+      return spec;
     }
-    const name = keras3WeightName(spec.name, conversion);
     if (name === null) throw new Keras3Error(`weight "${spec.name}": no segment of its path names a layer of the model`);
     const clash = seen.get(name);
     if (clash !== undefined) {
@@ -77,18 +83,22 @@ function keras3Specs(specs: io.WeightsManifestEntry[], conversion: Keras3Convers
     }
     return name === spec.name ? spec : { ...spec, name };
   });
-  return { specs: out, changes: renamed ? [`weights renamed to tfjs names, e.g. ${example} (${renamed})`] : [] };
+  const changes = renamed ? [`weights renamed to tfjs names, e.g. ${example} (${renamed})`] : [];
+  if (drop.size) changes.push(`.keras-route entries that are not model weights dropped, e.g. ${specs[[...drop][0]].name} (${drop.size})`);
+  return { specs: out, drop, changes };
 }
 
 /**
  * The artifacts as tfjs loads them: a Keras 3 topology and its weight names converted, the
- * weight bytes shared with `artifacts`; other artifacts are returned as they are.
+ * weight bytes shared with `artifacts` (repacked from `ir`, which must not have been rewritten
+ * yet, only when entries were dropped); other artifacts are returned as they are.
  */
 export function loadableArtifacts(artifacts: io.ModelArtifacts, ir: ModelIR): io.ModelArtifacts {
   if (!ir.converted) return artifacts;
   const { keras3 } = readTopology(artifacts.modelTopology as JsonObject);
-  const specs = checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs');
-  return { ...artifacts, modelTopology: keras3!.topology, weightSpecs: keras3Specs(specs, keras3!).specs };
+  const { specs, drop } = keras3Specs(checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs'), keras3!);
+  if (drop.size) return { ...artifactsFromIR(ir), modelTopology: keras3!.topology };
+  return { ...artifacts, modelTopology: keras3!.topology, weightSpecs: specs };
 }
 
 const VIEWS: Record<string, { new (buffer: ArrayBuffer, offset: number, length: number): WeightValues; BYTES_PER_ELEMENT: number }> = {
