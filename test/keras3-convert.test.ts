@@ -276,6 +276,26 @@ describe('weight names (legacy_h5_format.py: variable paths)', () => {
     expect(loadable.weightSpecs!.map((s) => s.name)).toEqual(['dense/kernel', 'dense/bias']);
     expect(input.weightSpecs.map((s) => s.name)).toEqual(['sequential/dense/kernel', 'sequential/dense/bias']);
   });
+  test('quantized weights are renamed, never re-encoded: stock tfjs loads the loadable form', async () => {
+    const input = artifacts(['sequential/dense/kernel', 'sequential/dense/bias']) as any;
+    input.weightSpecs[0].quantization = { dtype: 'uint8', scale: 0.5, min: -1 };
+    const bytes = new Uint8Array(8 + 8);
+    bytes.set([0, 1, 2, 3, 4, 5, 6, 7]);
+    new Float32Array(bytes.buffer, 8, 2).set([0.25, -0.5]);
+    input.weightData = bytes.buffer;
+    const loadable = loadableArtifacts(input, irFromArtifacts(input));
+    expect(loadable.weightData).toBe(input.weightData);
+    expect(loadable.weightSpecs).toEqual([
+      { name: 'dense/kernel', shape: [4, 2], dtype: 'float32', quantization: { dtype: 'uint8', scale: 0.5, min: -1 } },
+      { name: 'dense/bias', shape: [2], dtype: 'float32' },
+    ]);
+    const model = await tf.loadLayersModel(tf.io.fromMemory(loadable));
+    try {
+      expect(Array.from(model.getLayer('dense').getWeights()[0].dataSync())).toEqual([-1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5]);
+    } finally {
+      model.dispose();
+    }
+  });
   test('the .keras-file route: positions mapped to variables, non-model entries dropped (saving_lib.py)', () => {
     const ir = irFromArtifacts(artifacts(['layers/dense/vars/0', 'layers/dense/vars/1']));
     expect(ir.weights.map((w) => w.name)).toEqual(['dense/kernel', 'dense/bias']);

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { optimize } from '../src';
+import { optimize, verify } from '../src';
 import { writeModelFiles, readModelFiles } from '../src/io/files';
 import { KERAS3_CASES, Keras3Case, keras3Artifacts, kerasFileArtifacts } from '../fixtures/keras3';
 import { mulberry32 } from '../fixtures/models';
@@ -103,6 +103,8 @@ describe.each(KERAS3_CASES.map((spec, i) => [spec.name, spec, i] as const))('Ker
     const written = JSON.stringify(result.artifacts.modelTopology);
     for (const marker of ['batch_shape"', 'DTypePolicy', '__keras_tensor__', '"module"', '"registered_name"']) expect(written).not.toContain(marker);
     await expectSameOutputs(reference, () => result.load(), 1400 + index);
+    // verify() takes the Keras 3 file as the original too
+    expect((await verify(artifacts, result.artifacts, TIGHT)).passed).toBe(true);
     expect(tf.memory().numTensors).toBe(tensors);
     // The caller's artifacts are untouched.
     expect(JSON.stringify(artifacts.modelTopology) + JSON.stringify(artifacts.weightSpecs)).toBe(before);
