@@ -11,7 +11,11 @@ import { GraphBuilder } from '../fixtures/graph-models';
 import { mulberry32 } from '../fixtures/models';
 import { inspect } from '../src/optimize';
 import { inspectGraphModel, optimizeGraphModel } from '../src/graphmodel';
-import { expectNoLeaks } from './helpers/tf';
+import * as path from 'path';
+import { writeModelFiles } from '../src/io/files';
+import { writeNpy } from '../src/io/npy';
+import { runCli } from './helpers/cli';
+import { expectNoLeaks, tempDir } from './helpers/tf';
 
 const ATOL = 1e-5;
 const CONV_PASSES = ['conv3d-to-dense', 'conv2d-to-dense', 'conv1d-to-dense'];
@@ -67,6 +71,16 @@ function pointwise(activation: string, args = 1): io.ModelArtifacts {
   const extra = [g.weight('pw/bias', [10]), ...(args === 2 ? [g.weight('pw/alpha', [10])] : [])];
   const conv = g.conv2d('pw/Relu', x, g.weight('pw/filter', [1, 1, 6, 10]), [1, 1], 'VALID', { fused: ['BiasAdd', activation], args: extra, alpha: 0.3 });
   g.output(conv, [-1, 5, 7, 10]);
+  return g.artifacts();
+}
+
+/** An audio frontend as the converter writes tf conv1d: ExpandDims -> Conv2D -> Squeeze -> BiasAdd. */
+function audio(stride: number): io.ModelArtifacts {
+  const g = new GraphBuilder(16);
+  const x = g.placeholder('waveform', [-1, 50, 2]);
+  const framed = g.conv1d('frames/conv1d', x, g.weight('frames/filter', [1, 5, 2, 12]), stride, 'VALID');
+  const out = g.biasAdd('frames/BiasAdd', framed, g.weight('frames/bias', [12]));
+  g.output(out, [-1, Math.floor((50 - 5) / stride) + 1, 12]);
   return g.artifacts();
 }
 
@@ -155,14 +169,6 @@ describe('conv2d-to-dense on graph models', () => {
 });
 
 describe('conv1d-to-dense on graph models (the converter Conv1D form)', () => {
-  const audio = (stride: number) => {
-    const g = new GraphBuilder(16);
-    const x = g.placeholder('waveform', [-1, 50, 2]);
-    const framed = g.conv1d('frames/conv1d', x, g.weight('frames/filter', [1, 5, 2, 12]), stride, 'VALID');
-    const out = g.biasAdd('frames/BiasAdd', framed, g.weight('frames/bias', [12]));
-    g.output(out, [-1, Math.floor((50 - 5) / stride) + 1, 12]);
-    return g.artifacts();
-  };
 
   test('ExpandDims -> Conv2D -> Squeeze -> BiasAdd becomes Reshape -> _FusedMatMul -> Reshape', async () => {
     const original = audio(5);
@@ -256,6 +262,81 @@ test('parity: a layers model and a graph model with the same convs get the same 
   ];
   expect(rows(asLayers)).toEqual(expected);
   expect(rows(asGraph)).toEqual(expected);
+});
+
+describe('graph models take the layers flags', () => {
+  test('the float64 per-layer check covers each rewritten op (Conv2D+BiasAdd, fused LeakyRelu, Conv1D form)', async () => {
+    const cases: [io.ModelArtifacts, string, number][] = [
+      [vitPatchEmbed(false), 'conv2d-to-dense', 2 * 2 * 3 * 24],
+      [pointwise('LeakyRelu'), 'conv2d-to-dense', 2 * 5 * 7 * 10],
+      [audio(5), 'conv1d-to-dense', 2 * 10 * 12],
+    ];
+    for (const [original, pass, elements] of cases) {
+      const { report } = await expectNoLeaks(() => optimizeGraphModel(original, { passes: [pass], backend: 'cpu', atol: ATOL, rtol: 0 }));
+      const [layer] = report.verification!.layers!;
+      expect(report.verification!.layers).toHaveLength(1);
+      expect(layer.layer).toBe(report.rewritten[0].layer);
+      // batch 2 (the default) x every output element of the conv
+      expect(layer.elements).toBe(elements);
+      expect(layer.original.meanAbsError).toBeGreaterThan(0);
+      expect(layer.ratio).toBeLessThan(layer.limit);
+      expect(layer.passed).toBe(true);
+    }
+  });
+
+  test('a rewritten kernel with two rows swapped fails the per-layer check, not only the end-to-end one', async () => {
+    const original = pointwise('Relu');
+    const { artifacts, report } = await optimizeGraphModel(original, { passes: ['conv2d-to-dense'], verify: false });
+    const kernelName = nodesOf(artifacts).find((n) => n.op === '_FusedMatMul')!.input![1];
+    let offset = 0;
+    for (const spec of artifacts.weightSpecs!) {
+      if (spec.name === kernelName) break;
+      offset += spec.shape.reduce((a, b) => a * b, 1) * 4;
+    }
+    const data = new Float32Array((artifacts.weightData as ArrayBuffer).slice(0));
+    const row = (r: number) => data.subarray(offset / 4 + r * 10, offset / 4 + (r + 1) * 10);
+    const first = row(0).slice();
+    row(0).set(row(1));
+    row(1).set(first);
+    const broken = { ...artifacts, weightData: data.buffer };
+    const { verifyGraphArtifacts } = await import('../src/graphmodel/verify');
+    const verification = await verifyGraphArtifacts(original, broken, { backend: 'cpu', rewrittenLayers: report.rewritten });
+    expect(verification.passed).toBe(false);
+    expect(verification.layers![0].passed).toBe(false);
+    expect(verification.layers![0].ratio).toBeGreaterThan(1e3);
+  });
+
+  test("backend 'all' verifies a graph model on every backend present and reports the matrix", async () => {
+    const { report } = await optimizeGraphModel(vitPatchEmbed(true), { passes: ['conv2d-to-dense'], backend: 'all', atol: ATOL, rtol: 0 });
+    const verification = report.verification!;
+    expect(verification.backend).toBe('all');
+    expect(verification.backends!.map((b) => b.backend)).toEqual(['tensorflow', 'wasm', 'cpu']);
+    const ran = verification.backends!.filter((b) => !('skipped' in b));
+    expect(ran.map((b) => b.backend)).toEqual(expect.arrayContaining(['wasm', 'cpu']));
+    expect(verification.passed).toBe(true);
+    expect(verification.layers).toHaveLength(1);
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  test('CLI: optimize --passes --backend all --accuracy-factor and bench --inputs run on a graph model', () => {
+    const dir = tempDir('tfjs-rewrite-graph-flags-');
+    writeModelFiles(vitPatchEmbed(true), path.join(dir, 'model'));
+    const model = path.join(dir, 'model', 'model.json');
+    const optimized = runCli(['optimize', model, '--out', path.join(dir, 'out'), '--passes', 'conv2d-to-dense', '--backend', 'all', '--accuracy-factor', '4', '--json']);
+    expect(optimized.stderr).not.toMatch(/not supported/);
+    expect(optimized.status).toBe(0);
+    const report = JSON.parse(optimized.stdout);
+    expect(report.rewritten.map((r: { pass: string }) => r.pass)).toEqual(['conv2d-to-dense']);
+    expect(report.verification.backend).toBe('all');
+    expect(report.verification.layers).toHaveLength(1);
+    const rand = mulberry32(3);
+    const npy = path.join(dir, 'rows.npy');
+    writeNpy(npy, { dtype: 'float32', shape: [5, 32, 48, 3], data: Float32Array.from({ length: 5 * 32 * 48 * 3 }, () => rand()) });
+    const bench = runCli(['bench', model, '--inputs', npy, '--backend', 'cpu', '--json']);
+    expect(bench.stderr).not.toMatch(/not supported/);
+    expect(bench.status).toBe(0);
+    expect(JSON.parse(bench.stdout).batch).toBe(5);
+  });
 });
 
 function ops(a: io.ModelArtifacts): string[] {

@@ -16,7 +16,7 @@ import {
   readGraphModelFiles, verifyGraphModels,
 } from '../graphmodel';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
-import { LayersVerifyOptions, VerifyOptions } from '../verify/verify';
+import { LayersVerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';
 import { silenceTfjsNodeBanner } from '../quiet';
 import { packageVersion } from './version';
@@ -74,15 +74,11 @@ commands:
 Run 'tfjs-rewrite <command> --help' for options. Exit codes: 0 ok, 1 verification failed, 2 bad usage or input,
 130/143 interrupted (Ctrl-C/SIGTERM; nothing is written).`;
 
-/** Graph models (tensorflowjs_converter output) take the graph passes and no layers-only flags. */
-function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): VerifyOptions {
-  for (const flag of ['--accuracy-factor', '--policy-batch']) {
-    if (args.values.has(flag)) throw new UsageError(`${flag} is not supported for graph models`);
-  }
-  if (args.values.get('--policy') === 'measure') throw new UsageError('--policy measure is not supported for graph models');
-  const { backend, accuracyFactor: _unused, ...rest } = verifyOptions(args, inputs);
-  if (backend === 'all') throw new UsageError('--backend all is not supported for graph models');
-  return { ...rest, backend };
+/** Graph models take every flag layers models take, but --policy measure (not measured for graph ops yet). */
+function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): LayersVerifyOptions {
+  if (args.values.get('--policy') === 'measure') throw new UsageError('--policy measure is not supported for graph models yet');
+  if (args.values.has('--policy-batch')) throw new UsageError('--policy-batch is not supported for graph models yet');
+  return verifyOptions(args, inputs);
 }
 
 /** `--passes a,b`: registered pass names; named passes run even where a policy would hold them back. */
@@ -196,10 +192,9 @@ async function run(argv: string[]): Promise<number> {
     const backend = verifyOptions(args).backend;
     if (backend === 'all') throw new UsageError('bench runs on one backend at a time; --backend all is not supported');
     if (isGraphModelFile(model)) {
-      if (taken.inputs) throw new UsageError('--inputs is not supported by bench for graph models (seeded rows are used)');
       const original = await readGraphModelFiles(model);
-      const { report: rewrite, artifacts } = await optimizeGraphModel(original, { verify: false });
-      const result = await benchmarkGraphArtifacts(original, artifacts, { backend, batch: verifyOptions(args).batch });
+      const { report: rewrite, artifacts } = await optimizeGraphModel(original, { verify: false, backend });
+      const result = await benchmarkGraphArtifacts(original, artifacts, { backend, batch: verifyOptions(args).batch, inputs: taken.inputs });
       print(args.switches.has('--json')
         ? JSON.stringify({ command, model, rewritten: rewrite.rewritten, ...result })
         : `bench ${model} on ${result.backend}, ${result.device}: batch ${result.batch}, median of ${result.runs} interleaved runs\n` +

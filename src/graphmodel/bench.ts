@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
 import { summarizeSamples } from '../bench/stats';
+import type { VerifyInput } from '../verify/inputs';
 import { loadGraph, openGraphInputs, runGraph } from './verify';
 import { yieldToEventLoop } from '../yield';
 
@@ -24,15 +25,16 @@ export interface GraphBenchmark {
 
 export async function benchmarkGraphArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts,
-  options: { backend?: BackendRequest; batch?: number; runs?: number; warmup?: number; seed?: number } = {},
+  options: { backend?: BackendRequest; batch?: number; runs?: number; warmup?: number; seed?: number; inputs?: VerifyInput[] } = {},
 ): Promise<GraphBenchmark> {
   const backend = await selectBackend(options.backend ?? 'auto');
   const batch = options.batch ?? 256;
   const runs = options.runs ?? 7;
   const models = [await loadGraph(original, 'original'), await loadGraph(rewritten, 'rewritten')];
-  const rows = openGraphInputs(models[0], undefined, { batch, seed: options.seed ?? 1234 });
+  // The user's rows (`bench --inputs`, all of them: their leading dimension is the batch) or seeded ones.
+  const rows = openGraphInputs(models[0], options.inputs, { batch, seed: options.seed ?? 1234 });
   const feed: tf.NamedTensorMap = {};
-  rows.batch(0, batch).forEach((t, i) => (feed[models[0].inputs[i].name] = t));
+  rows.batch(0, rows.rows).forEach((t, i) => (feed[models[0].inputs[i].name] = t));
   rows.close();
   const times: number[][] = [[], []];
   try {
@@ -55,7 +57,7 @@ export async function benchmarkGraphArtifacts(
   }
   const [a, b] = times.map((ms) => summarizeSamples(ms).median);
   return {
-    backend: backend.name, device: backend.device, batch, runs,
+    backend: backend.name, device: backend.device, batch: rows.rows, runs,
     originalMs: times[0], rewrittenMs: times[1], medianOriginalMs: a, medianRewrittenMs: b, speedup: a / b,
   };
 }

@@ -8,7 +8,7 @@ import { InputError } from '../errors';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { modelJsonPath } from '../io/source';
 import type { Report } from '../optimize';
-import type { VerificationReport, VerifyOptions } from '../verify/verify';
+import type { LayersVerifyOptions, VerificationReport } from '../verify/verify';
 import { graphPassesByName, registeredGraphPasses, withoutLowering } from '../../passes';
 import { selectBackend } from '../backend/select';
 import { GraphRunOptions, runGraphPasses } from './driver';
@@ -29,7 +29,7 @@ export type { GraphPass, GraphMatchContext, GraphReplacement } from './pass';
 /** A model.json path (or its folder), or graph-model artifacts already in memory. */
 export type GraphModelSource = string | io.ModelArtifacts;
 
-export interface GraphOptimizeOptions extends VerifyOptions {
+export interface GraphOptimizeOptions extends LayersVerifyOptions {
   /**
    * Passes to run, as objects or registered names (the same names as for layers models; default:
    * every registered pass with a graph lowering). Passes named here ignore built-in policies.
@@ -75,7 +75,7 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
   const ir: GraphModelIR = graphIRFromArtifacts(original);
   ir.notes.push(...notes);
   // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
-  const target = await selectBackend(options.backend ?? 'auto');
+  const target = await selectBackend(options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend);
   const before = summarizeGraph(ir);
   const { rewritten, skipped } = runGraphPasses(ir, passes, { forced, backend: target.name, keep: options.keep });
   return { original, ir, before, rewritten, skipped };
@@ -85,7 +85,7 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
 export async function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
   const { original, ir, before, rewritten, skipped } = await rewrite(source, options);
   const artifacts = artifactsFromGraphIR(ir);
-  const verification = options.verify === false ? null : await verifyGraphArtifacts(original, artifacts, options);
+  const verification = options.verify === false ? null : await verifyGraphArtifacts(original, artifacts, { ...options, rewrittenLayers: rewritten });
   const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes };
   return {
     report,
@@ -102,7 +102,7 @@ export async function inspectGraphModel(source: GraphModelSource, options: Pick<
 }
 
 /** Compares two graph models on seeded inputs. */
-export async function verifyGraphModels(a: GraphModelSource, b: GraphModelSource, options: VerifyOptions = {}): Promise<VerificationReport> {
+export async function verifyGraphModels(a: GraphModelSource, b: GraphModelSource, options: LayersVerifyOptions = {}): Promise<VerificationReport> {
   const [first, second] = [await graphArtifactsOf(a), await graphArtifactsOf(b)];
   graphIRFromArtifacts(first);
   graphIRFromArtifacts(second);

@@ -6,10 +6,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
-import { selectBackend } from '../backend/select';
+import type { BackendInfo } from '../backend/select';
 import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
 import { InputSet, openInputs } from '../verify/inputs';
-import { runHeader, runSettings, VerificationReport, VerifyOptions } from '../verify/verify';
+import { DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, onBackends, runHeader, runSettings, VerificationReport, VerifyOptions } from '../verify/verify';
+import { GraphProbe, planGraphProbes } from './reference';
 import { yieldToEventLoop } from '../yield';
 
 export async function loadGraph(artifacts: io.ModelArtifacts, label: string): Promise<tf.GraphModel> {
@@ -45,32 +46,48 @@ export async function runGraph(model: tf.GraphModel, feed: tf.NamedTensorMap, ou
   return Array.isArray(result) ? result : [result];
 }
 
-/** Runs `model` on rows [start, start + count) and returns every output's values. */
-async function runRows(model: tf.GraphModel, rows: InputSet, start: number, count: number): Promise<{ shape: number[]; values: Float32Array }[]> {
+type Values = { data: Float32Array; shape: number[] }[];
+
+/** Runs `model` on rows [start, start + count): every output, then the extra `taps`. */
+async function runRows(model: tf.GraphModel, rows: InputSet, start: number, count: number, taps: string[]): Promise<Values> {
   const tensors = rows.batch(start, count);
   const feed: tf.NamedTensorMap = {};
   model.inputs.forEach((input, i) => (feed[input.name] = tensors[i]));
   let outputs: tf.Tensor[] = [];
   try {
-    outputs = await runGraph(model, feed, model.outputNodes);
+    outputs = await runGraph(model, feed, [...model.outputNodes, ...taps]);
     return await Promise.all(outputs.map(async (t, o) => {
       // Batches are stitched along axis 0: an output without the batch there cannot be.
-      if (count !== rows.rows && t.shape[0] !== count) {
+      if (o < model.outputNodes.length && count !== rows.rows && t.shape[0] !== count) {
         throw new InputError(`output ${model.outputNodes[o]} has shape ${JSON.stringify(t.shape)}, not ${count} rows first; use a batch size >= ${rows.rows}`);
       }
-      return { shape: t.shape, values: Float32Array.from(await t.data()) };
+      return { shape: t.shape, data: Float32Array.from(await t.data()) };
     }));
   } finally {
     tf.dispose([...tensors, ...outputs]);
   }
 }
 
+/**
+ * The graph-model run of the one verification (src/verify/verify.ts): the same settings, backend
+ * loop (`backend: 'all'`), end-to-end metrics and per-layer float64 check (LayerCheck), with
+ * tf.loadGraphModel in place of tf.loadLayersModel and node names as taps.
+ */
 export async function verifyGraphArtifacts(
-  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: VerifyOptions = {},
+  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
 ): Promise<VerificationReport> {
-  const backend = await selectBackend(options.backend ?? 'auto', options.moduleLoader);
+  // Planned once, from the artifacts: the same taps on every backend.
+  const { probes, notes } = planGraphProbes(original, rewritten, options.rewrittenLayers);
+  return onBackends(options, (backend) => runOn(backend, original, rewritten, options, probes, notes));
+}
+
+async function runOn(
+  backend: BackendInfo, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
+  probes: GraphProbe[], notes: string[],
+): Promise<VerificationReport> {
   const settings = runSettings(options);
   const { atol, rtol, batch, seed, batchSize } = settings;
+  const factor = options.accuracyFactor ?? DEFAULT_ACCURACY_FACTOR;
   const models: tf.GraphModel[] = [];
   let rows: InputSet | undefined;
   try {
@@ -80,30 +97,43 @@ export async function verifyGraphArtifacts(
     const names = (m: tf.GraphModel) => `inputs [${m.inputNodes.join(', ')}], outputs [${m.outputNodes.join(', ')}]`;
     if (names(before) !== names(after)) throw new InputError(`the models differ: ${names(before)} vs ${names(after)}`);
     rows = openGraphInputs(before, options.inputs, { batch, seed });
+    const n = before.outputNodes.length;
+    // Original taps: [input, output] per probe after the outputs; rewritten: the output per probe.
+    const checks = probes.map((p, i) => new LayerCheck({ ...p.probe, original: [{ input: n + 2 * i, output: n + 2 * i + 1 }], rewritten: [n + i] }));
+    const tapsA = probes.flatMap((p) => [p.input, p.output]);
+    const tapsB = probes.map((p) => p.output);
     // Compared batch by batch as they come (memory bounded by --batch-size, as for layers).
     let accumulators: MetricsAccumulator[] = [];
     for (let start = 0; start < rows.rows; start += batchSize) {
       const count = Math.min(batchSize, rows.rows - start);
       // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts).
       await yieldToEventLoop(options.signal);
-      const expected = await runRows(before, rows, start, count);
+      const expected = await runRows(before, rows, start, count, tapsA);
       await yieldToEventLoop(options.signal);
-      const actual = await runRows(after, rows, start, count);
-      if (start === 0) accumulators = expected.map((e, o) => new MetricsAccumulator(before.outputNodes[o], e.shape.slice(1), { atol, rtol }));
-      expected.forEach((e, o) => {
-        if (e.shape.join() !== actual[o].shape.join()) {
-          throw new InputError(`output ${before.outputNodes[o]}: shape ${JSON.stringify(e.shape)} vs ${JSON.stringify(actual[o].shape)}`);
+      const actual = await runRows(after, rows, start, count, tapsB);
+      if (start === 0) accumulators = expected.slice(0, n).map((e, o) => new MetricsAccumulator(before.outputNodes[o], e.shape.slice(1), { atol, rtol }));
+      for (let o = 0; o < n; o++) {
+        const [e, a] = [expected[o], actual[o]];
+        if (e.shape.join() !== a.shape.join()) {
+          throw new InputError(`output ${before.outputNodes[o]}: shape ${JSON.stringify(e.shape)} vs ${JSON.stringify(a.shape)}`);
         }
-        accumulators[o].add(e.values, actual[o].values);
-      });
+        accumulators[o].add(e.data, a.data);
+      }
+      for (const check of checks) {
+        await yieldToEventLoop(options.signal);
+        check.add(expected, actual); // a float64 conv per rewritten op: as long as a forward pass
+      }
       options.onProgress?.({ backend: backend.name, done: start + count, total: rows.rows });
     }
     const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
+    const layers = checks.map((check) => check.result(factor));
     return {
-      passed: outputs.every((output) => output.passed),
+      passed: outputs.every((output) => output.passed) && layers.every((l) => l.passed),
       ...runHeader(backend, settings, rows),
+      accuracyFactor: factor,
       outputs,
-      ...(options.accuracyFactor === undefined ? {} : { notes: ['accuracyFactor is not applied: graph models get the end-to-end comparison only, no per-layer float64 reference'] }),
+      layers,
+      notes,
     };
   } finally {
     rows?.close();

@@ -120,7 +120,6 @@ async function graphSource(source: AnyModelSource): Promise<io.ModelArtifacts | 
 /** Layers-path options mapped onto the graph path; what it cannot do is an InputError, not ignored. */
 function graphOptions<T extends Pick<OptimizeOptions, 'passes' | 'backend' | 'policy' | 'accuracyFactor' | 'rewrittenLayers'>>(options: T) {
   const { passes, backend, policy, policyBatch: _b, policyTimer: _t, rewrittenLayers: _r, ...rest } = options as T & OptimizeOptions;
-  if (backend === 'all') throw new InputError('backend "all" is not supported for graph models');
   if (policy === 'measure') throw new InputError('policy "measure" is not supported for graph models');
   // Names resolve for both formats in the one registry; a layers Pass object has no graph lowering.
   const objects = (passes ?? []).filter((pass) => typeof pass !== 'string');

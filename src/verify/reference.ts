@@ -51,7 +51,7 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const softplus = (x: number) => (x > 30 ? x : Math.log1p(Math.exp(x)));
 
 /** The tfjs-layers activations, by serialized name, in float64. */
-const ACTIVATIONS: Record<string, (x: number) => number> = {
+export const ACTIVATIONS: Record<string, (x: number) => number> = {
   linear: (x) => x,
   relu: (x) => Math.max(0, x),
   relu6: (x) => Math.min(6, Math.max(0, x)),

@@ -125,8 +125,8 @@ export interface VerificationReport {
 
 type Values = { data: ArrayLike<number>; shape: number[] }[];
 
-/** Per-layer float64 accounting for one probe across batches. */
-class LayerCheck {
+/** Per-layer float64 accounting for one probe across batches (layers and graph models alike). */
+export class LayerCheck {
   readonly original = new ErrorAccumulator();
   readonly rewritten = new ErrorAccumulator();
   elements = 0;
@@ -311,11 +311,15 @@ function mergeRuns(runs: (VerificationReport | SkippedBackend)[]): VerificationR
   };
 }
 
-export async function verifyArtifacts(
-  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
+/**
+ * Runs one verification on the requested backend, or with 'all' on every backend present, merged
+ * into the matrix report: the same for layers and graph models (`runOn` is the format's run).
+ */
+export async function onBackends(
+  options: Pick<LayersVerifyOptions, 'backend' | 'moduleLoader'>, runOn: (backend: BackendInfo) => Promise<VerificationReport>,
 ): Promise<VerificationReport> {
   const load = options.moduleLoader ?? require;
-  if (options.backend !== 'all') return runOn(await selectBackend(options.backend ?? 'auto', load), original, rewritten, options);
+  if (options.backend !== 'all') return runOn(await selectBackend(options.backend ?? 'auto', load));
   const runs: (VerificationReport | SkippedBackend)[] = [];
   for (const name of ALL_BACKENDS) {
     let backend: BackendInfo;
@@ -326,7 +330,13 @@ export async function verifyArtifacts(
       runs.push({ backend: name, skipped: oneLine(error) });
       continue;
     }
-    runs.push(await runOn(backend, original, rewritten, options));
+    runs.push(await runOn(backend));
   }
   return mergeRuns(runs);
+}
+
+export async function verifyArtifacts(
+  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
+): Promise<VerificationReport> {
+  return onBackends(options, (backend) => runOn(backend, original, rewritten, options));
 }
