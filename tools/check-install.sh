@@ -61,5 +61,14 @@ JS
   (cd "$app" && node smoke.js) || { echo "check-install: smoke failed with tfjs $version"; exit 1; }
   got="$(cd "$app" && npx --no-install tfjs-rewrite --version)"
   [ "$got" = "$expected_version" ] || { echo "check-install: --version printed '$got', expected $expected_version"; exit 1; }
+  # The CLI on a model.json from disk: output readable by others under umask 022 (755/644).
+  (cd "$app" && umask 022 && npx --no-install tfjs-rewrite optimize "$root/fixtures/models/video-tubelet/model.json" --out out --json > cli.json 2> cli.err) \
+    || { cat "$app/cli.err"; echo "check-install: CLI optimize failed with tfjs $version"; exit 1; }
+  [ ! -s "$app/cli.err" ] || { cat "$app/cli.err"; echo "check-install: CLI optimize wrote to stderr with tfjs $version"; exit 1; }
+  modes="$(cd "$app/out" && stat -c '%a' . * | sort -u | tr '\n' ' ')"
+  [ "$modes" = "644 755 " ] || { echo "check-install: output modes are '$modes', expected 755 (folder) and 644 (files)"; exit 1; }
+  (cd "$app" && npx --no-install tfjs-rewrite optimize "$root/fixtures/graph-models/graph-patch-embed-mini/model.json" --out graph-out --json > graph.json 2> graph.err) \
+    || { cat "$app/graph.err"; echo "check-install: CLI optimize of a graph model failed with tfjs $version"; exit 1; }
+  echo "ok tfjs $version: CLI optimize of a layers and a graph model from files, output modes $modes"
 done
 echo "check-install: ok for tfjs ${versions[*]}"
