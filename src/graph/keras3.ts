@@ -46,8 +46,6 @@ export interface Keras3Conversion {
   changes: string[];
   /** Names of every layer that is not itself a model, at any depth, with its class. */
   layerClasses: Map<string, string>;
-  /** Names of the model and every nested model. */
-  modelNames: Set<string>;
 }
 
 /** Counts changes by kind, in first-seen order. */
@@ -130,7 +128,6 @@ function refuse(where: string, message: string): never {
 interface Context {
   changes: Changes;
   layerClasses: Map<string, string>;
-  modelNames: Set<string>;
 }
 
 /** Converts a Keras 3 topology (model.json's modelTopology, possibly wrapping model_config). */
@@ -138,14 +135,13 @@ export function convertKeras3Topology(topology: JsonObject): Keras3Conversion {
   // The caller's artifacts are never modified. (Not structuredClone: under a vm context, as in
   // jest, it makes arrays of another realm, which tfjs's `instanceof Array` checks reject.)
   const model = JSON.parse(JSON.stringify(isObject(topology.model_config) ? topology.model_config : topology)) as JsonObject;
-  const context: Context = { changes: new Changes(), layerClasses: new Map(), modelNames: new Set() };
+  const context: Context = { changes: new Changes(), layerClasses: new Map() };
   const converted = convertModel(model, '', context, 0);
   return {
     topology: converted,
     kerasVersion: typeof topology.keras_version === 'string' ? topology.keras_version : null,
     changes: context.changes.lines(),
     layerClasses: context.layerClasses,
-    modelNames: context.modelNames,
   };
 }
 
@@ -160,7 +156,6 @@ function convertModel(entry: JsonObject, parent: string, context: Context, depth
   dropKeys(entry, [...OBJECT_KEYS, ...ENTRY_KEYS], context, 'entry keys module/registered_name/build_config/compile_config dropped');
   const name = isObject(config) && typeof config.name === 'string' ? config.name : className.toLowerCase();
   const where = parent ? `${parent}/${name}` : name;
-  context.modelNames.add(name);
   if (className === 'Sequential') {
     const layers = Array.isArray(config) ? config : config.layers;
     if (!Array.isArray(layers)) return entry;
