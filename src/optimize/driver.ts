@@ -28,32 +28,25 @@ export function layersDialect(ir: ModelIR): Dialect<LayerNode, MatchContext, Rep
     if (layer.graph) collect(layer.graph);
   });
   collect(ir.graph);
-  /**
-   * `reinfer` computes the graph's shapes anew from the model's inputs, after every rewrite: a
-   * replacement keeps the shapes it produces, but a new layer that takes an old layer's name (the
-   * conv's last view, a merged reshape) has other input shapes, and a later layer of the same
-   * sweep may read them (fold-views-into-dense reads its chain's input shape by name).
-   */
-  const scope = (graph: Graph, initial: GraphShapes, reinfer: () => GraphShapes, path: string): Scope<LayerNode, MatchContext, Replacement> => {
-    let shapes = initial;
-    // A rewrite inside a nested model keeps its output shapes, so the outer shapes stay valid.
-    const nestedOf = (layer: LayerNode, outer: GraphShapes) => outer.nested.get(layer.name) ?? inferShapes(layer.graph!);
-    return {
-      path,
-      units: () => [...graph.layers],
-      nameOf: (layer) => layer.name,
-      nested: (layer) => layer.graph && scope(layer.graph, nestedOf(layer, shapes), () => nestedOf(layer, reinfer()), `${path}/${layer.name}`),
-      contains: (layer) => graph.layers.includes(layer),
-      context: (settings) => ({ ...settings, ir, graph, shapes }),
-      replace: (layer, replacement) => {
-        replaceLayer(ir, graph, layer, replacement);
-        shapes = reinfer();
-        return { names: replacement.layers.map((l) => l.name), absorbed: replacement.absorbed };
-      },
-      lint: () => lintGraph(graph, path),
-    };
-  };
-  return { names: () => names, root: () => scope(ir.graph, inferShapes(ir.graph), () => inferShapes(ir.graph), ir.graph.name) };
+  const scope = (graph: Graph, shapes: GraphShapes, path: string): Scope<LayerNode, MatchContext, Replacement> => ({
+    path,
+    units: () => [...graph.layers],
+    nameOf: (layer) => layer.name,
+    nested: (layer) => layer.graph && scope(layer.graph, shapes.nested.get(layer.name) ?? inferShapes(layer.graph), `${path}/${layer.name}`),
+    contains: (layer) => graph.layers.includes(layer),
+    context: (settings) => ({ ...settings, ir, graph, shapes }),
+    replace: (layer, replacement) => {
+      replaceLayer(ir, graph, layer, replacement);
+      // A replacement keeps the shapes it produces, but the layers it defines have other input
+      // shapes, often under an old name (the conv's last view, a merged reshape). Forget them:
+      // passes refuse those layers for the rest of this sweep and see them, with fresh shapes,
+      // in the next (a stale entry once made fold-views-into-dense read the conv's input shape).
+      for (const defined of replacement.layers) shapes.callInputs.delete(defined.name);
+      return { names: replacement.layers.map((l) => l.name), absorbed: replacement.absorbed };
+    },
+    lint: () => lintGraph(graph, path),
+  });
+  return { names: () => names, root: () => scope(ir.graph, inferShapes(ir.graph), ir.graph.name) };
 }
 
 export function runPasses(ir: ModelIR, passes: Pass[], options: RunOptions = {}): PassRun {
