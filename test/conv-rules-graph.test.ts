@@ -306,6 +306,39 @@ describe('graph models take the layers flags', () => {
     expect(verification.layers![0].ratio).toBeGreaterThan(1e3);
   });
 
+  test('policy measure times each candidate alone (probe graphs stock tfjs runs) and keeps the op where the rewrite is not faster', async () => {
+    // Two non-sliding convs: the patch embed and a Conv3D tubelet; the injected timer calls the
+    // tubelet's rewrite slower. The real timer runs once below on the probes themselves.
+    const g = new GraphBuilder(18);
+    const image = g.conv2d('embed', g.placeholder('image', [-1, 8, 8, 3]), g.weight('embed/w', [4, 4, 3, 6]), [4, 4], 'VALID', { fused: ['BiasAdd'], args: [g.weight('embed/b', [6])] });
+    g.output(image, [-1, 2, 2, 6]);
+    g.output(g.conv3d('tubelet', g.placeholder('clip', [-1, 2, 4, 4, 3]), g.weight('tubelet/w', [2, 2, 2, 3, 5]), [2, 2, 2], 'VALID'), [-1, 1, 2, 2, 5]);
+    const original = g.artifacts();
+    const probed: string[] = [];
+    const { report } = await optimizeGraphModel(original, {
+      backend: 'cpu', policy: 'measure', policyBatch: 3, atol: ATOL, rtol: 0,
+      policyTimer: async (probe, batch) => {
+        probed.push(`${probe.node}@${batch}`);
+        expect(count(probe.original, probe.node === 'embed' ? '_FusedConv2D' : 'Conv3D')).toBe(1);
+        expect(count(probe.rewritten, probe.node === 'embed' ? '_FusedConv2D' : 'Conv3D')).toBe(0);
+        return probe.node === 'tubelet' ? { originalMs: 1, rewrittenMs: 2 } : { originalMs: 2, rewrittenMs: 1 };
+      },
+    });
+    expect(probed).toEqual(['embed@3', 'tubelet@3']);
+    expect(report.rewritten.map((r) => r.layer)).toEqual(['embed']);
+    expect(report.kept).toEqual([expect.objectContaining({ layer: 'tubelet', pass: 'conv3d-to-dense', reason: 'rewrite is not faster on cpu at batch 3: 2.00 ms vs 1.00 ms (0.50x)' })]);
+    expect(report.policy!.decisions.map((d) => d.decision)).toEqual(['rewrite', 'keep']);
+    expect(report.verification!.passed).toBe(true);
+
+    const measured = await optimizeGraphModel(original, { backend: 'cpu', policy: 'measure', policyBatch: 2, verify: false });
+    expect(measured.report.policy!.decisions).toHaveLength(2);
+    for (const d of measured.report.policy!.decisions) {
+      expect(d.originalMs).toBeGreaterThan(0);
+      expect(d.rewrittenMs).toBeGreaterThan(0);
+      expect(d.reason).toMatch(/^rewrite is (not )?faster on cpu at batch 2/);
+    }
+  });
+
   test("backend 'all' verifies a graph model on every backend present and reports the matrix", async () => {
     const { report } = await optimizeGraphModel(vitPatchEmbed(true), { passes: ['conv2d-to-dense'], backend: 'all', atol: ATOL, rtol: 0 });
     const verification = report.verification!;
@@ -318,7 +351,7 @@ describe('graph models take the layers flags', () => {
     expect(tf.getBackend()).toBe('cpu');
   });
 
-  test('CLI: optimize --passes --backend all --accuracy-factor and bench --inputs run on a graph model', () => {
+  test('CLI: optimize --passes --backend all --accuracy-factor, --policy measure and bench --inputs run on a graph model', () => {
     const dir = tempDir('tfjs-rewrite-graph-flags-');
     writeModelFiles(vitPatchEmbed(true), path.join(dir, 'model'));
     const model = path.join(dir, 'model', 'model.json');
@@ -329,6 +362,9 @@ describe('graph models take the layers flags', () => {
     expect(report.rewritten.map((r: { pass: string }) => r.pass)).toEqual(['conv2d-to-dense']);
     expect(report.verification.backend).toBe('all');
     expect(report.verification.layers).toHaveLength(1);
+    const measured = runCli(['optimize', model, '--out', path.join(dir, 'measured'), '--policy', 'measure', '--policy-batch', '2', '--backend', 'cpu', '--json']);
+    expect(measured.status).toBe(0);
+    expect(JSON.parse(measured.stdout).policy.decisions.map((d: { layer: string }) => d.layer)).toEqual(['patch_embed/BiasAdd']);
     const rand = mulberry32(3);
     const npy = path.join(dir, 'rows.npy');
     writeNpy(npy, { dtype: 'float32', shape: [5, 32, 48, 3], data: Float32Array.from({ length: 5 * 32 * 48 * 3 }, () => rand()) });

@@ -71,7 +71,7 @@ describe('one set of entry points for both formats', () => {
     const rewritten = (await optimize(GRAPH, { verify: false })).artifacts;
     expect((await verify(GRAPH, rewritten, { backend: 'cpu' })).passed).toBe(true);
     await expect(verify(GRAPH, MINI)).rejects.toThrow('cannot compare a graph model with a layers model');
-    await expect(optimize(GRAPH, { policy: 'measure' })).rejects.toThrow('policy "measure" is not supported for graph models');
+    await expect(optimize(GRAPH, { policy: 'measure', policyTimer: async () => ({ originalMs: 1, rewrittenMs: 2 }) })).rejects.toThrow('policyTimer times layers-model probes');
     await expect(optimize(GRAPH, { passes: [{ ...(await import('../src')).nonSlidingConvPass, name: 'mine' }] })).rejects.toThrow(/pass objects \(mine\) apply to layers models only/);
     // Names go through the one registry: same names as for layers models.
     const named = await optimize(GRAPH, { passes: ['conv3d-to-dense'], verify: false });

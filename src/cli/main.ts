@@ -74,13 +74,6 @@ commands:
 Run 'tfjs-rewrite <command> --help' for options. Exit codes: 0 ok, 1 verification failed, 2 bad usage or input,
 130/143 interrupted (Ctrl-C/SIGTERM; nothing is written).`;
 
-/** Graph models take every flag layers models take, but --policy measure (not measured for graph ops yet). */
-function graphVerifyOptions(args: ParsedArgs, inputs?: string[]): LayersVerifyOptions {
-  if (args.values.get('--policy') === 'measure') throw new UsageError('--policy measure is not supported for graph models yet');
-  if (args.values.has('--policy-batch')) throw new UsageError('--policy-batch is not supported for graph models yet');
-  return verifyOptions(args, inputs);
-}
-
 /** `--passes a,b`: registered pass names; named passes run even where a policy would hold them back. */
 function passList(args: ParsedArgs): string[] | undefined {
   const text = args.values.get('--passes');
@@ -213,7 +206,7 @@ async function run(argv: string[]): Promise<number> {
     const graph = [a, b].map(isGraphModelFile);
     if (graph[0] !== graph[1]) throw new UsageError('cannot compare a graph model with a layers model');
     const verification = graph[0]
-      ? await verifyGraphModels(a, b, graphVerifyOptions(args, taken.inputs))
+      ? await verifyGraphModels(a, b, verifyOptions(args, taken.inputs))
       : await verify(a, b, verifyOptions(args, taken.inputs));
     print(args.switches.has('--json') ? JSON.stringify({ command, models: [a, b], verification }) : `${formatVerification(verification)}\n${formatLayerAccuracy(verification)}`);
     return verification.passed ? 0 : 1;
@@ -235,7 +228,7 @@ async function run(argv: string[]): Promise<number> {
   const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
   checkOutputTarget(out, writeOptions);
   const result = isGraphModelFile(model)
-    ? await optimizeGraphModel(model, { ...graphVerifyOptions(args, taken.inputs), verify: options.verify, passes: passList(args) })
+    ? await optimizeGraphModel(model, options)
     : await optimize(model, options);
   // Verification is one long chain of promises that never yields to the event loop, where
   // signals are delivered: yield once, so a Ctrl-C during it stops us before anything is written.

@@ -11,7 +11,9 @@ import type { Report } from '../optimize';
 import type { LayersVerifyOptions, VerificationReport } from '../verify/verify';
 import { graphPassesByName, registeredGraphPasses, withoutLowering } from '../../passes';
 import { selectBackend } from '../backend/select';
-import { GraphRunOptions, runGraphPasses } from './driver';
+import { GraphCandidate, GraphRunOptions, runGraphPasses } from './driver';
+import { GraphProbeTimer, measureGraphCandidates } from './policy';
+import type { PolicyMode } from '../bench/policy';
 import { readGraphModelFiles } from './files';
 import { GraphModelIR, artifactsFromGraphIR, graphIRFromArtifacts, isGraphModelJson } from './ir';
 import type { GraphPass } from './pass';
@@ -39,6 +41,12 @@ export interface GraphOptimizeOptions extends LayersVerifyOptions {
   keep?: GraphRunOptions['keep'];
   /** Compare the rewritten model with the original numerically (default true). */
   verify?: boolean;
+  /** 'measure': time each candidate alone on the backend, keep the op where the rewrite is not faster. */
+  policy?: PolicyMode;
+  /** With policy 'measure': the batch candidates are timed at (default 16). */
+  policyBatch?: number;
+  /** With policy 'measure': replaces the timer (tests inject timings). */
+  policyTimer?: GraphProbeTimer;
 }
 
 export interface GraphOptimizeResult {
@@ -68,7 +76,7 @@ function pipeline(chosen?: (GraphPass | string)[]): { passes: GraphPass[]; force
   return { passes, forced: new Set(passes.map((pass) => pass.name)), notes };
 }
 
-async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep'> = {}) {
+async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer'> = {}) {
   const { passes, forced, notes } = pipeline(options.passes);
   const original = await graphArtifactsOf(source);
   // The IR copies the weight bytes: passes edit it in place, `original` stays as read.
@@ -77,16 +85,22 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
   // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
   const target = await selectBackend(options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend);
   const before = summarizeGraph(ir);
-  const { rewritten, skipped } = runGraphPasses(ir, passes, { forced, backend: target.name, keep: options.keep });
-  return { original, ir, before, rewritten, skipped };
+  const measured = options.policy === 'measure'
+    ? await measureGraphCandidates(ir, passes, { backend: target.name, batch: options.policyBatch, timer: options.policyTimer, forced })
+    : undefined;
+  const keep = options.keep && measured
+    ? (candidate: GraphCandidate) => options.keep!(candidate) ?? measured.keep(candidate)
+    : options.keep ?? measured?.keep;
+  const { rewritten, skipped, kept } = runGraphPasses(ir, passes, { forced, backend: target.name, keep, measuring: measured !== undefined });
+  return { original, ir, before, rewritten, skipped, policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
 }
 
 /** Rewrites every eligible node and (by default) verifies the result against the original. */
 export async function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
-  const { original, ir, before, rewritten, skipped } = await rewrite(source, options);
+  const { original, ir, before, rewritten, skipped, policyFields } = await rewrite(source, options);
   const artifacts = artifactsFromGraphIR(ir);
   const verification = options.verify === false ? null : await verifyGraphArtifacts(original, artifacts, { ...options, rewrittenLayers: rewritten });
-  const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes };
+  const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes, ...policyFields };
   return {
     report,
     artifacts,

@@ -119,8 +119,9 @@ async function graphSource(source: AnyModelSource): Promise<io.ModelArtifacts | 
 
 /** Layers-path options mapped onto the graph path; what it cannot do is an InputError, not ignored. */
 function graphOptions<T extends Pick<OptimizeOptions, 'passes' | 'backend' | 'policy' | 'accuracyFactor' | 'rewrittenLayers'>>(options: T) {
-  const { passes, backend, policy, policyBatch: _b, policyTimer: _t, rewrittenLayers: _r, ...rest } = options as T & OptimizeOptions;
-  if (policy === 'measure') throw new InputError('policy "measure" is not supported for graph models');
+  const { passes, backend, policyTimer, rewrittenLayers: _r, ...rest } = options as T & OptimizeOptions;
+  // A layers ProbeTimer times layers probes; graph probes take optimizeGraphModel's policyTimer.
+  if (policyTimer) throw new InputError('policyTimer times layers-model probes; for a graph model pass it to optimizeGraphModel');
   // Names resolve for both formats in the one registry; a layers Pass object has no graph lowering.
   const objects = (passes ?? []).filter((pass) => typeof pass !== 'string');
   if (objects.length) throw new InputError(`pass objects (${objects.map((p) => (p as Pass).name).join(', ')}) apply to layers models only; name registered passes for a graph model`);

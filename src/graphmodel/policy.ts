@@ -1,0 +1,143 @@
+/**
+ * `--policy measure` for graph models: each candidate rewrite (a dry run of the rules: the keep
+ * hook sees every match) is cut out as a probe graph (its nodes, the Consts they read, a
+ * Placeholder per other input), rewritten by the same rule, and both probes are timed on the
+ * backend; the keep hook then keeps the original op where the rewrite is not faster. The rule,
+ * the decision (`decide`) and the report are those of layers models (src/bench/policy.ts).
+ */
+import type { io } from '@tensorflow/tfjs';
+import { BackendRequest, selectBackend } from '../backend/select';
+import { CandidateTiming, DEFAULT_POLICY_BATCH, PolicyDecision, PolicyReport, decide } from '../bench/policy';
+import { attr } from './attrs';
+import { benchmarkGraphArtifacts } from './bench';
+import { GraphCandidate, runGraphPasses } from './driver';
+import { GraphModelIR, GraphNode, artifactsFromGraphIR, parseTensorName } from './ir';
+import type { GraphPass } from './pass';
+
+/** A candidate's op alone, before and after its rule, for timing. */
+export interface GraphProbe {
+  node: string;
+  original: io.ModelArtifacts;
+  rewritten: io.ModelArtifacts;
+}
+
+export type GraphProbeTimer = (probe: GraphProbe, batch: number) => Promise<CandidateTiming>;
+
+export interface GraphMeasureOptions {
+  backend?: BackendRequest;
+  batch?: number;
+  timer?: GraphProbeTimer;
+  forced?: Set<string>;
+  log?: (line: string) => void;
+}
+
+const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+
+/** The nodes the candidate's rewrite would replace, as a graph of their own; or why not. */
+export function probeOf(candidate: GraphCandidate): GraphProbe | string {
+  const { layer: node, pass, plan, context } = candidate;
+  const { ir } = context;
+  const region = pass.rewrite(node, plan, { ...context, freshName: (base) => `${base}/probe` }).remove;
+  const inRegion = new Set(region);
+  const nodes: GraphNode[] = [];
+  const weights: GraphModelIR['weights'] = [];
+  const inputs: Record<string, unknown> = {};
+  const added = new Set<string>();
+  const feeds = new Map<string, string>();
+  // Consts (through Identity) are copied; any other outside tensor becomes a Placeholder.
+  const outside = (tensor: string): string | undefined => {
+    const ref = parseTensorName(tensor);
+    if (ref.control) return undefined;
+    let source = context.node(ref.node);
+    const chain: GraphNode[] = [];
+    while (source?.op === 'Identity') {
+      chain.push(source);
+      source = context.node(parseTensorName(source.input[0]).node);
+    }
+    if (source?.op === 'Const' && ref.index === 0) {
+      for (const n of [source, ...chain.reverse()]) {
+        if (added.has(n.name)) continue;
+        added.add(n.name);
+        nodes.push({ ...n, input: n.input.filter((i) => !i.startsWith('^')) });
+        const weight = context.weight(n.name);
+        if (weight) weights.push(weight);
+      }
+      return tensor;
+    }
+    if (!feeds.has(tensor)) {
+      const shape = context.shapes.of(tensor);
+      if ('unknown' in shape) return undefined;
+      const name = `probe_input_${feeds.size}`;
+      const dims = shape.dims.map((d) => d ?? -1);
+      inputs[`${name}:0`] = { name: `${name}:0`, dtype: 'DT_FLOAT', tensorShape: attr.shape(dims).shape };
+      nodes.push({ name, op: 'Placeholder', input: [], attr: { dtype: attr.type('DT_FLOAT'), shape: attr.shape(dims) }, extra: {} });
+      feeds.set(tensor, name);
+    }
+    return feeds.get(tensor);
+  };
+  for (const name of region) {
+    const original = context.node(name)!;
+    const input: string[] = [];
+    for (const tensor of original.input) {
+      if (inRegion.has(parseTensorName(tensor).node)) input.push(tensor);
+      else {
+        const mapped = outside(tensor);
+        if (mapped === undefined && !tensor.startsWith('^')) return `input ${tensor} of ${name} has no static shape`;
+        if (mapped !== undefined) input.push(mapped);
+      }
+    }
+    nodes.push({ ...original, input });
+  }
+  const last = region[region.length - 1];
+  nodes.push({ name: 'probe_output', op: 'Identity', input: [last], attr: { T: attr.type('DT_FLOAT') }, extra: {} });
+  const signature = { inputs, outputs: { 'probe_output:0': { name: 'probe_output:0', dtype: 'DT_FLOAT' } } };
+  const probeIR = (): GraphModelIR => ({
+    nodes: nodes.map((n) => ({ ...n, input: [...n.input] })), topologyExtra: { ...ir.topologyExtra },
+    weights: [...weights], artifactExtra: { ...ir.artifactExtra, signature }, notes: [],
+  });
+  const before = probeIR();
+  const after = probeIR();
+  const run = runGraphPasses(after, [pass], { forced: new Set([pass.name]), backend: context.backend });
+  if (!run.rewritten.some((r) => r.layer === node.name)) return `${pass.name} does not rewrite the op on its own (${run.skipped[0]?.reason ?? 'no match'})`;
+  return { node: node.name, original: artifactsFromGraphIR(before), rewritten: artifactsFromGraphIR(after) };
+}
+
+/** Times both probes with the graph bench (interleaved runs, medians). */
+export const timeGraphProbe = (backend: BackendRequest): GraphProbeTimer => async (probe, batch) => {
+  const result = await benchmarkGraphArtifacts(probe.original, probe.rewritten, { backend, batch, runs: 5, warmup: 1 });
+  return { originalMs: result.medianOriginalMs, rewrittenMs: result.medianRewrittenMs };
+};
+
+export async function measureGraphCandidates(ir: GraphModelIR, passes: GraphPass[], options: GraphMeasureOptions = {}): Promise<{ keep: (candidate: GraphCandidate) => string | null; report: PolicyReport }> {
+  const backend = await selectBackend(options.backend ?? 'auto');
+  const batch = options.batch ?? DEFAULT_POLICY_BATCH;
+  const timer = options.timer ?? timeGraphProbe(backend.name);
+  const candidates: GraphCandidate[] = [];
+  runGraphPasses(ir, passes, { backend: backend.name, forced: options.forced, measuring: true, keep: (candidate) => (candidates.push(candidate), 'dry run') });
+
+  const decisions: PolicyDecision[] = [];
+  for (const candidate of candidates) {
+    const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name };
+    if (candidate.context.forced) {
+      decisions.push({ ...where, decision: 'rewrite', reason: 'not measured: the pass was asked for by name' });
+      continue;
+    }
+    const probe = probeOf(candidate);
+    if (typeof probe === 'string') {
+      decisions.push({ ...where, decision: 'rewrite', reason: `not measured: ${probe}` });
+      continue;
+    }
+    const timing = await timer(probe, batch);
+    const decision = decide(timing);
+    const speedup = timing.originalMs / timing.rewrittenMs;
+    const verdict = decision === 'rewrite' ? 'rewrite is faster' : 'rewrite is not faster';
+    const reason = `${verdict} on ${backend.name} at batch ${batch}: ${fmt(timing.rewrittenMs)} ms vs ${fmt(timing.originalMs)} ms (${speedup.toFixed(2)}x)`;
+    decisions.push({ ...where, decision, ...timing, speedup, reason });
+    options.log?.(`policy: ${candidate.graph}/${candidate.layer.name}: ${reason}`);
+  }
+  const kept = new Map(decisions.filter((d) => d.decision === 'keep').map((d) => [`${d.layer}/${d.pass}`, d.reason]));
+  return {
+    keep: (candidate) => (candidate.context.forced ? null : kept.get(`${candidate.layer.name}/${candidate.pass.name}`) ?? null),
+    report: { mode: 'measure', backend: backend.name, device: backend.device, batch, decisions },
+  };
+}
