@@ -6,6 +6,9 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { verify } from '../src';
+import { RowPacer } from '../src/verify/pacing';
 import { CLI } from './helpers/cli';
 import { REPO, committedModel, tempDir } from './helpers/tf';
 
@@ -64,4 +67,41 @@ test('SIGTERM during a graph-model verification ends it within 1 s with exit 143
   expect(run.code).toBe(143);
   expect(run.ms).toBeLessThan(1000);
   expect(fs.readdirSync(parent)).toEqual([]);
+});
+
+describe('library', () => {
+  test('an AbortSignal stops a long verify between passes: rejects fast, no leaked tensors, backend kept', async () => {
+    await tf.setBackend('cpu');
+    const model = committedModel('qwen3vl-patch-embed-mini');
+    const tensors = tf.memory().numTensors;
+    const controller = new AbortController();
+    let abortedAt = 0;
+    let scheduled = false;
+    // Once the rows are running (the first progress report), not during model loading.
+    const onProgress = () => {
+      if (!scheduled) setTimeout(() => ((abortedAt = Date.now()), controller.abort(new Error('stop'))), 300);
+      scheduled = true;
+    };
+    await expect(verify(model, model, { backend: 'wasm', batch: 100_000, signal: controller.signal, onProgress })).rejects.toThrow('stop');
+    const ms = Date.now() - abortedAt;
+    console.log(`verify rejected ${ms} ms after the abort`);
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(ms).toBeLessThan(1000);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tf.getBackend()).toBe('cpu');
+  });
+});
+
+describe('RowPacer: passes short enough for a signal, never above --batch-size', () => {
+  test('starts small, sizes passes to the target from the slowest step, caps at the batch size', () => {
+    const pacer = new RowPacer(512, 200);
+    expect(pacer.next(20000)).toBe(8);
+    pacer.record(8, 400); // 50 ms per row: a slow model
+    expect(pacer.next(20000)).toBe(4);
+    pacer.record(4, 2000); // slower still: one row per pass, never zero
+    expect(pacer.next(20000)).toBe(1);
+    pacer.record(1, 0.1); // fast: up to the cap
+    expect(pacer.next(20000)).toBe(512);
+    expect(pacer.next(3)).toBe(3); // the remainder
+  });
 });

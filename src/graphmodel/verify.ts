@@ -12,6 +12,10 @@ import { InputSet, openInputs } from '../verify/inputs';
 import { DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, onBackends, runHeader, runSettings, VerificationReport, VerifyOptions } from '../verify/verify';
 import { GraphProbe, planGraphProbes } from './reference';
 import { yieldToEventLoop } from '../yield';
+import { RowPacer, StepTimer } from '../verify/pacing';
+
+/** An output that does not keep the rows on axis 0, so passes cannot be stitched. */
+class BatchAxisError extends InputError {}
 
 export async function loadGraph(artifacts: io.ModelArtifacts, label: string): Promise<tf.GraphModel> {
   try {
@@ -59,7 +63,7 @@ async function runRows(model: tf.GraphModel, rows: InputSet, start: number, coun
     return await Promise.all(outputs.map(async (t, o) => {
       // Batches are stitched along axis 0: an output without the batch there cannot be.
       if (o < model.outputNodes.length && count !== rows.rows && t.shape[0] !== count) {
-        throw new InputError(`output ${model.outputNodes[o]} has shape ${JSON.stringify(t.shape)}, not ${count} rows first; use a batch size >= ${rows.rows}`);
+        throw new BatchAxisError(`output ${model.outputNodes[o]} has shape ${JSON.stringify(t.shape)}, not ${count} rows first; use a batch size >= ${rows.rows}`);
       }
       return { shape: t.shape, data: Float32Array.from(await t.data()) };
     }));
@@ -104,12 +108,28 @@ async function runOn(
     const tapsB = probes.map((p) => p.output);
     // Compared batch by batch as they come (memory bounded by --batch-size, as for layers).
     let accumulators: MetricsAccumulator[] = [];
-    for (let start = 0; start < rows.rows; start += batchSize) {
-      const count = Math.min(batchSize, rows.rows - start);
-      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts).
+    const pacer = new RowPacer(batchSize);
+    let whole = false;
+    for (let start = 0, count = 0; start < rows.rows; start += count) {
+      count = whole ? rows.rows : pacer.next(rows.rows - start);
+      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts);
+      // the pacer keeps each synchronous step short enough for that to be within a second.
       await yieldToEventLoop(options.signal);
-      const expected = await runRows(before, rows, start, count, tapsA);
+      const timer = new StepTimer();
+      let expected: Awaited<ReturnType<typeof runRows>>;
+      try {
+        expected = await runRows(before, rows, start, count, tapsA);
+      } catch (error) {
+        // An output without the batch axis first cannot be split into passes: all rows in one
+        // pass, when --batch-size allows it.
+        if (!(error instanceof BatchAxisError) || start !== 0 || whole || batchSize < rows.rows) throw error;
+        whole = true;
+        count = 0;
+        continue;
+      }
+      timer.lap();
       await yieldToEventLoop(options.signal);
+      timer.restart();
       const actual = await runRows(after, rows, start, count, tapsB);
       if (start === 0) accumulators = expected.slice(0, n).map((e, o) => new MetricsAccumulator(before.outputNodes[o], e.shape.slice(1), { atol, rtol }));
       for (let o = 0; o < n; o++) {
@@ -120,9 +140,13 @@ async function runOn(
         accumulators[o].add(e.data, a.data);
       }
       for (const check of checks) {
+        timer.lap();
         await yieldToEventLoop(options.signal);
+        timer.restart();
         check.add(expected, actual); // a float64 conv per rewritten op: as long as a forward pass
       }
+      timer.lap();
+      pacer.record(count, timer.slowest);
       options.onProgress?.({ backend: backend.name, done: start + count, total: rows.rows });
     }
     const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());

@@ -17,6 +17,7 @@ import { LayerProbe, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbe
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
 import { disposeModel, instantiate } from './models';
 import { yieldToEventLoop } from '../yield';
+import { RowPacer, StepTimer } from './pacing';
 
 export { makeInputs } from './inputs';
 export type { VerifyInput } from './inputs';
@@ -228,10 +229,13 @@ async function runOn(
     inputs = openInputs(before, options.inputs, { batch, seed });
     const accumulators: MetricsAccumulator[] = [];
 
-    for (let start = 0; start < inputs.rows; start += batchSize) {
-      const count = Math.min(batchSize, inputs.rows - start);
-      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts).
+    const pacer = new RowPacer(batchSize);
+    for (let start = 0, count = 0; start < inputs.rows; start += count) {
+      count = pacer.next(inputs.rows - start);
+      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts);
+      // the pacer keeps each synchronous step short enough for that to be within a second.
       await yieldToEventLoop(options.signal);
+      const timer = new StepTimer();
       const xs = inputs.batch(start, count);
       let a: tf.Tensor[] = [];
       let b: tf.Tensor[] = [];
@@ -242,7 +246,9 @@ async function runOn(
           // The original model as given cannot run (a config tfjs accepts but cannot execute).
           throw new InputError(`stock tfjs cannot run the original model: ${oneLine(error)}`);
         }
+        timer.lap();
         await yieldToEventLoop(options.signal);
+        timer.restart();
         b = probeB.run(xs);
         const read = (tensors: tf.Tensor[]) => Promise.all(tensors.map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })));
         const [va, vb] = [await read(a), await read(b)];
@@ -256,12 +262,16 @@ async function runOn(
           accumulators[o].add(expected.data, actual.data);
         }
         for (const check of checks) {
+          timer.lap();
           await yieldToEventLoop(options.signal);
+          timer.restart();
           check.add(va, vb); // a float64 conv per rewritten layer: as long as a forward pass
         }
+        timer.lap();
       } finally {
         tf.dispose([...xs, ...a, ...b]);
       }
+      pacer.record(count, timer.slowest);
       options.onProgress?.({ backend: backend.name, done: start + count, total: inputs.rows });
     }
     const outputs = accumulators.map((acc) => acc.result());
