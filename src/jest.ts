@@ -43,6 +43,9 @@ export function describeVerification(report: VerificationReport): string {
     lines.push(`  layer ${l.layer} vs float64: replacement max error ${g(l.rewritten.maxAbsError)} (mean ${g(l.rewritten.meanAbsError)}), ` +
       `original ${g(l.original.maxAbsError)} (mean ${g(l.original.meanAbsError)}): mean ratio ${g(l.ratio)} ${l.passed ? '<=' : '>'} limit ${g(l.limit)}`);
   }
+  for (const e of report.exact ?? []) {
+    if (e.exact === false) lines.push(`  layer ${e.layer} is not exact on integer data: ${e.mismatches} of ${e.elements} elements differ (max ${g(e.maxAbsDiff ?? NaN)})`);
+  }
   for (const note of report.notes ?? []) lines.push(`  note: ${note}`);
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { optimize, verify } from '../src';
 import type { SkippedBackend, VerificationReport } from '../src/verify/verify';
 import { committedModel, expectNoLeaks } from './helpers/tf';
+import { BROWSER_MISSING } from './helpers/browser';
 
 const MINI = committedModel('qwen3vl-patch-embed-mini');
 
@@ -19,12 +20,14 @@ describe('--backend all', () => {
     const { artifacts } = await optimize(MINI, { verify: false });
     const report = await expectNoLeaks(() => verify(MINI, artifacts, { backend: 'all', batch: 8, moduleLoader: absent }));
     expect(report.backend).toBe('all');
-    expect(report.backends!.map((r) => r.backend)).toEqual(['tensorflow', 'wasm', 'cpu']);
+    // webgl/webgpu run in a headless browser (test/browser.test.ts); listed as skipped without one.
+    expect(report.backends!.map((r) => r.backend)).toEqual(['tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu']);
     const skipped = report.backends![0] as SkippedBackend;
     expect(skipped.skipped).toMatch(/@tensorflow\/tfjs-node-gpu is not installed; @tensorflow\/tfjs-node is not installed/);
-    expect(report.fallbacks).toEqual([`tensorflow: ${skipped.skipped}`]);
-    expect(ran(report.backends).map((r) => [r.backend, r.passed])).toEqual([['wasm', true], ['cpu', true]]);
-    expect(report.device).toMatch(/^wasm: cpu \(wasm.*\); cpu: cpu \(JavaScript\)$/);
+    expect(report.fallbacks[0]).toBe(`tensorflow: ${skipped.skipped}`);
+    const browsers = BROWSER_MISSING ? [] : [['webgl', true], ['webgpu', true]];
+    expect(ran(report.backends).map((r) => [r.backend, r.passed])).toEqual([['wasm', true], ['cpu', true], ...browsers]);
+    expect(report.device).toMatch(BROWSER_MISSING ? /^wasm: cpu \(wasm.*\); cpu: cpu \(JavaScript\)$/ : /^wasm: cpu \(wasm.*\); cpu: cpu \(JavaScript\); webgl: .+; webgpu: .+$/);
     // The summary holds, per output, the backend where it was worst.
     const worst = Math.max(...ran(report.backends).map((r) => r.outputs[0].maxAbsDiff));
     expect(report.outputs[0].maxAbsDiff).toBe(worst);

@@ -6,13 +6,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { quietRequire } from './load';
+import { BrowserBackend, isBrowserBackend } from '../browser/session';
 
+/** Backends of tfjs in this Node process. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
-export type BackendRequest = BackendName | 'auto';
-export const BACKEND_REQUESTS: BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+/** Any backend a check can run on: Node's, or a headless browser's (src/browser). */
+export type TargetName = BackendName | BrowserBackend;
+export type BackendRequest = TargetName | 'auto';
+export const BACKEND_REQUESTS: BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu'];
 
 export interface BackendInfo {
-  name: BackendName;
+  name: TargetName;
   /** e.g. "gpu (CUDA via tfjs-node-gpu)", "cpu (wasm, SIMD)". */
   device: string;
   /** Why preferred backends were not used, when `auto` fell back. */
@@ -62,7 +66,9 @@ async function tryWasm(load: ModuleLoader): Promise<{ device: string } | { reaso
   }
 }
 
-export async function selectBackend(request: BackendRequest = 'auto', load: ModuleLoader = require): Promise<BackendInfo> {
+export async function selectBackend(request: BackendRequest = 'auto', load: ModuleLoader = require): Promise<BackendInfo & { name: BackendName }> {
+  // Browser backends run in a page (BrowserSession), never in this process.
+  if (isBrowserBackend(request)) throw new InputError(`backend ${request} runs in a headless browser; it is not available to this command`);
   if (!BACKEND_REQUESTS.includes(request)) {
     throw new InputError(`unknown backend "${request}" (use ${BACKEND_REQUESTS.join(', ')})`);
   }

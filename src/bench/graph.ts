@@ -5,12 +5,12 @@
  */
 import type { io } from '@tensorflow/tfjs';
 import { buildPatchEmbed, graphFixture } from '../../fixtures/graph-models';
-import type { BackendName } from '../backend/select';
+import type { TargetName } from '../backend/select';
 import { benchmarkGraphArtifacts, optimizeGraphModel } from '../graphmodel';
 
 export interface GraphRow {
   case: string;
-  backend: BackendName;
+  backend: TargetName;
   batch: number;
   originalMs: number;
   rewrittenMs: number;
@@ -23,7 +23,7 @@ const GRAPH_CASES: { name: string; batch: number; build: () => io.ModelArtifacts
   { name: 'graph tubelet-remainder', batch: 4, build: () => graphFixture('graph-tubelet-remainder').build() },
 ];
 
-export async function runGraphCases(backends: BackendName[], log: (line: string) => void, quick = false): Promise<GraphRow[]> {
+export async function runGraphCases(backends: TargetName[], log: (line: string) => void, quick = false): Promise<GraphRow[]> {
   const rows: GraphRow[] = [];
   for (const spec of GRAPH_CASES) {
     const original = spec.build();

@@ -5,7 +5,10 @@ import { InputError } from '../errors';
 import { readNpy } from '../io/npy';
 import type { ModelSource } from '../io/source';
 import type { RewriteRecord } from '../optimize/driver';
-import { Measurement, load, measure, prepare } from './measure';
+import { Measurement, Prepared, load, measure, prepare } from './measure';
+import { measureInPage } from './page';
+import { BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';
+import { disposeModel, instantiate } from '../verify/models';
 import { DEFAULT_POLICY_BATCH } from './policy';
 import { markdownTable } from './report';
 import type { InterleaveOptions } from './stats';
@@ -47,7 +50,9 @@ function npyInputs(model: tf.LayersModel, files: string[]): tf.Tensor[] {
 
 export async function benchModel(source: ModelSource, options: ModelBenchOptions = {}): Promise<ModelBenchReport> {
   const prepared = await prepare(source);
-  const backend = await selectBackend(options.backend ?? 'auto');
+  const request = options.backend ?? 'auto';
+  if (isBrowserBackend(request)) return withBrowser(request, {}, (session) => benchInPage(session, prepared, options));
+  const backend = await selectBackend(request);
   const loaded = await load(prepared);
   let inputs: tf.Tensor[] = [];
   try {
@@ -58,6 +63,22 @@ export async function benchModel(source: ModelSource, options: ModelBenchOptions
   } finally {
     tf.dispose(inputs);
     loaded.dispose();
+  }
+}
+
+/** The same report with the runs timed in a browser page (webgl/webgpu). */
+async function benchInPage(session: BrowserSession, prepared: Prepared, options: ModelBenchOptions): Promise<ModelBenchReport> {
+  // The Node copy of the original only gives the input signature (and reads the .npy files).
+  const original = await instantiate(prepared.original, 'original');
+  let inputs: tf.Tensor[] = [];
+  try {
+    inputs = options.inputs ? npyInputs(original, options.inputs) : makeInputs(original, options.batch ?? DEFAULT_POLICY_BATCH);
+    const measurement = await measureInPage(session, prepared, inputs, options.timing ?? MODEL_BENCH_TIMING);
+    if (prepared.records.length === 0) measurement.notes.push('nothing was rewritten: both columns are the same model');
+    return { backend: session.backend, device: session.device, rewritten: prepared.records, unprobed: prepared.unprobed, measurement };
+  } finally {
+    tf.dispose(inputs);
+    disposeModel(original);
   }
 }
 

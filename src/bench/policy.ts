@@ -12,6 +12,8 @@ import type { Pass } from '../pass';
 import { Probe, probesFor } from './probe';
 import { InterleaveOptions, interleave } from './stats';
 import { predictRunner } from './timing';
+import { pageProbeTimer } from './page';
+import { isBrowserBackend, withBrowser } from '../browser/session';
 import { makeInputs } from '../verify/inputs';
 import { disposeModel, instantiate } from '../verify/models';
 
@@ -101,7 +103,16 @@ const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1
  * IR is not touched), times each, and returns the hook for the real run plus the report.
  */
 export async function measureCandidates(ir: ModelIR, passes: Pass[], options: MeasureOptions = {}): Promise<{ keep: KeepHook; report: PolicyReport }> {
-  const backend = await selectBackend(options.backend ?? 'auto');
+  const request = options.backend ?? 'auto';
+  // webgl/webgpu: the candidates are timed in a headless browser page (unless a timer is injected).
+  if (isBrowserBackend(request) && !options.timer) {
+    return withBrowser(request, {}, (session) => measureWith(ir, passes, { name: request, device: session.device }, { ...options, timer: pageProbeTimer(session) }));
+  }
+  const backend = isBrowserBackend(request) ? { name: request, device: 'injected timer' } : await selectBackend(request);
+  return measureWith(ir, passes, backend, options);
+}
+
+async function measureWith(ir: ModelIR, passes: Pass[], backend: { name: string; device: string }, options: MeasureOptions): Promise<{ keep: KeepHook; report: PolicyReport }> {
   const batch = options.batch ?? DEFAULT_POLICY_BATCH;
   const timer = options.timer ?? timeProbe;
   const candidates = findCandidates(ir, passes, backend.name, options.forced);

@@ -4,7 +4,9 @@
  * Conv1D/Conv2D speedups against src/rewrite/policy.ts, the policy decisions, the pass cost and
  * PASS/FAIL lines against the targets; writes everything as JSON.
  *
- *   --backends wasm,cpu   backends to run (default: every one present)
+ *   --backends wasm,cpu   Node backends to run (default: every one present)
+ *   --browsers webgl,webgpu  browser backends to run in headless Chromium (default: both when a
+ *                         browser and puppeteer-core are found; "none" to skip)
  *   --cases a,b           case names (default: all; see cases.ts)
  *   --full                also run what is skipped for time (runs estimated > 10 s)
  *   --quick               smoke run: two cheap cases at batch 8, one rep, no pass cost
@@ -21,6 +23,8 @@ import { PassCost, checkTargets, formatPolicyChecks, formatTargets, markdownTabl
 import { InterleaveOptions } from './stats';
 import { PolicyRow, machine, presentBackends, runSuite } from './suite';
 import { graphTable, runGraphCases } from './graph';
+import { runBrowserSuite } from './browser-suite';
+import { BrowserBackend, INSTALL_HINT, findChrome, isBrowserBackend } from '../browser/session';
 
 const TIMING: InterleaveOptions = { warmup: 1, minReps: 3, maxReps: 15, budgetMs: 3000 };
 const QUICK_TIMING: InterleaveOptions = { warmup: 1, minReps: 1, maxReps: 1, budgetMs: 0 };
@@ -49,8 +53,30 @@ function passCostTable(cost: PassCost): string {
   ].join('\n');
 }
 
+/** The browser backends to bench: as asked, or both when a browser can be driven here. */
+function browserBackends(asked: string | undefined, log: (line: string) => void): BrowserBackend[] {
+  if (asked === 'none') return [];
+  if (asked) {
+    const names = asked.split(',');
+    const unknown = names.filter((name) => !isBrowserBackend(name));
+    if (unknown.length) throw new Error(`--browsers takes webgl, webgpu or none, got ${unknown.join(', ')}`);
+    return names as BrowserBackend[];
+  }
+  try {
+    require.resolve('puppeteer-core');
+  } catch {
+    log('no webgl/webgpu rows: puppeteer-core is not installed');
+    return [];
+  }
+  if (!findChrome()) {
+    log(`no webgl/webgpu rows: no browser found (${INSTALL_HINT})`);
+    return [];
+  }
+  return ['webgl', 'webgpu'];
+}
+
 async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, { values: ['--backends', '--cases', '--out'], switches: ['--full', '--quick', '--no-pass-cost'] });
+  const args = parseArgs(argv, { values: ['--backends', '--browsers', '--cases', '--out'], switches: ['--full', '--quick', '--no-pass-cost'] });
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const quick = args.switches.has('--quick');
   const present = await presentBackends();
@@ -66,7 +92,15 @@ async function main(argv: string[]): Promise<void> {
     timing: quick ? QUICK_TIMING : TIMING,
     log,
   });
-  const graphRows = args.values.has('--cases') ? [] : await runGraphCases(wanted as BackendName[], log, quick);
+  const browsers = browserBackends(args.values.get('--browsers'), log);
+  const browserSuite = await runBrowserSuite(browsers, { cases: args.values.get('--cases')?.split(','), quick, timing: quick ? QUICK_TIMING : TIMING, log });
+  suite.rows.push(...browserSuite.rows);
+  suite.policy.push(...browserSuite.policy);
+  suite.backends.push(...browserSuite.backends);
+  // In a CPU-rendered browser the original graph Conv3D at batch 256 takes 6-60 s per run: only with --full.
+  const graphBackends = [...wanted as BackendName[], ...(args.switches.has('--full') ? browsers : [])];
+  if (browsers.length && !args.switches.has('--full')) log('graph-model rows on webgl/webgpu run only with --full (seconds to a minute per run without a GPU)');
+  const graphRows = args.values.has('--cases') ? [] : await runGraphCases(graphBackends, log, quick);
   const passCost = quick || args.switches.has('--no-pass-cost') ? null : await measurePassCost({ log });
   const targets = checkTargets(suite.rows, passCost);
   const host = machine();

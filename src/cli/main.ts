@@ -20,6 +20,7 @@ import { LayersVerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';
 import { silenceTfjsNodeBanner } from '../quiet';
 import { packageVersion } from './version';
+import { closeAllBrowsers } from '../browser/session';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
 import { benchModel, formatModelBench } from '../bench/model-bench';
 import { POLICY_MODES, PolicyMode, formatPolicy } from '../bench/policy';
@@ -29,7 +30,9 @@ const USAGE: Record<string, string> = {
   Rewrites every eligible layer, verifies the result numerically, and writes it to <dir>.
   --out <dir>          output folder (model.json + shards); refused if it exists, unless --force
   --force              replace an existing --out folder
-  --backend <name>     auto (default) | tensorflow | wasm | cpu | all (every backend present, as a matrix)
+  --backend <name>     auto (default) | tensorflow | wasm | cpu | webgl | webgpu | all (every backend
+                       present, as a matrix); webgl/webgpu run in a headless Chromium/Chrome
+                       (puppeteer-core; CHROME_PATH or chromium/google-chrome on PATH)
   --inputs <a.npy> [<b.npy> ...]  verify on these rows: one .npy (float32/int32, C order) per
                        model input, any leading batch size (default: seeded uniform rows)
   --batch-size <n>     rows per forward pass; bounds memory for large --inputs (default 512)
@@ -50,7 +53,7 @@ const USAGE: Record<string, string> = {
   bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--rows n] [--json]
   Times the model as is, rewritten, the rewritten subgraphs alone, and the bare matMul+bias they
   reduce to (interleaved runs after a warm-up, medians): speedup and overhead on your backend.
-  --backend <name>     auto (default) | tensorflow | wasm | cpu
+  --backend <name>     auto (default) | tensorflow | wasm | cpu | webgl | webgpu (headless browser)
   --inputs <a.npy> ... one .npy per model input; its leading dimension is the batch
   --rows <n>           rows of the generated inputs (the timed batch) without --inputs (default 16;
                        old name --batch)
@@ -273,5 +276,7 @@ process.on('unhandledRejection', (error) => {
 });
 // Writes are synchronous, so a signal lands before the output exists or after it is complete.
 onInterrupt(removePendingWrites);
+// A browser opened for --backend webgl|webgpu must not outlive us.
+onInterrupt(closeAllBrowsers);
 
 run(process.argv.slice(2)).then((code) => (process.exitCode = code), fail);

@@ -9,6 +9,8 @@ import { summarizeSamples } from '../bench/stats';
 import type { VerifyInput } from '../verify/inputs';
 import { loadGraph, openGraphInputs, runGraph } from './verify';
 import { yieldToEventLoop } from '../yield';
+import { BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';
+import { timeGraphsInPage } from '../bench/page';
 
 export interface GraphBenchmark {
   backend: string;
@@ -27,7 +29,9 @@ export async function benchmarkGraphArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts,
   options: { backend?: BackendRequest; batch?: number; runs?: number; warmup?: number; seed?: number; inputs?: VerifyInput[] } = {},
 ): Promise<GraphBenchmark> {
-  const backend = await selectBackend(options.backend ?? 'auto');
+  const request = options.backend ?? 'auto';
+  if (isBrowserBackend(request)) return withBrowser(request, {}, (session) => benchInPage(session, original, rewritten, options));
+  const backend = await selectBackend(request);
   const batch = options.batch ?? 256;
   const runs = options.runs ?? 7;
   const models = [await loadGraph(original, 'original'), await loadGraph(rewritten, 'rewritten')];
@@ -55,9 +59,33 @@ export async function benchmarkGraphArtifacts(
     tf.dispose(Object.values(feed));
     models.forEach((model) => model.dispose());
   }
+  return summary(backend, rows.rows, runs, times);
+}
+
+function summary(backend: { name: string; device: string }, batch: number, runs: number, times: number[][]): GraphBenchmark {
   const [a, b] = times.map((ms) => summarizeSamples(ms).median);
   return {
-    backend: backend.name, device: backend.device, batch: rows.rows, runs,
+    backend: backend.name, device: backend.device, batch, runs,
     originalMs: times[0], rewrittenMs: times[1], medianOriginalMs: a, medianRewrittenMs: b, speedup: a / b,
   };
+}
+
+/** The same comparison timed in a browser page; the Node copy of the original gives the signature. */
+async function benchInPage(
+  session: BrowserSession, original: io.ModelArtifacts, rewritten: io.ModelArtifacts,
+  options: { batch?: number; runs?: number; warmup?: number; seed?: number; inputs?: VerifyInput[] },
+): Promise<GraphBenchmark> {
+  const runs = options.runs ?? 7;
+  const model = await loadGraph(original, 'original');
+  let feed: tf.Tensor[] = [];
+  try {
+    const rows = openGraphInputs(model, options.inputs, { batch: options.batch ?? 256, seed: options.seed ?? 1234 });
+    feed = rows.batch(0, rows.rows);
+    rows.close();
+    const times = await timeGraphsInPage(session, original, rewritten, feed, runs, options.warmup ?? 2);
+    return summary({ name: session.backend, device: session.device }, feed[0].shape[0], runs, times);
+  } finally {
+    tf.dispose(feed);
+    model.dispose();
+  }
 }

@@ -14,6 +14,7 @@ import { selectBackend } from '../backend/select';
 import { GraphCandidate, GraphRunOptions, runGraphPasses } from './driver';
 import { GraphProbeTimer, measureGraphCandidates } from './policy';
 import type { PolicyMode } from '../bench/policy';
+import { isBrowserBackend } from '../browser/session';
 import { readGraphModelFiles } from './files';
 import { GraphModelIR, artifactsFromGraphIR, graphIRFromArtifacts, isGraphModelJson } from './ir';
 import type { GraphPass } from './pass';
@@ -83,7 +84,9 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
   const ir: GraphModelIR = graphIRFromArtifacts(original);
   ir.notes.push(...notes);
   // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
-  const target = await selectBackend(options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend);
+  // A browser backend is only named here (policies read its name); verification opens the browser.
+  const request = options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend;
+  const target = isBrowserBackend(request) ? { name: request } : await selectBackend(request);
   const before = summarizeGraph(ir);
   const measured = options.policy === 'measure'
     ? await measureGraphCandidates(ir, passes, { backend: target.name, batch: options.policyBatch, timer: options.policyTimer, forced })

@@ -6,10 +6,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
-import type { BackendInfo } from '../backend/select';
+import type { BrowserSession } from '../browser/session';
 import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
 import { InputSet, openInputs } from '../verify/inputs';
-import { DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, onBackends, runHeader, runSettings, VerificationReport, VerifyOptions } from '../verify/verify';
+import {
+  DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, Target, onBackends, runHeader, runSettings, targetTolerance, VerificationReport, VerifyOptions,
+} from '../verify/verify';
 import { GraphProbe, planGraphProbes } from './reference';
 import { yieldToEventLoop } from '../yield';
 import { RowPacer, StepTimer } from '../verify/pacing';
@@ -52,23 +54,39 @@ export async function runGraph(model: tf.GraphModel, feed: tf.NamedTensorMap, ou
 
 type Values = { data: Float32Array; shape: number[] }[];
 
+/** A graph model in this process, or also loaded in a browser page (`page` = its id there). */
+interface Loaded {
+  model: tf.GraphModel;
+  page?: { session: BrowserSession; id: string };
+}
+
 /** Runs `model` on rows [start, start + count): every output, then the extra `taps`. */
-async function runRows(model: tf.GraphModel, rows: InputSet, start: number, count: number, taps: string[]): Promise<Values> {
+async function runRows(loaded: Loaded, rows: InputSet, start: number, count: number, taps: string[]): Promise<Values> {
+  const { model, page } = loaded;
   const tensors = rows.batch(start, count);
   const feed: tf.NamedTensorMap = {};
   model.inputs.forEach((input, i) => (feed[input.name] = tensors[i]));
   let outputs: tf.Tensor[] = [];
+  let staged: string | undefined;
   try {
-    outputs = await runGraph(model, feed, [...model.outputNodes, ...taps]);
-    return await Promise.all(outputs.map(async (t, o) => {
+    let values: { shape: number[]; data: ArrayLike<number> }[];
+    if (page) {
+      staged = await page.session.stage(tensors);
+      values = await page.session.run(page.id, staged, undefined, [...model.outputNodes, ...taps]);
+    } else {
+      outputs = await runGraph(model, feed, [...model.outputNodes, ...taps]);
+      values = await Promise.all(outputs.map(async (t) => ({ shape: t.shape, data: await t.data() })));
+    }
+    return values.map((t, o) => {
       // Batches are stitched along axis 0: an output without the batch there cannot be.
       if (o < model.outputNodes.length && count !== rows.rows && t.shape[0] !== count) {
         throw new BatchAxisError(`output ${model.outputNodes[o]} has shape ${JSON.stringify(t.shape)}, not ${count} rows first; use a batch size >= ${rows.rows}`);
       }
-      return { shape: t.shape, data: Float32Array.from(await t.data()) };
-    }));
+      return { shape: t.shape, data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data) };
+    });
   } finally {
     tf.dispose([...tensors, ...outputs]);
+    if (staged) await page!.session.dispose(staged);
   }
 }
 
@@ -82,22 +100,30 @@ export async function verifyGraphArtifacts(
 ): Promise<VerificationReport> {
   // Planned once, from the artifacts: the same taps on every backend.
   const { probes, notes } = planGraphProbes(original, rewritten, options.rewrittenLayers);
-  return onBackends(options, (backend) => runOn(backend, original, rewritten, options, probes, notes));
+  return onBackends(options, (target) => runOn(target, original, rewritten, options, probes, notes));
 }
 
 async function runOn(
-  backend: BackendInfo, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
-  probes: GraphProbe[], notes: string[],
+  target: Target, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
+  probes: GraphProbe[], planNotes: string[],
 ): Promise<VerificationReport> {
+  const backend = target.info;
+  const { session } = target;
   const settings = runSettings(options);
-  const { atol, rtol, batch, seed, batchSize } = settings;
+  const { batch, seed, batchSize } = settings;
+  const { atol, rtol, note } = targetTolerance(target, settings);
   const factor = options.accuracyFactor ?? DEFAULT_ACCURACY_FACTOR;
   const models: tf.GraphModel[] = [];
+  const loaded: Loaded[] = [];
   let rows: InputSet | undefined;
   try {
+    // In a browser the Node copies give the signature; the page computes.
     models.push(await loadGraph(original, 'original'));
     models.push(await loadGraph(rewritten, 'rewritten'));
     const [before, after] = models;
+    for (const [i, artifacts] of [original, rewritten].entries()) {
+      loaded.push({ model: models[i], page: session ? { session, id: await session.load('graph', artifacts, i ? 'rewritten' : 'original') } : undefined });
+    }
     const names = (m: tf.GraphModel) => `inputs [${m.inputNodes.join(', ')}], outputs [${m.outputNodes.join(', ')}]`;
     if (names(before) !== names(after)) throw new InputError(`the models differ: ${names(before)} vs ${names(after)}`);
     rows = openGraphInputs(before, options.inputs, { batch, seed });
@@ -108,6 +134,8 @@ async function runOn(
     const tapsB = probes.map((p) => p.output);
     // Compared batch by batch as they come (memory bounded by --batch-size, as for layers).
     let accumulators: MetricsAccumulator[] = [];
+    /** Outputs of the original with a nonzero value somewhere (a backend bug can zero one). */
+    const nonZero = new Set<number>();
     const pacer = new RowPacer(batchSize);
     let whole = false;
     for (let start = 0, count = 0; start < rows.rows; start += count) {
@@ -118,7 +146,7 @@ async function runOn(
       const timer = new StepTimer();
       let expected: Awaited<ReturnType<typeof runRows>>;
       try {
-        expected = await runRows(before, rows, start, count, tapsA);
+        expected = await runRows(loaded[0], rows, start, count, tapsA);
       } catch (error) {
         // An output without the batch axis first cannot be split into passes: all rows in one
         // pass, when --batch-size allows it.
@@ -130,7 +158,7 @@ async function runOn(
       timer.lap();
       await yieldToEventLoop(options.signal);
       timer.restart();
-      const actual = await runRows(after, rows, start, count, tapsB);
+      const actual = await runRows(loaded[1], rows, start, count, tapsB);
       if (start === 0) accumulators = expected.slice(0, n).map((e, o) => new MetricsAccumulator(before.outputNodes[o], e.shape.slice(1), { atol, rtol }));
       for (let o = 0; o < n; o++) {
         const [e, a] = [expected[o], actual[o]];
@@ -138,6 +166,7 @@ async function runOn(
           throw new InputError(`output ${before.outputNodes[o]}: shape ${JSON.stringify(e.shape)} vs ${JSON.stringify(a.shape)}`);
         }
         accumulators[o].add(e.data, a.data);
+        if (e.data.some((v) => v !== 0)) nonZero.add(o);
       }
       for (const check of checks) {
         timer.lap();
@@ -151,9 +180,17 @@ async function runOn(
     }
     const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
     const layers = checks.map((check) => check.result(factor));
+    const zeroed = outputs.filter((o, i) => !o.passed && !nonZero.has(i)).map((o) => o.name);
+    const notes = [
+      ...(note ? [note] : []),
+      // Seen with tfjs 4.22's WebGPU backend: BiasAdd on a rank-5 tensor (a converted Conv3D) fails
+      // to compile its shader (WGSL has no vec5) and returns zeros; the rewrite's 2-D ops do not.
+      ...(zeroed.length ? [`the original model returns only zeros for ${zeroed.join(', ')} on ${backend.name}: the original, not the rewrite, is wrong there${backend.name === 'webgpu' ? ' (tfjs 4.22 WebGPU: BiasAdd on rank-5 tensors, WGSL vec5)' : ''}`] : []),
+      ...planNotes,
+    ];
     return {
       passed: outputs.every((output) => output.passed) && layers.every((l) => l.passed),
-      ...runHeader(backend, settings, rows),
+      ...runHeader(target, settings, rows),
       accuracyFactor: factor,
       outputs,
       layers,
@@ -162,5 +199,6 @@ async function runOn(
   } finally {
     rows?.close();
     models.forEach((model) => model.dispose());
+    for (const { page } of loaded) if (page) await page.session.dispose(page.id);
   }
 }

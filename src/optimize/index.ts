@@ -12,6 +12,7 @@ import { InputError } from '../errors';
 import {
   GraphOptimizeResult, inspectGraphModel, isGraphModelFile, isGraphModelJson, optimizeGraphModel, verifyGraphModels,
 } from '../graphmodel';
+import { isBrowserBackend } from '../browser/session';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { artifactsFromIR, artifactsMetaOfIR, weightChunksOfIR } from '../io/ir';
 import { ModelSource, loadChecked } from '../io/source';
@@ -21,6 +22,7 @@ import { ModelSummary, summarize } from '../report/summary';
 import { LayersVerifyOptions, VerificationReport, verifyArtifacts } from '../verify/verify';
 import { MeasureOptions, PolicyMode, PolicyReport, measureCandidates } from '../bench/policy';
 import { RewriteRecord, SkipRecord, runPasses } from './driver';
+import { exactSubjects, rewrittenSubjects } from '../verify/exact';
 
 export interface OptimizeOptions extends LayersVerifyOptions {
   /**
@@ -79,15 +81,19 @@ async function rewrite(source: ModelSource, chosen?: (Pass | string)[], options:
   const { passes, forced } = pipeline(chosen);
   const { artifacts: original, ir } = await loadChecked(source);
   // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
-  const target = await selectBackend(options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend);
+  // A browser backend is only named here (policies read its name); verification opens the browser.
+  const request = options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend;
+  const target = isBrowserBackend(request) ? { name: request } : await selectBackend(request);
   const before = summarize(ir);
   const measured = options.policy === 'measure'
     ? await measureCandidates(ir, passes, { backend: options.backend === 'all' ? 'auto' : options.backend, batch: options.policyBatch, timer: options.policyTimer, forced })
     : undefined;
   // Files read for this run with nothing to verify against: kernels may be reordered in place.
   const reuseWeights = typeof source === 'string' && options.verify === false && !measured;
+  // Captured before the IR is rewritten: the exact check re-applies the passes to each conv alone.
+  const subjects = options.verify === false ? [] : exactSubjects(ir, passes, target.name, forced);
   const { rewritten, skipped, kept } = runPasses(ir, passes, { keep: measured?.keep, backend: target.name, forced, measuring: measured !== undefined, reuseWeights });
-  return { original, ir, before, rewritten, skipped, policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
+  return { original, ir, before, rewritten, skipped, subjects: rewrittenSubjects(subjects, rewritten), policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
 }
 
 /** Anything optimize/inspect/verify take: a layers or graph model, as files, in memory or artifacts. */
@@ -147,12 +153,12 @@ const guestOptimize = asGuest(async (source: AnyModelSource, options: OptimizeOp
 });
 
 async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
-  const { original, ir, before, rewritten, skipped, policyFields } = await rewrite(source, options.passes, options);
+  const { original, ir, before, rewritten, skipped, subjects, policyFields } = await rewrite(source, options.passes, options);
   // The one-buffer artifacts are a copy of every weight: built only when something needs them
   // (verification, load, a caller); saving writes the IR's weight views directly.
   let packed: io.ModelArtifacts | undefined;
   const artifacts = () => (packed ??= artifactsFromIR(ir));
-  const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten });
+  const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten, exactSubjects: subjects });
   const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...converted(ir), ...policyFields };
   return {
     report,

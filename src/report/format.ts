@@ -41,7 +41,7 @@ export function inputsUsed(v: VerificationReport): string {
 }
 
 export function formatVerification(v: VerificationReport): string {
-  const head = `verification ${v.passed ? 'PASSED' : 'FAILED'} on backend ${v.backend}, ${v.device} ` +
+  const head = `verification ${v.passed ? 'PASSED' : 'FAILED'} on backend ${v.backend}, ${v.device}${v.precision === 'float16' ? ', float16 textures' : ''} ` +
     `(${inputsUsed(v)}, |a-b| <= ${v.atol} + ${v.rtol}*|a|)`;
   const rows = [['output', 'maxAbsDiff', 'maxRelDiff', 'cosine', 'outside tol']];
   for (const o of v.outputs) {

@@ -13,6 +13,15 @@ export function formatLayerAccuracy(v: VerificationReport): string {
         `(limit ${l.limit.toFixed(2)}) ${l.passed ? 'ok' : 'LESS ACCURATE'}`);
     }
   }
+  if (v.exact?.length) {
+    lines.push('  exact check (integer kernel, bias and rows; no tolerance: a correct rewrite is bitwise equal):');
+    for (const e of v.exact) {
+      const where = `    ${e.layer}${e.backend ? ` [${e.backend}]` : ''}${e.shape ? ` input [${e.shape.join(', ')}]` : ''}`;
+      if (e.exact === null) lines.push(`${where}: not checked (${e.reason})`);
+      else lines.push(`${where}: ${e.exact ? 'exact' : `NOT EXACT, ${e.mismatches} of ${e.elements} elements differ (max ${sci(e.maxAbsDiff ?? NaN)})`}, ` +
+        `|x| <= ${e.magnitudes!.input}, |k| <= ${e.magnitudes!.kernel}, |b| <= ${e.magnitudes!.bias}, sums <= ${e.magnitudes!.bound} < ${e.magnitudes!.limit}`);
+    }
+  }
   for (const run of v.backends ?? []) {
     lines.push('skipped' in run ? `  ${run.backend}: skipped (${run.skipped})` : `  ${run.backend}: ${run.passed ? 'passed' : 'FAILED'} on ${run.device}`);
   }

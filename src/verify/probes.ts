@@ -9,6 +9,7 @@
  * and its measured error includes the upstream difference.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { BrowserSession, Values } from '../browser/session';
 import { ConvSpec, convSpecOf } from './reference';
 
 /** The rewritten layer and the layers that replaced it (RewriteRecord-compatible). */
@@ -63,6 +64,37 @@ export class ProbeModel {
     const result = this.probe.predict(inputs, { batchSize: inputs[0].shape[0] || 1 }) as tf.Tensor | tf.Tensor[];
     const produced = Array.isArray(result) ? result : [result];
     return this.tensors.map((t) => (isInput(t) >= 0 ? inputs[isInput(t)].clone() : produced[internal.indexOf(t)]));
+  }
+
+  /** The values of every tap for one batch (`inputs` as tensors here; a staged id in a page). */
+  async values(inputs: tf.Tensor[] | string): Promise<Values> {
+    if (typeof inputs === 'string') throw new Error('a Node probe model takes tensors');
+    const tensors = this.run(inputs);
+    try {
+      return await Promise.all(tensors.map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })));
+    } finally {
+      tf.dispose(tensors);
+    }
+  }
+}
+
+/**
+ * The same taps computed in a browser page: the Node copy of the model plans the taps (its
+ * structure and weights are the page's), the page's copy computes them on its backend.
+ */
+export class PageProbeModel extends ProbeModel {
+  constructor(base: tf.LayersModel, private readonly session: BrowserSession, private readonly id: string) {
+    super(base);
+  }
+
+  override async values(inputs: tf.Tensor[] | string): Promise<Values> {
+    if (typeof inputs !== 'string') throw new Error('a page probe model takes staged inputs');
+    // A model input is named by position: a Sequential's implicit InputLayer is not among its layers.
+    const taps = this.tensors.map((t) => {
+      const input = this.base.inputs.findIndex((i) => i.id === t.id);
+      return input >= 0 ? { layer: '', node: -1, tensor: input } : { layer: t.sourceLayer.name, node: t.nodeIndex, tensor: t.tensorIndex };
+    });
+    return this.session.run(this.id, inputs, taps);
   }
 }
 

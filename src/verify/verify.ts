@@ -10,14 +10,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError, oneLine } from '../errors';
-import { BackendInfo, BackendName, BackendRequest, ModuleLoader, selectBackend } from '../backend/select';
+import { BackendInfo, BackendRequest, ModuleLoader, TargetName, selectBackend } from '../backend/select';
+import { BrowserOptions, BrowserSession, isBrowserBackend } from '../browser/session';
 import { MetricsAccumulator, OutputMetrics } from './compare';
 import { InputSet, VerifyInput, openInputs } from './inputs';
-import { LayerProbe, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
+import { LayerProbe, PageProbeModel, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
 import { disposeModel, instantiate } from './models';
 import { yieldToEventLoop } from '../yield';
 import { RowPacer, StepTimer } from './pacing';
+import { ExactCheck, ExactSubject, runExactChecks } from './exact';
 
 export { makeInputs } from './inputs';
 export type { VerifyInput } from './inputs';
@@ -40,12 +42,16 @@ export interface VerifyOptions {
   accuracyFactor?: number;
   /** Which layers were rewritten into what (optimize passes its records); else inferred by name. */
   rewrittenLayers?: RewrittenLayer[];
+  /** The rewritten convs to check exactly on integer data (optimize passes them; see exact.ts). */
+  exactSubjects?: ExactSubject[];
   /** Called after every batch. */
   onProgress?: (progress: { backend: string; done: number; total: number }) => void;
   /** Test hook: module loader for the tensorflow backend (default `require`). */
   moduleLoader?: ModuleLoader;
   /** Stops the run between forward passes (rejects with the signal's reason). */
   signal?: AbortSignal;
+  /** Browser backends only: e.g. simulate a GPU without float32 textures (see src/browser). */
+  browser?: BrowserOptions;
 }
 
 export interface LayersVerifyOptions extends Omit<VerifyOptions, 'backend'> {
@@ -76,6 +82,46 @@ export const DEFAULT_BATCH_SIZE = 512;
 /** Float32 unit roundoff: an error below u*|largest output| is the rounding of the store itself. */
 const U32 = 2 ** -24;
 
+/**
+ * On a device with float16 textures (WebGL without float32 render targets) every value a kernel
+ * stores is rounded to 11 significant bits (u = 2^-11 = 4.9e-4), so two correct models that
+ * store their results in different places differ by a few u times the value: we allow 4 u
+ * relative (each side rounding its conv output and one later store) and the same absolute for
+ * values near zero. The float64 accuracy gate still decides whether the rewrite made things worse.
+ */
+export const FLOAT16_TOLERANCE = { atol: 4 * 2 ** -11, rtol: 4 * 2 ** -11 };
+
+/** Where a check runs: tfjs in this process, or a page of a headless browser. */
+export interface Target {
+  info: BackendInfo;
+  /** Set for webgl/webgpu. */
+  session?: BrowserSession;
+}
+
+/** Selects a Node backend or opens a browser on `request`; close it with closeTarget. */
+export async function openTarget(request: BackendRequest, options: Pick<VerifyOptions, 'moduleLoader' | 'browser'> = {}): Promise<Target> {
+  if (!isBrowserBackend(request)) return { info: await selectBackend(request, options.moduleLoader ?? require) };
+  const session = await BrowserSession.open(request, options.browser);
+  return { info: { name: request, device: session.device, fallbacks: [] }, session };
+}
+
+export async function withTarget<T>(request: BackendRequest, options: Pick<VerifyOptions, 'moduleLoader' | 'browser'>, body: (target: Target) => Promise<T>): Promise<T> {
+  const target = await openTarget(request, options);
+  try {
+    return await body(target);
+  } finally {
+    await target.session?.close();
+  }
+}
+
+/** The tolerance a run uses: the caller's, widened to float16 rounding on float16 devices. */
+export function targetTolerance(target: Target, tolerance: { atol: number; rtol: number }): { atol: number; rtol: number; note?: string } {
+  if (!target.session?.float16) return tolerance;
+  const atol = Math.max(tolerance.atol, FLOAT16_TOLERANCE.atol);
+  const rtol = Math.max(tolerance.rtol, FLOAT16_TOLERANCE.rtol);
+  return { atol, rtol, note: `${target.info.name} stores float16 textures on this device: tolerance widened to |a-b| <= ${atol.toPrecision(3)} + ${rtol.toPrecision(3)}*|a| (4 float16 unit roundoffs, 4 * 2^-11)` };
+}
+
 export interface LayerAccuracy {
   layer: string;
   replacement: string[];
@@ -95,7 +141,7 @@ export interface LayerAccuracy {
 }
 
 export interface SkippedBackend {
-  backend: BackendName;
+  backend: TargetName;
   skipped: string;
 }
 
@@ -104,6 +150,8 @@ export interface VerificationReport {
   passed: boolean;
   backend: string;
   device: string;
+  /** Storage precision of the device: 'float16' on WebGL without float32 textures (tolerance widened). */
+  precision?: 'float32' | 'float16';
   fallbacks: string[];
   atol: number;
   rtol: number;
@@ -119,6 +167,8 @@ export interface VerificationReport {
   accuracyFactor?: number;
   /** Float64 reference check of each rewritten layer (see LayerAccuracy). */
   layers?: LayerAccuracy[];
+  /** Integer-data check of each rewritten conv, no tolerance (see exact.ts); a false fails. */
+  exact?: (ExactCheck & { backend?: string })[];
   notes?: string[];
   /** With backend 'all': one entry per backend; outputs/layers above then hold the worst of them. */
   backends?: (VerificationReport | SkippedBackend)[];
@@ -198,32 +248,45 @@ export function runSettings(options: Pick<VerifyOptions, 'atol' | 'rtol' | 'batc
 }
 
 /** The report fields shared by every verification run. */
-export function runHeader(backend: BackendInfo, settings: ReturnType<typeof runSettings>, inputs: InputSet) {
+export function runHeader(target: Target, settings: ReturnType<typeof runSettings>, inputs: InputSet) {
+  const backend = target.info;
   return {
     backend: backend.name, device: backend.device, fallbacks: backend.fallbacks,
+    ...(target.session ? { precision: target.session.float16 ? 'float16' as const : 'float32' as const } : {}),
     ...settings,
+    atol: targetTolerance(target, settings).atol,
+    rtol: targetTolerance(target, settings).rtol,
     inputs: inputs.source, rows: inputs.rows,
   };
 }
 
 async function runOn(
-  backend: BackendInfo, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
+  target: Target, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
 ): Promise<VerificationReport> {
+  const backend = target.info;
+  const { session } = target;
   const settings = runSettings(options);
-  const { atol, rtol, batch, seed, batchSize } = settings;
+  const { batch, seed, batchSize } = settings;
+  const { atol, rtol, note: toleranceNote } = targetTolerance(target, settings);
   const factor = options.accuracyFactor ?? DEFAULT_ACCURACY_FACTOR;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
   const models: tf.LayersModel[] = [];
+  const pageIds: string[] = [];
   let inputs: InputSet | null = null;
   try {
+    // In a browser, the Node copies only plan the taps (and give the conv weights); the page computes.
     models.push(await instantiate(original, 'original'));
     models.push(await instantiate(rewritten, 'rewritten'));
     const [before, after] = models;
     if (before.inputs.length !== after.inputs.length || before.outputs.length !== after.outputs.length) {
       throw new InputError(`the models differ in inputs/outputs (${before.inputs.length}/${before.outputs.length} vs ${after.inputs.length}/${after.outputs.length})`);
     }
-    const probeA = new ProbeModel(before);
-    const probeB = new ProbeModel(after);
+    if (session) {
+      pageIds.push(await session.load('layers', original, 'original'));
+      pageIds.push(await session.load('layers', rewritten, 'rewritten'));
+    }
+    const probeA = session ? new PageProbeModel(before, session, pageIds[0]) : new ProbeModel(before);
+    const probeB = session ? new PageProbeModel(after, session, pageIds[1]) : new ProbeModel(after);
     const { probes, notes } = planProbes(options.rewrittenLayers ?? inferRewrittenLayers(before, after), probeA, probeB);
     const checks = probes.map((probe) => new LayerCheck(probe));
     inputs = openInputs(before, options.inputs, { batch, seed });
@@ -237,21 +300,20 @@ async function runOn(
       await yieldToEventLoop(options.signal);
       const timer = new StepTimer();
       const xs = inputs.batch(start, count);
-      let a: tf.Tensor[] = [];
-      let b: tf.Tensor[] = [];
+      let staged: string | undefined;
       try {
+        if (session) staged = await session.stage(xs);
+        let va: Values;
         try {
-          a = probeA.run(xs);
+          va = await probeA.values(staged ?? xs);
         } catch (error) {
           // The original model as given cannot run (a config tfjs accepts but cannot execute).
-          throw new InputError(`stock tfjs cannot run the original model: ${oneLine(error)}`);
+          throw new InputError(`stock tfjs cannot run the original model${session ? ` on ${backend.name}` : ''}: ${oneLine(error)}`);
         }
         timer.lap();
         await yieldToEventLoop(options.signal);
         timer.restart();
-        b = probeB.run(xs);
-        const read = (tensors: tf.Tensor[]) => Promise.all(tensors.map(async (t) => ({ data: await t.data() as Float32Array, shape: t.shape })));
-        const [va, vb] = [await read(a), await read(b)];
+        const vb = await probeB.values(staged ?? xs);
         for (let o = 0; o < before.outputs.length; o++) {
           const [expected, actual] = [va[probeA.outputs[o]], vb[probeB.outputs[o]]];
           const name = before.outputNames[o] ?? `output_${o}`;
@@ -269,28 +331,33 @@ async function runOn(
         }
         timer.lap();
       } finally {
-        tf.dispose([...xs, ...a, ...b]);
+        tf.dispose(xs);
+        if (staged) await session!.dispose(staged);
       }
       pacer.record(count, timer.slowest);
       options.onProgress?.({ backend: backend.name, done: start + count, total: inputs.rows });
     }
     const outputs = accumulators.map((acc) => acc.result());
     const layers = checks.map((check) => check.result(factor));
+    const exact = options.exactSubjects ? await runExactChecks(options.exactSubjects, { float16: session?.float16 ?? false, session }) : undefined;
+    if (!exact && probes.length) notes.push('exact integer check not run: it re-applies the passes to each conv, which optimize does (verify compares two given models)');
     return {
-      passed: outputs.every((o) => o.passed) && layers.every((l) => l.passed),
-      ...runHeader(backend, settings, inputs),
+      passed: outputs.every((o) => o.passed) && layers.every((l) => l.passed) && (exact ?? []).every((e) => e.exact !== false),
+      ...runHeader(target, settings, inputs),
       accuracyFactor: factor,
       outputs,
       layers,
-      notes,
+      ...(exact ? { exact } : {}),
+      notes: toleranceNote ? [toleranceNote, ...notes] : notes,
     };
   } finally {
     inputs?.close();
     models.forEach(disposeModel);
+    for (const id of pageIds) await session!.dispose(id);
   }
 }
 
-const ALL_BACKENDS: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const ALL_BACKENDS: TargetName[] = ['tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu'];
 
 /** NaN-aware "a is worse than b". */
 const worse = (a: number, b: number) => Number.isNaN(a) || (!Number.isNaN(b) && a > b);
@@ -308,8 +375,12 @@ function mergeRuns(runs: (VerificationReport | SkippedBackend)[]): VerificationR
     const candidates = done.map((r) => ({ ...r.layers![l], backend: r.backend }));
     return candidates.reduce((w, c) => (worse(c.ratio, w.ratio) ? c : w));
   });
+  // Per exact check, the backend where it went worst (false, then not checked, then true).
+  const rank = (e: ExactCheck) => (e.exact === false ? 2 : e.exact === null ? 1 : 0);
+  const exact = first.exact?.map((_, i) => done.map((r) => ({ ...r.exact![i], backend: r.backend })).reduce((w, c) => (rank(c) > rank(w) ? c : w)));
   return {
     ...first,
+    ...(exact ? { exact } : {}),
     passed: done.every((r) => r.passed),
     backend: 'all',
     device: done.map((r) => `${r.backend}: ${r.device}`).join('; '),
@@ -326,21 +397,24 @@ function mergeRuns(runs: (VerificationReport | SkippedBackend)[]): VerificationR
  * into the matrix report: the same for layers and graph models (`runOn` is the format's run).
  */
 export async function onBackends(
-  options: Pick<LayersVerifyOptions, 'backend' | 'moduleLoader'>, runOn: (backend: BackendInfo) => Promise<VerificationReport>,
+  options: Pick<LayersVerifyOptions, 'backend' | 'moduleLoader' | 'browser'>, runOn: (target: Target) => Promise<VerificationReport>,
 ): Promise<VerificationReport> {
-  const load = options.moduleLoader ?? require;
-  if (options.backend !== 'all') return runOn(await selectBackend(options.backend ?? 'auto', load));
+  if (options.backend !== 'all') return withTarget(options.backend ?? 'auto', options, runOn);
   const runs: (VerificationReport | SkippedBackend)[] = [];
   for (const name of ALL_BACKENDS) {
-    let backend: BackendInfo;
+    let target: Target;
     try {
-      backend = await selectBackend(name, load);
+      target = await openTarget(name, options);
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       runs.push({ backend: name, skipped: oneLine(error) });
       continue;
     }
-    runs.push(await runOn(backend));
+    try {
+      runs.push(await runOn(target));
+    } finally {
+      await target.session?.close();
+    }
   }
   return mergeRuns(runs);
 }
@@ -348,5 +422,5 @@ export async function onBackends(
 export async function verifyArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
 ): Promise<VerificationReport> {
-  return onBackends(options, (backend) => runOn(backend, original, rewritten, options));
+  return onBackends(options, (target) => runOn(target, original, rewritten, options));
 }

@@ -1,0 +1,196 @@
+/**
+ * The exact check: a tolerance-free test of each rewritten conv on the target backend.
+ *
+ * The conv alone (behind an Input of the shape it sees in the model) and the same after the
+ * passes (bench/probe.ts) are built with a small-integer kernel and bias instead of the real
+ * weights, linear activation, and fed small-integer rows. Every product and partial sum is then
+ * an integer of magnitude <= P*a*b + c (P = kernel values per filter, a/b/c = largest |input|,
+ * |kernel|, |bias|), chosen below 2^24 (float32) or 2^11 (float16 devices), so every summation
+ * order is exact and a correct rewrite gives bitwise-equal outputs. A kernel row in the wrong
+ * place, a wrong crop or permutation shows as a nonzero difference, on any backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { io } from '@tensorflow/tfjs';
+import type { LayerNode, ModelIR, Weight } from '../graph/types';
+import type { Pass } from '../pass';
+import { Candidate, RewriteRecord } from '../optimize/driver';
+import { findCandidates } from '../bench/policy';
+import { Probe, probesFor } from '../bench/probe';
+import type { BrowserSession } from '../browser/session';
+import { disposeModel, instantiate } from './models';
+
+/** A rewritten conv, captured before the passes ran (its weights are replaced, never read). */
+export interface ExactSubject {
+  candidate: Candidate;
+  passes: Pass[];
+}
+
+export interface ExactCheck {
+  layer: string;
+  /** Path of the model holding the layer. */
+  graph: string;
+  /** true: bitwise equal; false: some element differs; null: could not be checked (see reason). */
+  exact: boolean | null;
+  /** Input shape (no batch) of the probed call, rows fed, elements compared, how many differ. */
+  shape?: number[];
+  rows?: number;
+  elements?: number;
+  mismatches?: number;
+  maxAbsDiff?: number;
+  /** Largest |input|, |kernel|, |bias| drawn, and the bound P*a*b + c on every partial sum. */
+  magnitudes?: { input: number; kernel: number; bias: number; bound: number; limit: number };
+  reason?: string;
+}
+
+const mulberry32 = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+
+/** Integers uniform in [-m, m]. */
+const integers = (count: number, m: number, rand: () => number) => Float32Array.from({ length: count }, () => Math.floor(rand() * (2 * m + 1)) - m);
+
+/**
+ * Every conv the passes will rewrite, found by a dry run on `ir` before it is rewritten. The
+ * candidate keeps a snapshot of the layer's own weights (the probe needs nothing else of the IR).
+ */
+export function exactSubjects(ir: ModelIR, passes: Pass[], backend: string | undefined, forced: Set<string>): ExactSubject[] {
+  const owned = (w: Weight, layer: string) => w.name.split('/').slice(-2, -1)[0] === layer;
+  return findCandidates(ir, passes, backend, forced)
+    .filter((candidate) => candidate.pass.reportRefusals !== false)
+    .map((candidate) => ({
+      candidate: { ...candidate, context: { ...candidate.context, ir: { ...candidate.context.ir, weights: candidate.context.ir.weights.filter((w) => owned(w, candidate.layer.name)) } } },
+      passes,
+    }));
+}
+
+/** Keeps the subjects whose rewrite actually happened (a policy may have kept some convs). */
+export function rewrittenSubjects(subjects: ExactSubject[], records: RewriteRecord[]): ExactSubject[] {
+  return subjects.filter(({ candidate }) => records.some((r) => r.layer === candidate.layer.name && r.graph === candidate.graph && r.pass === candidate.pass.name));
+}
+
+interface IntegerProbe {
+  probe: Probe;
+  input: { data: Float32Array; shape: number[] };
+  magnitudes: NonNullable<ExactCheck['magnitudes']>;
+}
+
+/** Magnitudes a (input), b (kernel), c (bias) with P*a*b + c <= limit, as large as 16 allows. */
+export function magnitudesFor(patch: number, limit: number): { input: number; kernel: number; bias: number } | null {
+  if (patch > limit) return null;
+  const bias = Math.min(16, limit - patch);
+  const side = Math.max(1, Math.min(16, Math.floor(Math.sqrt((limit - bias) / patch))));
+  return { input: side, kernel: side, bias };
+}
+
+/** Integer-weight probes of one subject (one per distinct input shape), or why there are none. */
+export async function integerProbes(subject: ExactSubject, limit: number, rows = 2, seed = 97): Promise<IntegerProbe[] | string> {
+  const { candidate } = subject;
+  const kernel = candidate.context.ir.weights.find((w) => w.name.endsWith('/kernel'));
+  if (!kernel) return 'the conv has no kernel weight';
+  const filters = kernel.shape[kernel.shape.length - 1];
+  const patch = kernel.shape.reduce((a, b) => a * b, 1) / filters;
+  const m = magnitudesFor(patch, limit);
+  if (!m) return `a patch of ${patch} values cannot keep every partial sum below ${limit} with nonzero integers`;
+  const rand = mulberry32(seed);
+  const weights = candidate.context.ir.weights.map((w) => ({
+    ...w,
+    dtype: 'float32' as const,
+    values: integers(w.values.length, w.name.endsWith('/kernel') ? m.kernel : m.bias, rand),
+  }));
+  // Linear: the activation is the same call before and after; only the layout is under test here.
+  const layer: LayerNode = { ...candidate.layer, config: { ...candidate.layer.config, activation: 'linear' } };
+  const probes = await probesFor({ ...candidate, layer, context: { ...candidate.context, ir: { ...candidate.context.ir, weights } } }, subject.passes);
+  if (typeof probes === 'string') return probes;
+  const hasBias = weights.some((w) => w.name.endsWith('/bias'));
+  return probes.map((probe) => {
+    const shape = [rows, ...probe.shape];
+    return {
+      probe,
+      input: { data: integers(shape.reduce((a, b) => a * b, 1), m.input, rand), shape },
+      magnitudes: { ...m, bias: hasBias ? m.bias : 0, bound: patch * m.input * m.kernel + (hasBias ? m.bias : 0), limit },
+    };
+  });
+}
+
+async function runNode(artifacts: io.ModelArtifacts, x: tf.Tensor): Promise<{ data: Float32Array; shape: number[] }> {
+  const model = await instantiate(artifacts, 'exact-check probe');
+  try {
+    const y = model.predict(x, { batchSize: x.shape[0] }) as tf.Tensor;
+    try {
+      return { data: await y.data() as Float32Array, shape: y.shape };
+    } finally {
+      y.dispose();
+    }
+  } finally {
+    disposeModel(model);
+  }
+}
+
+async function runPage(session: BrowserSession, artifacts: io.ModelArtifacts, staged: string): Promise<{ data: ArrayLike<number>; shape: number[] }> {
+  const id = await session.load('layers', artifacts, 'exact-check probe');
+  try {
+    return (await session.run(id, staged))[0];
+  } finally {
+    await session.dispose(id);
+  }
+}
+
+/** Runs the exact check of every subject on the current Node backend, or in `session`. */
+export async function runExactChecks(subjects: ExactSubject[], options: { float16: boolean; session?: BrowserSession }): Promise<ExactCheck[]> {
+  const limit = options.float16 ? 2 ** 11 : 2 ** 24;
+  const checks: ExactCheck[] = [];
+  for (const subject of subjects) {
+    const where = { layer: subject.candidate.layer.name, graph: subject.candidate.graph };
+    const probes = await integerProbes(subject, limit);
+    if (typeof probes === 'string') {
+      checks.push({ ...where, exact: null, reason: probes });
+      continue;
+    }
+    for (const { probe, input, magnitudes } of probes) {
+      const x = tf.tensor(input.data, input.shape, 'float32');
+      let staged: string | undefined;
+      let a: { data: ArrayLike<number>; shape: number[] };
+      let b: { data: ArrayLike<number>; shape: number[] };
+      try {
+        if (options.session) {
+          staged = await options.session.stage([x]);
+          a = await runPage(options.session, probe.original, staged);
+          b = await runPage(options.session, probe.rewritten, staged);
+        } else {
+          a = await runNode(probe.original, x);
+          b = await runNode(probe.rewritten, x);
+        }
+      } finally {
+        x.dispose();
+        if (staged) await options.session!.dispose(staged);
+      }
+      let mismatches = 0;
+      let maxAbsDiff = 0;
+      const sameSize = a.data.length === b.data.length;
+      if (sameSize) {
+        for (let i = 0; i < a.data.length; i++) {
+          // Equal values (NaN counts as a difference; +0 and -0 are equal: a zero's sign depends on the order).
+          if (!(a.data[i] === b.data[i])) {
+            mismatches++;
+            maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a.data[i] - b.data[i]) || Infinity);
+          }
+        }
+      }
+      checks.push({
+        ...where,
+        exact: sameSize && mismatches === 0,
+        shape: probe.shape,
+        rows: input.shape[0],
+        elements: a.data.length,
+        mismatches: sameSize ? mismatches : a.data.length,
+        maxAbsDiff: sameSize ? maxAbsDiff : Infinity,
+        magnitudes,
+        ...(sameSize ? {} : { reason: `output sizes differ: ${a.data.length} vs ${b.data.length}` }),
+      });
+    }
+  }
+  return checks;
+}

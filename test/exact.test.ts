@@ -1,0 +1,121 @@
+/**
+ * The exact check (src/verify/exact.ts): every rewritten conv of every committed fixture is
+ * bitwise equal to its original on integer data, on cpu, wasm and (when a browser is present)
+ * webgl; a rewrite that puts one kernel row in the wrong place is caught.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { optimize } from '../src';
+import { BUILTIN_PASSES } from '../passes';
+import { conv3dToDense } from '../passes/conv3d-to-dense';
+import { selectBackend } from '../src/backend/select';
+import { BrowserSession } from '../src/browser/session';
+import { loadChecked } from '../src/io/source';
+import { runPasses } from '../src/optimize/driver';
+import type { Pass } from '../src/pass';
+import { ExactCheck, exactSubjects, magnitudesFor, rewrittenSubjects, runExactChecks } from '../src/verify/exact';
+import { describeBrowser } from './helpers/browser';
+import { COMMITTED, committedModel, expectNoLeaks } from './helpers/tf';
+
+const FIXTURES = fs.readdirSync(COMMITTED).filter((name) => fs.existsSync(path.join(COMMITTED, name, 'model.json'))).sort();
+const FORCED = new Set(BUILTIN_PASSES.map((pass) => pass.name));
+const CONV_PASSES = new Set(BUILTIN_PASSES.filter((pass) => pass.reportRefusals !== false).map((pass) => pass.name));
+
+/** Each fixture's rewritten convs (every pass forced, so Conv1D/Conv2D are covered too). */
+async function subjectsOf(name: string, backend: string) {
+  const { ir } = await loadChecked(committedModel(name));
+  const subjects = exactSubjects(ir, BUILTIN_PASSES, backend, FORCED);
+  const { rewritten } = runPasses(ir, BUILTIN_PASSES, { backend, forced: FORCED });
+  const convs = rewritten.filter((record) => CONV_PASSES.has(record.pass)).map((record) => record.layer).sort();
+  return { convs, subjects: rewrittenSubjects(subjects, rewritten) };
+}
+
+/** Runs the check on every fixture and asserts each rewritten conv is exact. */
+async function checkAll(backend: string, run: (subjects: ReturnType<typeof rewrittenSubjects>) => Promise<ExactCheck[]>) {
+  let total = 0;
+  for (const name of FIXTURES) {
+    const { convs, subjects } = await subjectsOf(name, backend);
+    const checks = await run(subjects);
+    expect({ name, layers: [...new Set(checks.map((c) => c.layer))].sort() }).toEqual({ name, layers: convs });
+    for (const check of checks) expect({ name, layer: check.layer, exact: check.exact, mismatches: check.mismatches }).toEqual({ name, layer: check.layer, exact: true, mismatches: 0 });
+    total += checks.length;
+  }
+  process.stderr.write(`exact check on ${backend}: ${total} probes over ${FIXTURES.length} fixtures, all bitwise equal\n`);
+  expect(total).toBeGreaterThanOrEqual(12);
+}
+
+/** conv3d-to-dense with the first two rows of the Dense kernel swapped: a layout bug. */
+const planted: Pass = {
+  ...conv3dToDense,
+  rewrite(layer, plan, context) {
+    const replacement = conv3dToDense.rewrite(layer, plan as never, context);
+    const kernel = replacement.addWeights.find((w) => w.name.endsWith('/kernel'))!;
+    const filters = kernel.shape[1];
+    const values = Float32Array.from(kernel.values as Float32Array);
+    values.set(kernel.values.slice(filters, 2 * filters) as Float32Array, 0);
+    values.set(kernel.values.slice(0, filters) as Float32Array, filters);
+    return { ...replacement, addWeights: replacement.addWeights.map((w) => (w === kernel ? { ...w, values } : w)) };
+  },
+};
+const PLANTED_PIPELINE = [planted, ...BUILTIN_PASSES.filter((pass) => pass.name !== 'conv3d-to-dense')];
+
+test('magnitudes keep every partial sum P*a*b + c within the exact-integer limit, for any patch size', () => {
+  for (const limit of [2 ** 11, 2 ** 24]) {
+    for (let patch = 1; patch <= limit; patch = Math.ceil(patch * 1.37)) {
+      const m = magnitudesFor(patch, limit)!;
+      expect(m.input).toBeGreaterThanOrEqual(1);
+      expect(patch * m.input * m.kernel + m.bias).toBeLessThanOrEqual(limit);
+    }
+    expect(magnitudesFor(limit + 1, limit)).toBeNull();
+  }
+  // Float16 with the Qwen3-VL patch (2*16*16*3 = 1536 values): only +-1 fits.
+  expect(magnitudesFor(1536, 2 ** 11)).toEqual({ input: 1, kernel: 1, bias: 16 });
+});
+
+describe.each(['cpu', 'wasm'])('on %s', (backend) => {
+  let previous: string;
+  beforeAll(async () => {
+    await tf.ready();
+    previous = tf.getBackend();
+    await selectBackend(backend as 'cpu' | 'wasm');
+  });
+  afterAll(() => tf.setBackend(previous));
+
+  test('every rewritten conv of every fixture is bitwise exact', async () => {
+    await expectNoLeaks(() => checkAll(backend, (subjects) => runExactChecks(subjects, { float16: false })));
+  });
+
+  test('optimize reports exact: true per layer; a planted wrong kernel row reports false and fails', async () => {
+    const good = await optimize(committedModel('qwen3vl-patch-embed-mini'), { backend: backend as 'cpu' });
+    expect(good.report.verification!.exact).toEqual([expect.objectContaining({ layer: 'patch_embed', exact: true, mismatches: 0 })]);
+    const bad = await optimize(committedModel('qwen3vl-patch-embed-mini'), { backend: backend as 'cpu', passes: PLANTED_PIPELINE });
+    const [check] = bad.report.verification!.exact!;
+    expect(check).toMatchObject({ layer: 'patch_embed', exact: false });
+    expect(check.mismatches).toBeGreaterThan(0);
+    expect(bad.report.verification!.passed).toBe(false);
+  });
+});
+
+describeBrowser('on webgl (headless browser)', () => {
+  let session: BrowserSession;
+  beforeAll(async () => {
+    session = await BrowserSession.open('webgl');
+  }, 60000);
+  afterAll(() => session?.close());
+
+  test('every rewritten conv of every fixture is bitwise exact', async () => {
+    await checkAll('webgl', (subjects) => runExactChecks(subjects, { float16: session.float16, session }));
+    expect(await session.numTensors()).toBe(0);
+  }, 180000);
+
+  test('a planted wrong kernel row is not exact, also with float16 magnitudes', async () => {
+    const { ir } = await loadChecked(committedModel('qwen3vl-patch-embed-mini'));
+    const subjects = exactSubjects(ir, PLANTED_PIPELINE, 'webgl', new Set());
+    for (const float16 of [false, true]) {
+      const [check] = await runExactChecks(subjects, { float16, session });
+      expect(check).toMatchObject({ layer: 'patch_embed', exact: false });
+      expect(check.magnitudes!.bound).toBeLessThanOrEqual(float16 ? 2048 : 2 ** 24);
+    }
+  }, 60000);
+});
