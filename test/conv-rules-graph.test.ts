@@ -343,7 +343,8 @@ describe('graph models take the layers flags', () => {
     const { report } = await optimizeGraphModel(vitPatchEmbed(true), { passes: ['conv2d-to-dense'], backend: 'all', atol: ATOL, rtol: 0 });
     const verification = report.verification!;
     expect(verification.backend).toBe('all');
-    expect(verification.backends!.map((b) => b.backend)).toEqual(['tensorflow', 'wasm', 'cpu']);
+    // webgl/webgpu run in a headless browser (listed as skipped where there is none).
+    expect(verification.backends!.map((b) => b.backend)).toEqual(['tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu']);
     const ran = verification.backends!.filter((b) => !('skipped' in b));
     expect(ran.map((b) => b.backend)).toEqual(expect.arrayContaining(['wasm', 'cpu']));
     expect(verification.passed).toBe(true);
