@@ -166,6 +166,21 @@ describeBrowser('in headless Chromium', () => {
     expect(text.stdout).toMatch(/\| webgl \| 64 rows \| [\d.]+ ±\d+% \| [\d.]+ ±\d+% \|.*\| [\d.]+x \|/);
   }, 180000);
 
+  test('--policy measure times the candidates in the page, for both formats', () => {
+    for (const [model, out] of [[MINI, 'policy-layers'], [GRAPH_MINI, 'policy-graph']]) {
+      const result = run(['optimize', model, '--out', path.join(dir, out), '--backend', 'webgl', '--policy', 'measure', '--json']);
+      expect(result.status).toBe(0);
+      const { policy, verification } = JSON.parse(result.stdout);
+      expect(policy).toMatchObject({ mode: 'measure', backend: 'webgl', device: verification.device });
+      expect(policy.decisions.length).toBeGreaterThanOrEqual(1);
+      for (const d of policy.decisions) {
+        expect(d.originalMs).toBeGreaterThan(0);
+        expect(d.rewrittenMs).toBeGreaterThan(0);
+        expect(d.reason).toMatch(/on webgl at batch 16/);
+      }
+    }
+  }, 180000);
+
   test('graph models verify on webgl too', () => {
     const result = run(['optimize', GRAPH_MINI, '--out', path.join(dir, 'graph'), '--backend', 'webgl', '--json']);
     expect(result.status).toBe(0);

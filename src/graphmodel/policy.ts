@@ -5,11 +5,16 @@
  * backend; the keep hook then keeps the original op where the rewrite is not faster. The rule,
  * the decision (`decide`) and the report are those of layers models (src/bench/policy.ts).
  */
+import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
 import { CandidateTiming, DEFAULT_POLICY_BATCH, PolicyDecision, PolicyReport, decide } from '../bench/policy';
 import { attr } from './attrs';
 import { benchmarkGraphArtifacts } from './bench';
+import { loadGraph, openGraphInputs } from './verify';
+import { BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';
+import { timeGraphsInPage } from '../bench/page';
+import { summarizeSamples } from '../bench/stats';
 import { GraphCandidate, runGraphPasses } from './driver';
 import { GraphModelIR, GraphNode, artifactsFromGraphIR, parseTensorName } from './ir';
 import type { GraphPass } from './pass';
@@ -108,10 +113,36 @@ export const timeGraphProbe = (backend: BackendRequest): GraphProbeTimer => asyn
   return { originalMs: result.medianOriginalMs, rewrittenMs: result.medianRewrittenMs };
 };
 
-export async function measureGraphCandidates(ir: GraphModelIR, passes: GraphPass[], options: GraphMeasureOptions = {}): Promise<{ keep: (candidate: GraphCandidate) => string | null; report: PolicyReport }> {
-  const backend = await selectBackend(options.backend ?? 'auto');
+/** The timer for a browser backend: both probes in one page of `session`, interleaved, medians. */
+const pageGraphTimer = (session: BrowserSession): GraphProbeTimer => async (probe, batch) => {
+  const model = await loadGraph(probe.original, 'original probe');
+  let feed: tf.Tensor[] = [];
+  try {
+    const rows = openGraphInputs(model, undefined, { batch, seed: 1234 });
+    feed = rows.batch(0, batch);
+    rows.close();
+    const [a, b] = (await timeGraphsInPage(session, probe.original, probe.rewritten, feed, 5, 1)).map((ms) => summarizeSamples(ms).median);
+    return { originalMs: a, rewrittenMs: b };
+  } finally {
+    tf.dispose(feed);
+    model.dispose();
+  }
+};
+
+type Measured = { keep: (candidate: GraphCandidate) => string | null; report: PolicyReport };
+
+export async function measureGraphCandidates(ir: GraphModelIR, passes: GraphPass[], options: GraphMeasureOptions = {}): Promise<Measured> {
+  const request = options.backend ?? 'auto';
+  // webgl/webgpu: one headless browser page times every candidate (unless a timer is injected).
+  if (isBrowserBackend(request) && !options.timer) {
+    return withBrowser(request, {}, (session) => measureWith(ir, passes, { name: request, device: session.device }, { ...options, timer: pageGraphTimer(session) }));
+  }
+  return measureWith(ir, passes, isBrowserBackend(request) ? { name: request, device: 'injected timer' } : await selectBackend(request), options);
+}
+
+async function measureWith(ir: GraphModelIR, passes: GraphPass[], backend: { name: string; device: string }, options: GraphMeasureOptions): Promise<Measured> {
   const batch = options.batch ?? DEFAULT_POLICY_BATCH;
-  const timer = options.timer ?? timeGraphProbe(backend.name);
+  const timer = options.timer ?? timeGraphProbe(backend.name as BackendRequest);
   const candidates: GraphCandidate[] = [];
   runGraphPasses(ir, passes, { backend: backend.name, forced: options.forced, measuring: true, keep: (candidate) => (candidates.push(candidate), 'dry run') });
 
