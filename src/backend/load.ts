@@ -53,13 +53,19 @@ export function duplicateTfjsLine(cores = loadedTfjsCores()): string | null {
 }
 
 let warned = false;
+let report = (line: string) => console.warn(line);
+
+/** Where the duplicate-tfjs line goes (default console.warn); the CLI folds it into its one line. */
+export function setDuplicateTfjsReporter(reporter: (line: string) => void): void {
+  report = reporter;
+}
 
 /** Says once per process that tfjs is loaded twice (after loading tfjs or a backend). */
 export function warnIfDuplicateTfjs(): void {
   const line = warned ? null : duplicateTfjsLine();
   if (line === null) return;
   warned = true;
-  console.warn(line);
+  report(line);
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 // First: signal handlers must be in place before tfjs spends ~0.3 s loading.
 import { onInterrupt } from './signals';
+import { heldWarnings } from './warnings';
 import '../backend/tfjs';
 import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
@@ -256,7 +257,9 @@ console.log = (...parts: unknown[]) => process.stderr.write(`${parts.map(String)
 /** Every failure, expected or a bug, ends as one stderr line and exit 2: never a stack, never another code. */
 function fail(error: unknown): void {
   const known = error instanceof InputError;
-  const message = `${known ? '' : 'internal error: '}${oneLine(error)}`;
+  // A second tfjs copy may be the cause: said in the same line, never as a second one.
+  const held = heldWarnings.splice(0).map((line) => ` (${line.replace(/^tfjs-rewrite: /, '')})`).join('');
+  const message = `${known ? '' : 'internal error: '}${oneLine(error)}${held}`;
   log(`tfjs-rewrite: ${message}`);
   // --json promises one JSON object on stdout, failures included.
   if (!printed && process.argv.includes('--json')) print(JSON.stringify({ error: message, exitCode: 2 }));
@@ -279,4 +282,7 @@ onInterrupt(removePendingWrites);
 // A browser opened for --backend webgl|webgpu must not outlive us.
 onInterrupt(closeAllBrowsers);
 
-run(process.argv.slice(2)).then((code) => (process.exitCode = code), fail);
+run(process.argv.slice(2)).then((code) => {
+  for (const line of heldWarnings.splice(0)) log(line);
+  process.exitCode = code;
+}, fail);
