@@ -13,6 +13,7 @@ import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { mulberry32 } from '../fixtures/models';
 import { inspectGraphModel, optimizeGraphModel } from '../src/graphmodel';
+import { InputError } from '../src/errors';
 
 const CASES = 150;
 const ATOL = 1e-5;
@@ -173,5 +174,18 @@ test.each(cases.map((c) => [describeCase(c), c] as const))('%s', async (_, c) =>
   tf.dispose([x, ya, yb]);
   a.dispose();
   b.dispose();
+  expect(tf.memory().numTensors).toBe(tensors);
+});
+
+// Found while writing the generator: stock tfjs loads a _FusedConv2D with a fused Tanh but has no
+// kernel for it (cpu, wasm). That is the model's problem, said as such, not an internal error.
+test('a model stock tfjs cannot run is reported as the model\'s problem', async () => {
+  const g = new GraphBuilder(3);
+  const x = g.placeholder('x', [-1, 4, 4, 2]);
+  g.output(g.conv2d('c', x, g.weight('k', [2, 2, 2, 3]), [2, 2], 'VALID', { fused: ['BiasAdd', 'Tanh'], args: [g.weight('b', [3])] }), [-1, 2, 2, 3]);
+  const tensors = tf.memory().numTensors;
+  const run = optimizeGraphModel(g.artifacts(), { passes: PASSES, backend: 'cpu' });
+  await expect(run).rejects.toThrow(InputError);
+  await expect(run).rejects.toThrow(/^stock tfjs cannot run the original graph model: Activation tanh has not been implemented/);
   expect(tf.memory().numTensors).toBe(tensors);
 });

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
-import { InputError } from '../errors';
+import { InputError, oneLine } from '../errors';
 import type { BrowserSession } from '../browser/session';
 import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
 import { InputSet, openInputs } from '../verify/inputs';
@@ -150,7 +150,14 @@ async function runOn(
       } catch (error) {
         // An output without the batch axis first cannot be split into passes: all rows in one
         // pass, when --batch-size allows it.
-        if (!(error instanceof BatchAxisError) || start !== 0 || whole || batchSize < rows.rows) throw error;
+        if (!(error instanceof BatchAxisError)) {
+          // The original model as given cannot run in this process (an op tfjs loads but has no
+          // kernel for, e.g. a _FusedConv2D with a fused Tanh): the model's problem, not ours.
+          // A browser page's errors are left as they are (the page itself may have failed).
+          if (error instanceof InputError || loaded[0].page) throw error;
+          throw new InputError(`stock tfjs cannot run the original graph model: ${oneLine(error)}`);
+        }
+        if (start !== 0 || whole || batchSize < rows.rows) throw error;
         whole = true;
         count = 0;
         continue;
