@@ -8,6 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder } from '../fixtures/graph-models';
+import { attr } from '../src/graphmodel/attrs';
+import { InputError } from '../src/errors';
 import { mulberry32 } from '../fixtures/models';
 import { inspect } from '../src/optimize';
 import { inspectGraphModel, optimizeGraphModel } from '../src/graphmodel';
@@ -141,31 +143,58 @@ describe('conv2d-to-dense on graph models', () => {
     expect(report.skipped).toEqual([expect.objectContaining({ pass: 'conv2d-to-dense', reason: 'Conv2D on cpu measured 0.98x < 1.25x; force it with --passes' })]);
   });
 
-  test('every Conv2D / _FusedConv2D of a MobileNet-like stack is considered: rewritten or given a reason', async () => {
-    // stem 3x3/2 -> [depthwise 3x3 -> pointwise 1x1] x 3, as a converted MobileNet block chain.
+  test('every _FusedConv2D of a MobileNetV2-like graph is considered: rewritten or given a reason', async () => {
+    // As the converter writes MobileNetV2 (BatchNorm folded): stem 3x3/2 -> inverted residual
+    // blocks [expand 1x1 + Relu6 -> (Pad) FusedDepthwiseConv2dNative + Relu6 -> project 1x1 (+ AddV2
+    // residual)] -> head 1x1 -> Mean -> _FusedMatMul. Shapes must flow through all of it.
     const g = new GraphBuilder(15);
-    let x = g.conv2d('stem/Relu6', g.placeholder('input', [-1, 16, 16, 3]), g.weight('stem/w', [3, 3, 3, 8]), [2, 2], 'SAME', { fused: ['BiasAdd', 'Relu6'], args: [g.weight('stem/b', [8])] });
-    for (let i = 0; i < 3; i++) {
-      x = g.op(`dw${i}`, 'DepthwiseConv2dNative', [x, g.weight(`dw${i}/w`, [3, 3, 8, 1])], {
-        T: { type: 'DT_FLOAT' }, strides: { list: { i: ['1', '1', '1', '1'] } }, padding: { s: Buffer.from('SAME').toString('base64') },
-        data_format: { s: Buffer.from('NHWC').toString('base64') }, dilations: { list: { i: ['1', '1', '1', '1'] } },
-      });
-      x = g.conv2d(`pw${i}/Relu6`, x, g.weight(`pw${i}/w`, [1, 1, 8, 8]), [1, 1], 'VALID', { fused: ['BiasAdd', 'Relu6'], args: [g.weight(`pw${i}/b`, [8])] });
-    }
-    g.output(x, [-1, 8, 8, 8]);
+    const T = attr.type('DT_FLOAT');
+    const fusedConv = (name: string, x: string, k: number, cin: number, cout: number, stride: number, act?: string) =>
+      g.conv2d(name, x, g.weight(`${name}/w`, [k, k, cin, cout]), [stride, stride], k === 1 ? 'VALID' : 'SAME',
+        { fused: act ? ['BiasAdd', act] : ['BiasAdd'], args: [g.weight(`${name}/b`, [cout])] });
+    const depthwise = (name: string, x: string, c: number, stride: number) => g.op(name, 'FusedDepthwiseConv2dNative', [x, g.weight(`${name}/w`, [3, 3, c, 1]), g.weight(`${name}/b`, [c])], {
+      T, strides: attr.ints([1, stride, stride, 1]), padding: attr.str(stride === 1 ? 'SAME' : 'VALID'), data_format: attr.str('NHWC'),
+      dilations: attr.ints([1, 1, 1, 1]), fused_ops: attr.strs(['BiasAdd', 'Relu6']), num_args: attr.int(1), explicit_paddings: attr.ints([]),
+    });
+    let x = fusedConv('stem', g.placeholder('input', [-1, 16, 16, 3]), 3, 3, 8, 2, 'Relu6');
+    const blocks: [number, number, number][] = [[8, 8, 1], [8, 12, 2], [12, 12, 1]];
+    blocks.forEach(([cin, cout, stride], i) => {
+      const expanded = fusedConv(`block${i}/expand`, x, 1, cin, cin * 3, 1, 'Relu6');
+      const padded = stride === 2 ? g.op(`block${i}/pad`, 'Pad', [expanded, g.ints(`block${i}/pad/paddings`, [0, 0, 0, 1, 0, 1, 0, 0], [4, 2])], { T, Tpaddings: attr.type('DT_INT32') }) : expanded;
+      const projected = fusedConv(`block${i}/project`, depthwise(`block${i}/depthwise`, padded, cin * 3, stride), 1, cin * 3, cout, 1);
+      x = stride === 1 && cin === cout ? g.op(`block${i}/add`, 'AddV2', [x, projected], { T }) : projected;
+    });
+    x = fusedConv('head', x, 1, 12, 16, 1, 'Relu6');
+    const pooled = g.op('pool', 'Mean', [x, g.ints('pool/axes', [1, 2])], { T, Tidx: attr.type('DT_INT32'), keep_dims: attr.bool(false) });
+    g.output(g.op('logits', '_FusedMatMul', [pooled, g.weight('logits/w', [16, 5]), g.weight('logits/b', [5])], {
+      T, transpose_a: attr.bool(false), transpose_b: attr.bool(false), fused_ops: attr.strs(['BiasAdd']), num_args: attr.int(1), epsilon: attr.float(0),
+    }), [-1, 5]);
     const original = g.artifacts();
+    const convs = nodesOf(original).filter((n) => n.op === '_FusedConv2D').map((n) => n.name);
+    expect(convs).toHaveLength(8);
     const inspected = await inspectGraphModel(original, { backend: 'cpu' });
-    // Default policy: every one of the 4 is listed, the stem as sliding, the pointwise ones as not paying.
-    expect(inspected.skipped.map((s) => `${s.layer}: ${s.reason}`)).toEqual([
-      'stem/Relu6: strides [2, 2] != kernel_size [3, 3]',
-      ...[0, 1, 2].map((i) => `pw${i}/Relu6: Conv2D on cpu measured 0.98x < 1.25x; force it with --passes`),
+    // Default policy: all 8 listed, the stem as sliding, the 1x1 ones as correct but not paying.
+    expect(inspected.skipped.map((s) => s.layer)).toEqual(convs);
+    expect(inspected.skipped.map((s) => s.reason)).toEqual([
+      'strides [2, 2] != kernel_size [3, 3]', ...new Array(7).fill('Conv2D on cpu measured 0.98x < 1.25x; force it with --passes'),
     ]);
     const { report, artifacts } = await optimizeGraphModel(original, { passes: ['conv2d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 });
-    expect(report.rewritten.map((r) => r.layer)).toEqual(['pw0/Relu6', 'pw1/Relu6', 'pw2/Relu6']);
-    expect(report.skipped.map((s) => s.layer)).toEqual(['stem/Relu6']);
+    expect(report.rewritten.map((r) => r.layer)).toEqual(convs.slice(1));
+    expect(report.skipped.map((s) => s.layer)).toEqual(['stem']);
     expect(count(artifacts, '_FusedConv2D')).toBe(1);
+    expect(report.verification!.layers!.every((l) => l.passed)).toBe(true);
     expect(await maxDiff(original, artifacts)).toBeLessThanOrEqual(ATOL);
   });
+});
+
+test('a graph model stock tfjs cannot run is reported as the model\'s problem, not an internal error', async () => {
+  const g = new GraphBuilder(19);
+  const x = g.placeholder('x', [-1, 4, 4, 3]);
+  // A filter for 5 input channels on a 3-channel input: it loads, but tfjs's conv2d refuses to run it.
+  g.output(g.conv2d('conv', x, g.weight('conv/w', [2, 2, 5, 4]), [1, 1], 'VALID'), [-1, 3, 3, 4]);
+  const failure = optimizeGraphModel(g.artifacts(), { backend: 'cpu' });
+  await expect(failure).rejects.toThrow(InputError);
+  await expect(failure).rejects.toThrow(/^stock tfjs cannot run the original graph model: .*depth/);
 });
 
 describe('conv1d-to-dense on graph models (the converter Conv1D form)', () => {
