@@ -166,6 +166,13 @@ describe('graph models are detected by format', () => {
     expect(report.medianRewrittenMs).toBeGreaterThan(0);
   });
 
+  test('bench of a graph model without --rows times the documented default of 16 rows, as for layers models', () => {
+    // It used to time 256 rows: minutes per run on cpu for a small image model.
+    const run = runCli(['bench', graphModel, '--backend', 'cpu', '--json']);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout).batch).toBe(16);
+  });
+
   test('comparing a graph model with a layers model is a usage error', () => {
     const run = runCli(['verify', graphModel, tubelet]);
     expect(run.status).toBe(2);

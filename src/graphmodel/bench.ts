@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
 import { summarizeSamples } from '../bench/stats';
+import { DEFAULT_POLICY_BATCH } from '../bench/policy';
 import type { VerifyInput } from '../verify/inputs';
 import { loadGraph, openGraphInputs, runGraph } from './verify';
 import { yieldToEventLoop } from '../yield';
@@ -32,7 +33,8 @@ export async function benchmarkGraphArtifacts(
   const request = options.backend ?? 'auto';
   if (isBrowserBackend(request)) return withBrowser(request, {}, (session) => benchInPage(session, original, rewritten, options));
   const backend = await selectBackend(request);
-  const batch = options.batch ?? 256;
+  // Same default as the layers bench and `bench --help` (16 rows), not a 256-row batch that takes minutes on cpu.
+  const batch = options.batch ?? DEFAULT_POLICY_BATCH;
   const runs = options.runs ?? 7;
   const models = [await loadGraph(original, 'original'), await loadGraph(rewritten, 'rewritten')];
   // The user's rows (`bench --inputs`, all of them: their leading dimension is the batch) or seeded ones.
@@ -79,7 +81,7 @@ async function benchInPage(
   const model = await loadGraph(original, 'original');
   let feed: tf.Tensor[] = [];
   try {
-    const rows = openGraphInputs(model, options.inputs, { batch: options.batch ?? 256, seed: options.seed ?? 1234 });
+    const rows = openGraphInputs(model, options.inputs, { batch: options.batch ?? DEFAULT_POLICY_BATCH, seed: options.seed ?? 1234 });
     feed = rows.batch(0, rows.rows);
     rows.close();
     const times = await timeGraphsInPage(session, original, rewritten, feed, runs, options.warmup ?? 2);
