@@ -21,7 +21,7 @@ import { MatchResult, Pass, REPLACED_INPUT } from '../src/pass';
 import { consumerCount, upstreamOf } from '../src/rewrite/upstream';
 import { isStatic, isView, viewPermutation } from '../src/rewrite/views';
 import { permuteRows } from '../src/rewrite/transpose';
-import { findWeight } from '../src/rewrite/weights';
+import { findWeight, keptEncodingNotes } from '../src/rewrite/weights';
 
 interface FoldPlan {
   chain: LayerNode[];
@@ -74,7 +74,7 @@ export const foldViewsIntoDense: Pass<FoldPlan> = {
     const source = viewPermutation(plan.inputShape.slice(1), plan.chain);
     const rowOf = new Int32Array(features);
     source.forEach((position, row) => (rowOf[position] = row));
-    const values = permuteRows(plan.kernel.values as Float32Array, units, rowOf);
+    const values = permuteRows(plan.kernel.values, units, rowOf);
     const layers: LayerNode[] = [];
     let feed: TensorRef[] = plan.input ? [{ ...plan.input }] : [{ layer: REPLACED_INPUT, node: 0, tensor: 0, kwargs: {} }];
     const append = (layer: Omit<LayerNode, 'calls' | 'extra'>) => {
@@ -95,6 +95,7 @@ export const foldViewsIntoDense: Pass<FoldPlan> = {
       absorbed: plan.chain.map((layer) => layer.name),
       removeWeights: [plan.kernel.name],
       addWeights: [{ ...plan.kernel, values }],
+      notes: keptEncodingNotes(dense.name, plan.kernel),
     };
   },
 };

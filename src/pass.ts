@@ -35,6 +35,8 @@ export interface Replacement {
   /** Weights of the original layer to remove and the new ones to add in their place. */
   removeWeights: string[];
   addWeights: Weight[];
+  /** Facts for the report (e.g. a quantized kernel reordered in its encoding). */
+  notes?: string[];
 }
 
 /** Placeholder in Replacement.layers calls for "the inputs of the replaced call". */

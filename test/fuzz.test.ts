@@ -1,7 +1,8 @@
 /**
  * Issue 5's proof: >= 1,000 deterministic broken/hostile models through the public API. Every
- * case must end in an InputError with a one-line message or in a verified success (saved
- * complete, and passing our own validation again), leave the tensor count, the input folder
+ * case must end in an InputError with a one-line message, a verified success, or (nothing
+ * rewritten) the model written through byte for byte; saved complete, and passing our own
+ * validation again, leave the tensor count, the input folder
  * and the output's parent as they were, and finish within its time budget (async hangs: a
  * per-case timeout; synchronous ones: a watchdog thread that kills the run).
  */
@@ -9,6 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, inspect, optimize, readModelFiles } from '../src';
+import { UNCHANGED } from '../src/optimize';
 import { FuzzCase, MUTATION_KINDS, generateCases, materialize, snapshotTree, startWatchdog } from './helpers/fuzz';
 import { tempDir } from './helpers/tf';
 
@@ -18,7 +20,7 @@ const CASE_TIMEOUT_MS = 10_000;
 /** Synchronous hangs (a loop that never ends) are caught by the watchdog thread instead. */
 const WATCHDOG_MS = 30_000;
 
-type Outcome = 'input-error' | 'verified' | 'verify-failed' | 'crash' | 'timeout';
+type Outcome = 'input-error' | 'verified' | 'unchanged' | 'verify-failed' | 'crash' | 'timeout';
 
 async function withTimeout<T>(body: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
@@ -28,6 +30,12 @@ async function withTimeout<T>(body: Promise<T>, ms: number): Promise<T | 'timeou
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The weight shards of a model folder, concatenated in manifest order. */
+function shardBytes(modelJson: string): Buffer {
+  const json = JSON.parse(fs.readFileSync(modelJson, 'utf8'));
+  return Buffer.concat(json.weightsManifest.flatMap((group: { paths: string[] }) => group.paths.map((p) => fs.readFileSync(path.join(path.dirname(modelJson), decodeURIComponent(p))))));
 }
 
 interface Result {
@@ -51,9 +59,11 @@ async function runCase(fuzzCase: FuzzCase, root: string): Promise<Result> {
     const result = await withTimeout(optimize(modelJson, { backend: 'cpu' }), CASE_TIMEOUT_MS);
     if (result === 'timeout') {
       outcome = 'timeout';
-    } else if (result.report.verification?.passed) {
-      outcome = 'verified';
+    } else if (result.report.verification?.passed || (result.report.rewritten.length === 0 && result.report.notes.includes(UNCHANGED))) {
+      outcome = result.report.verification ? 'verified' : 'unchanged';
       const written = result.save(path.join(outParent, 'out'));
+      // Nothing rewritten: the weights go out byte for byte.
+      if (outcome === 'unchanged' && !shardBytes(written).equals(shardBytes(modelJson))) problems.push('an unchanged model was not written byte for byte');
       const reread = await readModelFiles(written);
       if (!reread.weightSpecs || !reread.modelTopology) problems.push('saved output is incomplete');
       // What we write must pass our own validation: a rewrite may not produce a hostile model.
@@ -80,7 +90,7 @@ async function runCase(fuzzCase: FuzzCase, root: string): Promise<Result> {
     problems.push(`leaked ${tf.memory().numTensors - tensors} tensors`);
   }
   if (snapshotTree(dir) !== before) problems.push('the input folder changed');
-  const leftovers = fs.readdirSync(outParent).filter((name) => name !== 'out' || outcome !== 'verified');
+  const leftovers = fs.readdirSync(outParent).filter((name) => name !== 'out' || (outcome !== 'verified' && outcome !== 'unchanged'));
   if (leftovers.length) problems.push(`left in the output's parent: ${leftovers.join(', ')}`);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(outParent, { recursive: true, force: true });
@@ -107,7 +117,7 @@ test(`fuzz: ${CASES} mutated models end in a typed error or a verified success`,
 
   const table = new Map<string, Record<Outcome, number>>();
   for (const { fuzzCase, outcome } of results) {
-    const row = table.get(fuzzCase.kind) ?? { 'input-error': 0, verified: 0, 'verify-failed': 0, crash: 0, timeout: 0 };
+    const row = table.get(fuzzCase.kind) ?? { 'input-error': 0, verified: 0, unchanged: 0, 'verify-failed': 0, crash: 0, timeout: 0 };
     row[outcome]++;
     table.set(fuzzCase.kind, row);
   }

@@ -6,6 +6,7 @@ import { GraphBuilder, graphFixture } from '../fixtures/graph-models';
 import { InputError } from '../src/errors';
 import { attr } from '../src/graphmodel/attrs';
 import { inspectGraphModel, optimizeGraphModel, readGraphModelFiles, verifyGraphModels } from '../src/graphmodel';
+import { UNCHANGED } from '../src/optimize';
 import { graphIRFromArtifacts } from '../src/graphmodel/ir';
 import { loadGraph, runGraph, verifyGraphArtifacts } from '../src/graphmodel/verify';
 import { compareOutputs } from '../src/verify/compare';
@@ -125,16 +126,16 @@ function quantized(artifacts: io.ModelArtifacts, which: (name: string) => boolea
   return { ...artifacts, weightSpecs: specs, weightData: out.buffer };
 }
 
-test('a uint8-quantized filter is dequantized into a float32 kernel; an untouched quantized bias stays as it was', async () => {
+test('a uint8-quantized filter stays uint8 in the MatMul kernel; an untouched quantized bias stays as it was', async () => {
   const original = quantized(graphFixture('graph-patch-embed-mini').build(), (name) => /patch_embed\/(Conv3D|BiasAdd)\/ReadVariableOp$/.test(name));
   const { report, artifacts } = await expectNoLeaks(() => optimizeGraphModel(original, { backend: 'cpu', ...TIGHT }));
   expect(report.rewritten).toHaveLength(1);
   expect(report.verification!.passed).toBe(true);
-  expect(report.notes.join('\n')).toContain('filter was uint8-quantized; its MatMul kernel is float32');
+  expect(report.notes.join('\n')).toContain('the uint8-quantized filter keeps its encoding in the MatMul kernel');
   const bias = artifacts.weightSpecs!.find((w) => w.name.endsWith('BiasAdd/ReadVariableOp'))!;
   expect(bias.quantization).toEqual(original.weightSpecs!.find((w) => w.name === bias.name)!.quantization);
-  expect(artifacts.weightSpecs!.find((w) => w.name.endsWith('matmul_kernel'))).toMatchObject({ dtype: 'float32', shape: [96, 32] });
-  expect(artifacts.weightSpecs!.find((w) => w.name.endsWith('matmul_kernel'))!.quantization).toBeUndefined();
+  const filter = original.weightSpecs!.find((w) => w.name.endsWith('Conv3D/ReadVariableOp'))!;
+  expect(artifacts.weightSpecs!.find((w) => w.name.endsWith('matmul_kernel'))).toEqual({ ...filter, name: expect.stringMatching(/matmul_kernel$/), shape: [96, 32] });
 });
 
 describe('tubelet with remainders and SAME padding', () => {
@@ -185,9 +186,10 @@ describe('negatives', () => {
     expect(report.rewritten).toEqual([]);
     expect(report.skipped.map((s) => s.layer)).toEqual(spec.expectSkipped.map((s) => s.node));
     spec.expectSkipped.forEach((expected, i) => expect(report.skipped[i].reason).toContain(expected.reasonIncludes));
-    expect(artifacts.modelTopology).toEqual(original.modelTopology);
-    expect(report.verification!.passed).toBe(true);
-    expect(report.verification!.outputs.map((o) => o.maxAbsDiff)).toEqual([0, 0, 0, 0]);
+    // Written through as read: the same artifacts, no numerical check needed.
+    expect(artifacts).toBe(original);
+    expect(report.verification).toBeNull();
+    expect(report.notes).toContain(UNCHANGED);
   });
 });
 

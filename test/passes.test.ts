@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { optimize, inspect, passesByName, registerPass, InputError } from '../src';
+import { UNCHANGED } from '../src/optimize';
 import { fixture } from '../fixtures/models';
 import { runCli } from './helpers/cli';
 import { REPO, committedModel, disposeModel } from './helpers/tf';
@@ -59,7 +60,7 @@ test('a view with two readers is kept, and a lone Flatten is not churned', async
   // Flatten alone would only trade it for a Reshape, so nothing changes.
   expect(layerClasses(result.artifacts)).toEqual(['InputLayer', 'Permute', 'Flatten', 'Dense']);
   expect(result.report.rewritten).toEqual([]);
-  expect(result.report.verification!.passed).toBe(true);
+  expect(result.report.notes).toContain(UNCHANGED);
 });
 
 test('reshape chains collapse and identity views vanish, in a Sequential too', async () => {
@@ -148,5 +149,6 @@ test('a channels_first Flatten transposes, so it is not folded as a reshape', as
     return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 3, name: 'head' }).apply(flat) as tf.SymbolicTensor });
   });
   expect(layerClasses(result.artifacts)).toEqual(['InputLayer', 'Reshape', 'Flatten', 'Dense']);
-  expect(result.report.verification!.passed).toBe(true);
+  expect(result.report.rewritten).toEqual([]);
+  expect(result.report.notes).toContain(UNCHANGED);
 });

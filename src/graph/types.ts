@@ -51,15 +51,33 @@ export interface Graph {
   sequentialAsList?: boolean;
 }
 
-export type WeightValues = Float32Array | Int32Array | Uint8Array;
+export type WeightValues = Float32Array | Int32Array | Uint8Array | Uint16Array;
 export type WeightDtype = 'float32' | 'int32' | 'bool';
+
+/**
+ * How a weight is stored, as in the manifest: per-tensor affine uint8/uint16 (value =
+ * q * scale + min) or float16. Both are elementwise, so reordering the stored elements is the
+ * same as reordering the values: rewrites that permute a weight keep its encoding, exactly.
+ */
+export interface WeightQuantization {
+  dtype: 'uint8' | 'uint16' | 'float16';
+  scale?: number;
+  min?: number;
+}
 
 export interface Weight {
   /** Manifest name, e.g. "patch_embed/kernel" or "outer/patch_embed/kernel". */
   name: string;
   shape: number[];
+  /** The dtype tfjs decodes the weight to. */
   dtype: WeightDtype;
+  /**
+   * The stored elements, one per entry of `shape`: the values themselves, or with
+   * `quantization` the quantized elements (Uint8Array for uint8, Uint16Array for uint16 and
+   * float16 bits). Passes may reorder them but never read them as numbers.
+   */
   values: WeightValues;
+  quantization?: WeightQuantization;
 }
 
 /** Everything a layers model is: topology, weights, and the artifact fields we pass through. */
@@ -70,7 +88,7 @@ export interface ModelIR {
   weights: Weight[];
   /** format, generatedBy, convertedBy, trainingConfig, userDefinedMetadata, ... */
   artifactExtra: JsonObject;
-  /** Warnings collected while reading (e.g. quantized weights that will be written as float32). */
+  /** Facts collected while reading and rewriting (e.g. quantized weights kept in their encoding). */
   notes: string[];
   /** Set when the model was read in another form and converted (Keras 3 -> Keras 2 form). */
   converted?: Conversion;

@@ -7,7 +7,7 @@ import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { modelJsonPath } from '../io/source';
-import type { Report } from '../optimize';
+import { Report, UNCHANGED } from '../optimize';
 import type { LayersVerifyOptions, VerificationReport } from '../verify/verify';
 import { graphPassesByName, registeredGraphPasses, withoutLowering } from '../../passes';
 import { selectBackend } from '../backend/select';
@@ -19,7 +19,7 @@ import { readGraphModelFiles } from './files';
 import { GraphModelIR, artifactsFromGraphIR, graphIRFromArtifacts, isGraphModelJson } from './ir';
 import type { GraphPass } from './pass';
 import { summarizeGraph } from './summary';
-import { verifyGraphArtifacts } from './verify';
+import { loadGraph, verifyGraphArtifacts } from './verify';
 
 export { isGraphModelJson } from './ir';
 export { isGraphModelFile, readGraphModelFiles } from './files';
@@ -101,6 +101,17 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
 /** Rewrites every eligible node and (by default) verifies the result against the original. */
 export async function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
   const { original, ir, before, rewritten, skipped, policyFields } = await rewrite(source, options);
+  if (rewritten.length === 0) {
+    // Nothing to compare: the model goes out as it came in, with no inputs to generate.
+    // Loading it once still proves stock tfjs accepts it.
+    if (options.verify !== false) (await loadGraph(original, 'original')).dispose();
+    return {
+      report: { rewritten, skipped, verification: null, before, after: before, notes: [...ir.notes, UNCHANGED], ...policyFields },
+      artifacts: original,
+      load: () => tf.loadGraphModel(tf.io.fromMemory(original)),
+      save: (dir, saveOptions) => writeModelFiles(original, dir, saveOptions),
+    };
+  }
   const artifacts = artifactsFromGraphIR(ir);
   const verification = options.verify === false ? null : await verifyGraphArtifacts(original, artifacts, { ...options, rewrittenLayers: rewritten });
   const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes, ...policyFields };

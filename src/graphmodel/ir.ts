@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { BYTES_PER_ELEMENT } from '../io/files';
+import { describeEncodings } from '../io/ir';
+import { transposeValues } from '../rewrite/transpose';
 import type { Attrs } from './attrs';
 
 export interface GraphNode {
@@ -138,8 +140,8 @@ export function graphIRFromArtifacts(artifacts: io.ModelArtifacts): GraphModelIR
     for (const value of values) if (!Number.isFinite(value)) bad++;
     if (bad) throw new InputError(`weight "${spec.name}" has ${bad} NaN/Inf value(s)`);
   }
-  const quantized = weights.filter((w) => w.spec.quantization).length;
-  if (quantized) ir.notes.push(`${quantized} quantized weight(s) are kept as they are; rewritten weights are written as float32`);
+  const quantized = weights.filter((w) => w.spec.quantization).map((w) => w.spec);
+  if (quantized.length) ir.notes.push(`${describeEncodings(quantized)}: kept in their encoding`);
   const functions = (topologyExtra.library as { function?: unknown[] } | undefined)?.function;
   if (Array.isArray(functions) && functions.length) {
     ir.notes.push(`${functions.length} function(s) in modelTopology.library (control flow bodies) are passed through untouched`);
@@ -229,6 +231,27 @@ export function decodeFloatWeight(weight: GraphWeight): Float32Array {
   } finally {
     tf.dispose(Object.values(map));
   }
+}
+
+const ELEMENTS: Record<string, new (buffer: ArrayBuffer, offset: number, length: number) => Float32Array | Int32Array | Uint8Array | Uint16Array> = {
+  float32: Float32Array, int32: Int32Array, bool: Uint8Array, uint8: Uint8Array, uint16: Uint16Array, float16: Uint16Array,
+};
+
+/**
+ * `weight` (read as shape `from`) transposed by `perm` in its stored encoding, as a new weight `name` of `shape`: the
+ * same elements reordered, so a uint8/uint16/float16-quantized weight keeps its manifest entry
+ * (per-tensor scale/min commute with any reordering): exact, same size, nothing decoded.
+ */
+export function transposedWeight(weight: GraphWeight, name: string, shape: number[], perm: number[], from = weight.spec.shape): GraphWeight {
+  const stored = weight.spec.quantization?.dtype ?? weight.spec.dtype;
+  const View = ELEMENTS[stored];
+  if (!View) throw new Error(`internal: cannot reorder a ${stored} weight`);
+  const size = weight.spec.shape.reduce((a, b) => a * b, 1);
+  // A private copy of the bytes: views need alignment, and the result must not alias the input.
+  const elements = new View(weight.bytes.slice().buffer, 0, size);
+  const out = transposeValues(elements, from, perm);
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return { spec: { ...weight.spec, name, shape }, bytes };
 }
 
 export function float32Weight(name: string, shape: number[], values: Float32Array): GraphWeight {

@@ -1,16 +1,17 @@
 /**
  * ModelArtifacts <-> ModelIR. The IR keeps weights as plain typed arrays so passes never touch
- * tensors. Plain dtypes are viewed in place (tfjs's decode/encode would copy every weight into a
- * backend and out again: 3x the model in memory); quantized ones go through tfjs's decoder.
+ * tensors. Every weight is viewed in place in its stored encoding (tfjs's decode/encode would
+ * copy every weight into a backend and out again: 3x the model in memory, and quantized weights
+ * would come back float32, 2-4x larger): float32/int32/bool as themselves, uint8/uint16/float16
+ * quantized ones as their stored elements with the manifest's `quantization` beside them.
  * test/roundtrip.test.ts checks both directions against tf.io.decodeWeights / encodeWeights.
  */
-import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { graphToJson, readTopology } from '../graph/json';
 import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, kerasFileRouteWeightName, keras3WeightName } from '../graph/keras3';
 import { lintGraph } from '../graph/lint';
-import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightValues } from '../graph/types';
+import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightQuantization, WeightValues } from '../graph/types';
 import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
 
 const PASSED_THROUGH = ['format', 'generatedBy', 'convertedBy', 'trainingConfig', 'userDefinedMetadata', 'signature'] as const;
@@ -36,9 +37,7 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
     notes.push(conversionNote(converted));
   }
   const quantized = specs.filter((spec) => spec.quantization);
-  if (quantized.length) {
-    notes.push(`${quantized.length} quantized weight(s) (${quantized[0].quantization!.dtype}) are written back as float32`);
-  }
+  if (quantized.length) notes.push(`${describeEncodings(quantized)}: kept in their encoding`);
   const artifactExtra: JsonObject = {};
   for (const key of PASSED_THROUGH) {
     if (artifacts[key] != null) artifactExtra[key] = artifacts[key] as unknown as JsonObject;
@@ -102,8 +101,16 @@ export function loadableArtifacts(artifacts: io.ModelArtifacts, ir: ModelIR): io
 }
 
 const VIEWS: Record<string, { new (buffer: ArrayBuffer, offset: number, length: number): WeightValues; BYTES_PER_ELEMENT: number }> = {
-  float32: Float32Array, int32: Int32Array, bool: Uint8Array,
+  float32: Float32Array, int32: Int32Array, bool: Uint8Array, uint8: Uint8Array, uint16: Uint16Array, float16: Uint16Array,
 };
+
+/** "3 weight(s) stored quantized (uint8 x2, float16 x1)", for notes. */
+export function describeEncodings(specs: { quantization?: { dtype: string } }[]): string {
+  const counts = new Map<string, number>();
+  for (const spec of specs) if (spec.quantization) counts.set(spec.quantization.dtype, (counts.get(spec.quantization.dtype) ?? 0) + 1);
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  return `${total} weight(s) stored quantized (${[...counts].map(([dtype, n]) => `${dtype} x${n}`).join(', ')})`;
+}
 
 function decode(artifacts: io.ModelArtifacts, specs: io.WeightsManifestEntry[]): Weight[] {
   if (specs.length === 0) return [];
@@ -115,11 +122,11 @@ function decode(artifacts: io.ModelArtifacts, specs: io.WeightsManifestEntry[]):
   if (expected !== actual) {
     throw new InputError(`weight data holds ${actual} bytes, but the ${specs.length} weight specs need ${expected}`);
   }
-  return specs.some((spec) => spec.quantization) ? decodeWithTfjs(data, specs) : viewWeights(chunks, specs);
+  return viewWeights(chunks, specs);
 }
 
 /**
- * Plain float32/int32/bool weights are their bytes: each becomes a typed-array view of the
+ * Weights are their bytes: each becomes a typed-array view (of its stored element type) of the
  * buffer it lies in (a copy only when it straddles two buffers or is misaligned), so a model of
  * any size is held once. The layout is tfjs's (decodeWeights reads the same bytes in order).
  */
@@ -127,7 +134,7 @@ function viewWeights(chunks: ArrayBuffer[], specs: io.WeightsManifestEntry[]): W
   let chunk = 0;
   let offset = 0;
   return specs.map((spec) => {
-    const View = VIEWS[spec.dtype];
+    const View = VIEWS[spec.quantization?.dtype ?? spec.dtype];
     const size = spec.shape.reduce((a, b) => a * b, 1);
     let bytes = specBytes(spec)!;
     while (chunk < chunks.length && offset === chunks[chunk].byteLength) {
@@ -155,26 +162,18 @@ function viewWeights(chunks: ArrayBuffer[], specs: io.WeightsManifestEntry[]): W
       }
       values = new View(copy.buffer, 0, size);
     }
-    return { name: spec.name, shape: [...spec.shape], dtype: spec.dtype as WeightDtype, values };
+    const weight: Weight = { name: spec.name, shape: [...spec.shape], dtype: spec.dtype as WeightDtype, values };
+    // The manifest entry as read (scale/min and any key tfjs adds), so it is written back as is.
+    if (spec.quantization) weight.quantization = { ...spec.quantization } as WeightQuantization;
+    return weight;
   });
 }
 
-/** Quantized weights: tfjs's own decoder dequantizes them. */
-function decodeWithTfjs(data: io.WeightData, specs: io.WeightsManifestEntry[]): Weight[] {
-  let tensors: tf.NamedTensorMap;
-  try {
-    tensors = tf.io.decodeWeights(data, specs);
-  } catch (error) {
-    throw new InputError(`weights cannot be decoded: ${(error as Error).message}`);
-  }
-  try {
-    return specs.map((spec) => {
-      const tensor = tensors[spec.name];
-      return { name: spec.name, shape: [...tensor.shape], dtype: tensor.dtype as WeightDtype, values: tensor.dataSync() as WeightValues };
-    });
-  } finally {
-    tf.dispose(Object.values(tensors));
-  }
+/** The manifest entry of a weight: its name, shape, dtype and stored encoding. */
+export function specOfWeight(weight: Weight): io.WeightsManifestEntry {
+  const spec: io.WeightsManifestEntry = { name: weight.name, shape: weight.shape, dtype: weight.dtype };
+  if (weight.quantization) spec.quantization = { ...weight.quantization };
+  return spec;
 }
 
 /** Each weight's bytes, as views (no copy), in manifest order. */
@@ -187,7 +186,7 @@ export function artifactsMetaOfIR(ir: ModelIR): io.ModelArtifacts {
   return {
     ...(ir.artifactExtra as Partial<io.ModelArtifacts>),
     modelTopology: { ...graphToJson(ir.graph), ...ir.topologyExtra },
-    weightSpecs: ir.weights.map((weight) => ({ name: weight.name, shape: weight.shape, dtype: weight.dtype })),
+    weightSpecs: ir.weights.map(specOfWeight),
   };
 }
 

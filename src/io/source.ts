@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { inferShapes, isKnownLayerClass } from '../graph/shapes';
-import { Graph, ModelIR } from '../graph/types';
+import { Graph, ModelIR, Weight } from '../graph/types';
 import { artifactsOfModel, readModelFiles } from './files';
 import { irFromArtifacts, loadableArtifacts } from './ir';
 import { checkLayerConfigs } from '../validate/config';
@@ -41,21 +41,32 @@ export function checkedIR(artifacts: io.ModelArtifacts): ModelIR {
   checkLayerConfigs(ir.graph);
   checkWeightsAgainstLayers(ir.graph, inferShapes(ir.graph), ir.weights);
   for (const weight of ir.weights) {
-    if (weight.dtype !== 'float32') continue;
-    let bad = 0;
-    let first = -1;
-    const values = weight.values;
-    for (let i = 0; i < values.length; i++) {
-      // v - v is NaN exactly for NaN and +-Inf; cheaper than Number.isFinite on 100M values.
-      if (values[i] - values[i] !== 0) {
-        bad++;
-        if (first < 0) first = i;
-      }
-    }
+    const { bad, first } = nonFinite(weight);
     // NaN would make verification fail (or pass, where both sides propagate it) for the wrong reason.
     if (bad) throw new InputError(`weight "${weight.name}" has ${bad} NaN/Inf value(s) (first at flat index ${first})`);
   }
   return ir;
+}
+
+/** How many stored values of a float weight are NaN or +-Inf, and the first one's index. */
+function nonFinite(weight: Weight): { bad: number; first: number } {
+  let bad = 0;
+  let first = -1;
+  const values = weight.values;
+  // Affine uint8/uint16 are finite by construction (scale and min were checked finite).
+  if (weight.dtype !== 'float32' || (weight.quantization && weight.quantization.dtype !== 'float16')) return { bad, first };
+  if (weight.quantization) {
+    for (let i = 0; i < values.length; i++) {
+      // float16 bits: an all-ones exponent is NaN or +-Inf.
+      if ((values[i] & 0x7c00) === 0x7c00 && bad++ === 0) first = i;
+    }
+    return { bad, first };
+  }
+  for (let i = 0; i < values.length; i++) {
+    // v - v is NaN exactly for NaN and +-Inf; cheaper than Number.isFinite on 100M values.
+    if (values[i] - values[i] !== 0 && bad++ === 0) first = i;
+  }
+  return { bad, first };
 }
 
 /** Artifacts and checked IR of a source; errors about a file name it first. */

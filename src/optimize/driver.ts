@@ -37,6 +37,7 @@ export function layersDialect(ir: ModelIR): Dialect<LayerNode, MatchContext, Rep
     context: (settings) => ({ ...settings, ir, graph, shapes }),
     replace: (layer, replacement) => {
       replaceLayer(ir, graph, layer, replacement);
+      ir.notes.push(...(replacement.notes ?? []));
       // A replacement keeps the shapes it produces, but the layers it defines have other input
       // shapes, often under an old name (the conv's last view, a merged reshape). Forget them:
       // passes refuse those layers for the rest of this sweep and see them, with fresh shapes,

@@ -20,6 +20,7 @@ import type { Conversion, ModelIR } from '../graph/types';
 import type { Pass } from '../pass';
 import { ModelSummary, summarize } from '../report/summary';
 import { LayersVerifyOptions, VerificationReport, verifyArtifacts } from '../verify/verify';
+import { disposeModel, instantiate } from '../verify/models';
 import { MeasureOptions, PolicyMode, PolicyReport, measureCandidates } from '../bench/policy';
 import { RewriteRecord, SkipRecord, runPasses } from './driver';
 import { exactSubjects, rewrittenSubjects } from '../verify/exact';
@@ -96,6 +97,9 @@ async function rewrite(source: ModelSource, chosen?: (Pass | string)[], options:
   return { original, ir, before, rewritten, skipped, subjects: rewrittenSubjects(subjects, rewritten), policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
 }
 
+/** The report note when no pass changed anything. */
+export const UNCHANGED = 'nothing was rewritten: the model is written through unchanged (same topology, byte-identical weights); no numerical check was needed';
+
 /** Anything optimize/inspect/verify take: a layers or graph model, as files, in memory or artifacts. */
 export type AnyModelSource = ModelSource | tf.GraphModel;
 
@@ -154,6 +158,19 @@ const guestOptimize = asGuest(async (source: AnyModelSource, options: OptimizeOp
 
 async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
   const { original, ir, before, rewritten, skipped, subjects, policyFields } = await rewrite(source, options.passes, options);
+  // A Keras 3 topology read as Keras 2 must be written in the new form, rewritten or not.
+  if (rewritten.length === 0 && !ir.converted) {
+    // Nothing to compare: the model goes out as it came in (topology, weight bytes, encodings).
+    // Loading it once still proves stock tfjs accepts it; no inputs are needed for that.
+    if (options.verify !== false) disposeModel(await instantiate(original, 'original'));
+    const notes = [...ir.notes, UNCHANGED];
+    return {
+      report: { rewritten, skipped, verification: null, before, after: before, notes, ...policyFields },
+      artifacts: original,
+      load: () => tf.loadLayersModel(tf.io.fromMemory(original)),
+      save: (dir, saveOptions) => writeModelFiles(original, dir, saveOptions),
+    };
+  }
   // The one-buffer artifacts are a copy of every weight: built only when something needs them
   // (verification, load, a caller); saving writes the IR's weight views directly.
   let packed: io.ModelArtifacts | undefined;

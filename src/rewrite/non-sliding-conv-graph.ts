@@ -31,10 +31,9 @@
  */
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readStrings, readType } from '../graphmodel/attrs';
-import { GraphNode, GraphWeight, decodeFloatWeight, float32Weight, int32Weight, parseTensorName } from '../graphmodel/ir';
+import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphmodel/ir';
 import type { GraphMatchContext, GraphPass, GraphReplacement } from '../graphmodel/pass';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
-import { transposeValues } from './transpose';
 
 interface Fused {
   /** fused_ops as written (BiasAdd first), for the _FusedMatMul. */
@@ -240,9 +239,9 @@ function rewriteConv(conv: GraphNode, plan: GraphConvPlan, context: GraphMatchCo
   // Filter rows follow the plan's row order; with the kernel's own order the bytes are unchanged.
   // (The Conv1D form's filter [1, k, C, F] is the rank-1 kernel [k, C, F] with a leading 1.)
   const kernelShape = [...plan.geometry.kernel, channels, plan.filters];
-  const values = transposeValues(decodeFloatWeight(plan.filter), kernelShape, [...kernelAxes(plan.order, rank), rank + 1]);
   const kernelName = context.freshName(`${conv.name}/matmul_kernel`);
-  addWeights.push(float32Weight(kernelName, [rowLength, plan.filters], values));
+  // Reordered in its stored encoding: a quantized filter stays quantized, exactly.
+  addWeights.push(transposedWeight(plan.filter, kernelName, [rowLength, plan.filters], [...kernelAxes(plan.order, rank), rank + 1], kernelShape));
   node(kernelName, 'Const', [], { value: attr.tensor('DT_FLOAT', [rowLength, plan.filters]), dtype: attr.type('DT_FLOAT') });
   const noTranspose = { transpose_a: attr.bool(false), transpose_b: attr.bool(false) };
   const matmul = plan.fused
@@ -259,7 +258,7 @@ function rewriteConv(conv: GraphNode, plan: GraphConvPlan, context: GraphMatchCo
   nodes.find((n) => n.op !== 'Const')!.input.push(...new Set(controls));
 
   const notes = plan.filter.spec.quantization
-    ? [`${conv.name}: filter was ${plan.filter.spec.quantization.dtype}-quantized; its MatMul kernel is float32`]
+    ? [`${conv.name}: the ${plan.filter.spec.quantization.dtype}-quantized filter keeps its encoding in the MatMul kernel (stored elements reordered: exact, same size)`]
     : [];
   return {
     remove: plan.remove.map((n) => n.name),

@@ -9,7 +9,7 @@ import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../graph/types';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 import { Step, withFilters } from './patch-plan';
 import { permuteRows, transposeValues } from './transpose';
-import { findWeight, renameWeight } from './weights';
+import { findWeight, keptEncodingNotes, renameWeight } from './weights';
 
 export interface NonSlidingPlan extends ConvAnalysis {
   kernel: Weight;
@@ -143,13 +143,14 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
     const rows = plan.kernel.values.length / plan.filters;
     // Dense row r is the conv kernel's row source[r] (kernel rows are [k..., C], filters last).
     const source = transposeValues(Int32Array.from({ length: rows }, (_, i) => i), plan.kernel.shape.slice(0, -1), kernelAxes(plan.order, plan.geometry.kernel.length));
+    // The same elements in another order: a quantized kernel keeps its encoding (exact, same size).
     const addWeights: Weight[] = [{
+      ...plan.kernel,
       name: renameWeight(plan.kernel, layer.name, denseName),
       shape: [rows, plan.filters],
-      dtype: 'float32',
       values: source.every((row, r) => row === r)
         ? plan.kernel.values
-        : permuteRows(plan.kernel.values as Float32Array, plan.filters, source, context.reuseWeights),
+        : permuteRows(plan.kernel.values, plan.filters, source, context.reuseWeights),
     }];
     if (plan.bias) addWeights.push({ ...plan.bias, name: renameWeight(plan.bias, layer.name, denseName) });
     return {
@@ -157,6 +158,7 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       outputs,
       removeWeights: [plan.kernel.name, ...(plan.bias ? [plan.bias.name] : [])],
       addWeights,
+      notes: keptEncodingNotes(layer.name, plan.kernel),
     };
   }
 

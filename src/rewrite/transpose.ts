@@ -1,5 +1,5 @@
 /** Transposes a dense row-major array; returns the input itself when `perm` is the identity. */
-export function transposeValues<T extends Float32Array | Int32Array | Uint8Array>(
+export function transposeValues<T extends Float32Array | Int32Array | Uint8Array | Uint16Array>(
   values: T, shape: number[], perm: number[],
 ): T {
   if (perm.every((axis, i) => axis === i)) return values;
@@ -27,17 +27,21 @@ export function transposeValues<T extends Float32Array | Int32Array | Uint8Array
 /**
  * Reorders the rows (of `rowSize` values) of a row-major matrix so that row r becomes old row
  * source[r]. With `inPlace`, the input array itself is permuted by following cycles with one
- * spare row (no second copy of a large kernel); otherwise a new array is returned.
+ * spare row (no second copy of a large kernel); otherwise a new array is returned. Any element
+ * type: quantized kernels are reordered in their stored encoding.
  */
-export function permuteRows(values: Float32Array, rowSize: number, source: ArrayLike<number>, inPlace = false): Float32Array {
+export function permuteRows<T extends Float32Array | Int32Array | Uint8Array | Uint16Array>(
+  values: T, rowSize: number, source: ArrayLike<number>, inPlace = false,
+): T {
+  const Typed = values.constructor as new (n: number) => T;
   const rows = source.length;
   if (!inPlace) {
-    const out = new Float32Array(values.length);
+    const out = new Typed(values.length);
     for (let r = 0; r < rows; r++) out.set(values.subarray(source[r] * rowSize, (source[r] + 1) * rowSize), r * rowSize);
     return out;
   }
   const done = new Uint8Array(rows);
-  const spare = new Float32Array(rowSize);
+  const spare = new Typed(rowSize);
   for (let start = 0; start < rows; start++) {
     if (done[start] || source[start] === start) continue;
     // Walk the cycle start <- source[start] <- source[source[start]] ... back to start.
