@@ -3,6 +3,7 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { REPO, committedModel, tempDir } from './helpers/tf';
+import { UNCHANGED } from '../src/optimize';
 
 test('bench --json prints one object with the four timings and the ratios', () => {
   const run = runCli(['bench', committedModel('video-tubelet'), '--backend', 'cpu', '--batch', '2', '--json']);
@@ -34,7 +35,9 @@ test('optimize --policy measure reports a decision per conv, consistent with wha
     const kept = report.kept.some((k: { layer: string }) => k.layer === d.layer);
     expect([d.decision, rewritten, kept]).toEqual(d.decision === 'rewrite' ? ['rewrite', true, false] : ['keep', false, true]);
   }
-  expect(report.verification.passed).toBe(true);
+  // Timings may keep both convs: then the model is written through unchanged, with nothing to verify.
+  if (report.rewritten.length) expect(report.verification.passed).toBe(true);
+  else expect(report.notes).toContain(UNCHANGED);
 });
 
 test('a bad --policy is a usage error', () => {

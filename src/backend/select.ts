@@ -88,3 +88,51 @@ export async function selectBackend(request: BackendRequest = 'auto', load: Modu
   await tf.setBackend('cpu');
   return { name: 'cpu', device: 'cpu (JavaScript)', fallbacks };
 }
+
+/**
+ * tfjs failed while running the user's original model on `backend`: the model's problem on that
+ * backend (an op or dtype it lacks), never ours. With `auto` the next backend is tried.
+ */
+export class OriginalModelError extends InputError {
+  override name = 'OriginalModelError';
+
+  constructor(readonly backend: TargetName, readonly reason: string) {
+    super(`the original model does not run on ${backend}: ${reason}`);
+  }
+}
+
+/**
+ * Runs `body` on the requested backend. With `auto`, the backends are tried in order
+ * (tensorflow, wasm, cpu): one that is unavailable, or that the ORIGINAL model does not run on
+ * (`body` throws OriginalModelError), is passed over for the next, and the reason travels in
+ * `fallbacks`. Only when no backend runs the model is that an error, naming each failure.
+ */
+export async function onBackend<T>(
+  request: BackendRequest, load: ModuleLoader, body: (backend: BackendInfo) => Promise<T>,
+): Promise<T> {
+  if (request !== 'auto') return body(await selectBackend(request, load));
+  const fallbacks: string[] = [];
+  const failures: OriginalModelError[] = [];
+  const attempts: [BackendName, () => Promise<{ device: string } | { reason: string }>][] = [
+    ['tensorflow', () => tryTensorflow(load)],
+    ['wasm', () => tryWasm(load)],
+    ['cpu', async () => ((await tf.setBackend('cpu')) ? { device: 'cpu (JavaScript)' } : { reason: 'the cpu backend did not initialize' })],
+  ];
+  for (const [name, attempt] of attempts) {
+    const result = await attempt();
+    if ('reason' in result) {
+      fallbacks.push(result.reason);
+      continue;
+    }
+    try {
+      return await body({ name, device: result.device, fallbacks: [...fallbacks] });
+    } catch (error) {
+      if (!(error instanceof OriginalModelError)) throw error;
+      failures.push(error);
+      fallbacks.push(error.message);
+    }
+  }
+  if (failures.length === 0) throw new InputError(`no backend is available: ${fallbacks.join('; ')}`);
+  const [first, ...rest] = failures;
+  throw new InputError([first.message, ...rest.map((f) => `nor on ${f.backend}: ${f.reason}`)].join('; '));
+}

@@ -17,7 +17,7 @@ import {
   readGraphModelFiles, verifyGraphModels,
 } from '../graphmodel';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
-import { LayersVerifyOptions } from '../verify/verify';
+import { InputShapes, LayersVerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';
 import { silenceTfjsNodeBanner } from '../quiet';
 import { packageVersion } from './version';
@@ -41,6 +41,9 @@ const USAGE: Record<string, string> = {
   --accuracy-factor <f>  fail when a rewritten layer's mean error vs a float64 reference
                        exceeds f times the original layer's (default 4)
   --rows <n>           rows of the generated inputs, without --inputs (default 2; old name --batch)
+  --input-shape <name=1x224x224x3>  shape of a generated input, batch first, for inputs declared
+                       with unknown sizes or rank (repeatable, one per input); sizes come from
+                       --inputs, else --input-shape, else the model's declared shape
   --seed <n>           seed of the generated inputs (default 1234)
   --passes <a,b>       run only these passes (names: conv3d-to-dense, conv2d-to-dense,
                        conv1d-to-dense, fold-views-into-dense, collapse-reshapes,
@@ -62,7 +65,7 @@ const USAGE: Record<string, string> = {
   verify: `usage: tfjs-rewrite verify <a/model.json> <b/model.json> [options]
   Runs both models on the same inputs and compares every output (and, for layers the second
   replaced by name, their accuracy against a float64 reference).
-  --backend, --inputs, --batch-size, --atol, --rtol, --accuracy-factor, --rows, --seed, --json
+  --backend, --inputs, --input-shape, --batch-size, --atol, --rtol, --accuracy-factor, --rows, --seed, --json
                        as for optimize`,
   inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--json]
   Lists what optimize would rewrite, and why every other candidate is left alone.
@@ -96,16 +99,46 @@ function rowsFlag(args: ParsedArgs): number | undefined {
   return numberFlag(args, flag, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
 }
 
-/** `--inputs` takes every following .npy path (the parser's flags take one value each). */
-function takeInputs(argv: string[]): { argv: string[]; inputs?: string[] } {
+/** `--input-shape name=1x224x224x3`, repeatable (one per input): the shapes by input name. */
+function takeInputShapes(argv: string[]): { argv: string[]; inputShapes?: InputShapes } {
+  const rest: string[] = [];
+  const shapes: InputShapes = {};
+  for (let i = 0; i < argv.length; i++) {
+    const inline = argv[i].startsWith('--input-shape=');
+    if (argv[i] !== '--input-shape' && !inline) {
+      rest.push(argv[i]);
+      continue;
+    }
+    const text = inline ? argv[i].slice('--input-shape='.length) : argv[++i];
+    const at = text?.lastIndexOf('=') ?? -1;
+    const dims = at > 0 ? text.slice(at + 1).split('x') : [];
+    if (at <= 0 || dims.some((d) => !/^[1-9]\d*$/.test(d))) {
+      throw new UsageError(`--input-shape needs name=<size>x<size>..., batch first (e.g. image=1x224x224x3), got ${text === undefined ? 'nothing' : `"${text}"`}`);
+    }
+    const name = text.slice(0, at);
+    if (name in shapes) throw new UsageError(`--input-shape ${name} is given twice`);
+    shapes[name] = dims.map(Number);
+  }
+  return { argv: rest, inputShapes: Object.keys(shapes).length ? shapes : undefined };
+}
+
+interface TakenInputs {
+  argv: string[];
+  inputs?: string[];
+  inputShapes?: InputShapes;
+}
+
+/** `--inputs` takes every following .npy path (the parser's flags take one value each); `--input-shape` too. */
+function takeInputs(all: string[]): TakenInputs {
+  const { argv, inputShapes } = takeInputShapes(all);
   const at = argv.indexOf('--inputs');
-  if (at < 0) return { argv };
+  if (at < 0) return { argv, inputShapes };
   let end = at + 1;
   while (end < argv.length && !argv[end].startsWith('--') && /\.npy$/i.test(argv[end])) end++;
   if (end === at + 1) throw new UsageError('--inputs needs one .npy file per model input');
   const rest = [...argv.slice(0, at), ...argv.slice(end)];
   if (rest.includes('--inputs')) throw new UsageError('give --inputs once, with all files after it');
-  return { argv: rest, inputs: argv.slice(at + 1, end) };
+  return { argv: rest, inputs: argv.slice(at + 1, end), inputShapes };
 }
 
 /**
@@ -123,7 +156,7 @@ function progress(always: boolean): LayersVerifyOptions['onProgress'] {
   };
 }
 
-function verifyOptions(args: ParsedArgs, inputs?: string[]): LayersVerifyOptions {
+function verifyOptions(args: ParsedArgs, { inputs, inputShapes }: Partial<TakenInputs> = {}): LayersVerifyOptions {
   const backend = args.values.get('--backend') ?? 'auto';
   if (backend !== 'all' && !BACKEND_REQUESTS.includes(backend as BackendRequest)) {
     throw new UsageError(`--backend must be one of ${BACKEND_REQUESTS.join(', ')}, all; got "${backend}"`);
@@ -131,6 +164,7 @@ function verifyOptions(args: ParsedArgs, inputs?: string[]): LayersVerifyOptions
   return {
     backend: backend as BackendRequest | 'all',
     inputs,
+    inputShapes,
     onProgress: progress(inputs !== undefined),
     batchSize: numberFlag(args, '--batch-size', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
     accuracyFactor: numberFlag(args, '--accuracy-factor', (n) => n >= 1, 'a number >= 1'),
@@ -184,6 +218,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'bench') {
     const taken = takeInputs(rest);
+    if (taken.inputShapes) throw new UsageError('--input-shape is not supported by bench (give --inputs)');
     const args = parseArgs(taken.argv, { values: ['--backend', '--rows', '--batch'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
     const backend = verifyOptions(args).backend;
@@ -210,8 +245,8 @@ async function run(argv: string[]): Promise<number> {
     const graph = [a, b].map(isGraphModelFile);
     if (graph[0] !== graph[1]) throw new UsageError('cannot compare a graph model with a layers model');
     const verification = graph[0]
-      ? await verifyGraphModels(a, b, verifyOptions(args, taken.inputs))
-      : await verify(a, b, verifyOptions(args, taken.inputs));
+      ? await verifyGraphModels(a, b, verifyOptions(args, taken))
+      : await verify(a, b, verifyOptions(args, taken));
     print(args.switches.has('--json') ? JSON.stringify({ command, models: [a, b], verification }) : `${formatVerification(verification)}\n${formatLayerAccuracy(verification)}`);
     return verification.passed ? 0 : 1;
   }
@@ -224,7 +259,7 @@ async function run(argv: string[]): Promise<number> {
   const policy = args.values.get('--policy') ?? 'always';
   if (!POLICY_MODES.includes(policy as PolicyMode)) throw new UsageError(`--policy must be one of ${POLICY_MODES.join(', ')}, got "${policy}"`);
   const options = {
-    ...verifyOptions(args, taken.inputs), verify: !args.switches.has('--no-verify'), passes: passList(args),
+    ...verifyOptions(args, taken), verify: !args.switches.has('--no-verify'), passes: passList(args),
     policy: policy as PolicyMode,
     policyBatch: numberFlag(args, '--policy-batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
   };

@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError, oneLine } from '../errors';
 import type { BrowserSession } from '../browser/session';
+import { OriginalModelError, TargetName } from '../backend/select';
 import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
-import { InputSet, openInputs } from '../verify/inputs';
+import { InputSet, InputShapes, openInputs } from '../verify/inputs';
 import {
   DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, Target, onBackends, runHeader, runSettings, targetTolerance, VerificationReport, VerifyOptions,
 } from '../verify/verify';
@@ -32,11 +33,11 @@ export async function loadGraph(artifacts: io.ModelArtifacts, label: string): Pr
  * tensors or seeded rows). That reader looks only at each input's name, shape and dtype, which
  * a graph model's signature gives too (with -1, not null, for unknown sizes).
  */
-export function openGraphInputs(model: tf.GraphModel, inputs: VerifyOptions['inputs'], generated: { batch: number; seed: number }): InputSet {
-  const signature = model.inputs.map((input) => {
-    if (input.shape === undefined) throw new InputError(`input "${input.name}" has an unknown rank; its shape must be known to feed it`);
-    return { name: input.name, dtype: input.dtype, shape: input.shape.map((d) => (d < 0 ? null : d)) };
-  });
+export function openGraphInputs(
+  model: tf.GraphModel, inputs: VerifyOptions['inputs'], generated: { batch: number; seed: number; shapes?: InputShapes },
+): InputSet {
+  // Unknown rank stays null: user rows of any rank feed it, generated ones need --input-shape.
+  const signature = model.inputs.map((input) => ({ name: input.name, dtype: input.dtype, shape: input.shape?.map((d) => (d < 0 ? null : d)) ?? null }));
   return openInputs({ inputs: signature } as unknown as tf.LayersModel, inputs, generated);
 }
 
@@ -60,8 +61,11 @@ interface Loaded {
   page?: { session: BrowserSession; id: string };
 }
 
-/** Runs `model` on rows [start, start + count): every output, then the extra `taps`. */
-async function runRows(loaded: Loaded, rows: InputSet, start: number, count: number, taps: string[]): Promise<Values> {
+/**
+ * Runs `model` on rows [start, start + count): every output, then the extra `taps`. A tfjs error
+ * while running the ORIGINAL model (`original` set) is the model's problem on that backend.
+ */
+async function runRows(loaded: Loaded, rows: InputSet, start: number, count: number, taps: string[], original?: TargetName): Promise<Values> {
   const { model, page } = loaded;
   const tensors = rows.batch(start, count);
   const feed: tf.NamedTensorMap = {};
@@ -70,12 +74,17 @@ async function runRows(loaded: Loaded, rows: InputSet, start: number, count: num
   let staged: string | undefined;
   try {
     let values: { shape: number[]; data: ArrayLike<number> }[];
-    if (page) {
-      staged = await page.session.stage(tensors);
-      values = await page.session.run(page.id, staged, undefined, [...model.outputNodes, ...taps]);
-    } else {
-      outputs = await runGraph(model, feed, [...model.outputNodes, ...taps]);
-      values = await Promise.all(outputs.map(async (t) => ({ shape: t.shape, data: await t.data() })));
+    try {
+      if (page) {
+        staged = await page.session.stage(tensors);
+        values = await page.session.run(page.id, staged, undefined, [...model.outputNodes, ...taps]);
+      } else {
+        outputs = await runGraph(model, feed, [...model.outputNodes, ...taps]);
+        values = await Promise.all(outputs.map(async (t) => ({ shape: t.shape, data: await t.data() })));
+      }
+    } catch (error) {
+      if (original === undefined) throw error;
+      throw new OriginalModelError(original, oneLine(error));
     }
     return values.map((t, o) => {
       // Batches are stitched along axis 0: an output without the batch there cannot be.
@@ -126,7 +135,7 @@ async function runOn(
     }
     const names = (m: tf.GraphModel) => `inputs [${m.inputNodes.join(', ')}], outputs [${m.outputNodes.join(', ')}]`;
     if (names(before) !== names(after)) throw new InputError(`the models differ: ${names(before)} vs ${names(after)}`);
-    rows = openGraphInputs(before, options.inputs, { batch, seed });
+    rows = openGraphInputs(before, options.inputs, { batch, seed, shapes: options.inputShapes });
     const n = before.outputNodes.length;
     // Original taps: [input, output] per probe after the outputs; rewritten: the output per probe.
     const checks = probes.map((p, i) => new LayerCheck({ ...p.probe, original: [{ input: n + 2 * i, output: n + 2 * i + 1 }], rewritten: [n + i] }));
@@ -146,7 +155,7 @@ async function runOn(
       const timer = new StepTimer();
       let expected: Awaited<ReturnType<typeof runRows>>;
       try {
-        expected = await runRows(loaded[0], rows, start, count, tapsA);
+        expected = await runRows(loaded[0], rows, start, count, tapsA, backend.name);
       } catch (error) {
         // An output without the batch axis first cannot be split into passes: all rows in one
         // pass, when --batch-size allows it.

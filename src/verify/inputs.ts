@@ -19,18 +19,83 @@ export interface InputSet {
   close(): void;
 }
 
-/** Seeded inputs for every model input; only the batch dimension may be unknown. */
-export function makeInputs(model: tf.LayersModel, batch: number, seed = 1234): tf.Tensor[] {
-  return model.inputs.map((input, i) => {
-    const shape = input.shape.map((dim, axis) => {
-      if (dim !== null) return dim;
-      if (axis === 0) return batch;
-      throw new InputError(`input "${input.name}" has an unknown dimension ${axis} (${JSON.stringify(input.shape)}); generated inputs need static shapes`);
-    });
-    return input.dtype === 'int32'
-      ? tf.randomUniform(shape, 0, 10, 'int32', seed + i)
-      : tf.randomUniform(shape, -1, 1, 'float32', seed + i);
+/** Model input shapes given by name (`--input-shape name=1x224x224x3`), batch first. */
+export type InputShapes = Record<string, number[]>;
+
+/** What the reader needs of a model input: its name, dtype and shape (null: unknown rank). */
+interface InputInfo {
+  name: string;
+  dtype: string;
+  shape: (number | null)[] | null;
+}
+
+function inputInfos(model: tf.LayersModel): InputInfo[] {
+  return model.inputs.map((input, i) => ({ name: model.inputNames?.[i] ?? input.name, dtype: input.dtype, shape: input.shape ?? null }));
+}
+
+const shapeText = (shape: (number | null)[]) => `[${shape.map((d) => d ?? -1).join(', ')}]`;
+
+/** `shapes[name]`, also under the tensor name "name:0" (graph signatures use either). */
+function givenShape(shapes: InputShapes | undefined, name: string): number[] | undefined {
+  if (!shapes) return undefined;
+  const bare = name.replace(/:0$/, '');
+  return shapes[name] ?? shapes[bare] ?? shapes[`${bare}:0`];
+}
+
+/** Refuses --input-shape names that match no model input: a typo would otherwise go unnoticed. */
+function checkShapeNames(infos: InputInfo[], shapes: InputShapes | undefined): void {
+  for (const name of Object.keys(shapes ?? {})) {
+    if (!infos.some((info) => givenShape({ [name]: [] }, info.name) !== undefined)) {
+      throw new InputError(`--input-shape names "${name}", which is not a model input (inputs: ${infos.map((info) => info.name).join(', ')})`);
+    }
+  }
+}
+
+/**
+ * The shape to generate for one input, from the first source that gives it: an --input-shape
+ * for it, else the model's declared sizes (the batch, if unknown, is `batch`). Refused only when
+ * neither does, naming the input and the flag that fixes it.
+ */
+function generatedShape(info: InputInfo, batch: number, shapes: InputShapes | undefined): number[] {
+  const given = givenShape(shapes, info.name);
+  const declared = info.shape;
+  if (given) {
+    const flag = `--input-shape ${info.name}=${given.join('x')}`;
+    if (declared && given.length !== declared.length) throw new InputError(`${flag}: rank ${given.length}, but the model input has rank ${declared.length} ${shapeText(declared)}`);
+    const axis = declared ? declared.findIndex((d, a) => d !== null && d !== given[a]) : -1;
+    if (axis >= 0) throw new InputError(`${flag}: size ${given[axis]} at axis ${axis}, but the model input declares ${shapeText(declared!)}`);
+    if (given[0] !== batch) throw new InputError(`${flag}: ${given[0]} rows, but ${batch} rows are generated (--rows ${batch}); give the same leading size everywhere`);
+    return given;
+  }
+  const example = (dims: (number | string | null)[]) => `--input-shape ${info.name}=${dims.map((d, a) => (a === 0 ? batch : d ?? '?')).join('x')}`;
+  if (declared === null) {
+    throw new InputError(`input "${info.name}" has an unknown rank; give its shape with --input-shape ${info.name}=${batch}x...`);
+  }
+  return declared.map((dim, axis) => {
+    if (dim !== null) return dim;
+    if (axis === 0) return batch;
+    throw new InputError(`input "${info.name}" ${shapeText(declared)} has an unknown size at axis ${axis}; give its shape with ${example(declared)} (each ? a size)`);
   });
+}
+
+/**
+ * Seeded inputs for every model input. Sizes come from `shapes` (by input name) where given,
+ * else from the model's declared shape; only the batch may be unknown there.
+ */
+export function makeInputs(model: tf.LayersModel, batch: number, seed = 1234, shapes?: InputShapes): tf.Tensor[] {
+  const infos = inputInfos(model);
+  checkShapeNames(infos, shapes);
+  const sizes = infos.map((info) => generatedShape(info, batch, shapes));
+  return infos.map((info, i) => (info.dtype === 'int32'
+    ? tf.randomUniform(sizes[i], 0, 10, 'int32', seed + i)
+    : tf.randomUniform(sizes[i], -1, 1, 'float32', seed + i)));
+}
+
+/** The generated rows --input-shape implies (every leading size must agree), if it gives any. */
+export function rowsOfShapes(shapes: InputShapes | undefined): number | undefined {
+  const leading = [...new Set(Object.values(shapes ?? {}).map((shape) => shape[0]))];
+  if (leading.length > 1) throw new InputError(`--input-shape leading sizes disagree (${leading.join(' vs ')}): they are all the number of generated rows`);
+  return leading[0];
 }
 
 /**
@@ -46,13 +111,13 @@ function finite<T extends ArrayLike<number>>(values: T, label: string, firstRow:
   return values;
 }
 
-/** Refuses data whose dtype or non-batch shape cannot feed `input`. */
+/** Refuses data whose dtype or non-batch shape cannot feed `input` (any rank when its rank is unknown). */
 function checkFits(model: tf.LayersModel, index: number, label: string, dtype: string, shape: number[]): void {
   const input = model.inputs[index];
-  const want = input.shape;
   const fmt = (s: (number | null)[]) => `[${s.map((d) => d ?? 'N').join(', ')}]`;
-  const name = `model input ${index} "${model.inputNames?.[index] ?? input.name}" ${fmt(want)} ${input.dtype}`;
+  const name = `model input ${index} "${model.inputNames?.[index] ?? input.name}" ${input.shape ? fmt(input.shape) : '(unknown rank)'} ${input.dtype}`;
   if (dtype !== input.dtype) throw new InputError(`${label} is ${dtype} but ${name} needs ${input.dtype}`);
+  const want = input.shape ?? shape;
   if (shape.length !== want.length || want.some((d, axis) => axis > 0 && d !== null && d !== shape[axis])) {
     throw new InputError(`${label} has shape ${fmt(shape)}, which does not fit ${name}`);
   }
@@ -69,9 +134,12 @@ function tensorSet(tensors: tf.Tensor[], source: string, owned: boolean): InputS
   };
 }
 
-export function openInputs(model: tf.LayersModel, inputs: VerifyInput[] | undefined, generated: { batch: number; seed: number }): InputSet {
+export function openInputs(
+  model: tf.LayersModel, inputs: VerifyInput[] | undefined, generated: { batch: number; seed: number; shapes?: InputShapes },
+): InputSet {
   if (inputs === undefined) {
-    return tensorSet(makeInputs(model, generated.batch, generated.seed), `${generated.batch} seeded uniform rows (seed ${generated.seed})`, true);
+    const shaped = Object.keys(generated.shapes ?? {}).length ? `, shapes ${Object.entries(generated.shapes!).map(([name, shape]) => `${name}=${shape.join('x')}`).join(' ')}` : '';
+    return tensorSet(makeInputs(model, generated.batch, generated.seed, generated.shapes), `${generated.batch} seeded uniform rows (seed ${generated.seed}${shaped})`, true);
   }
   if (inputs.length !== model.inputs.length) {
     throw new InputError(`got ${inputs.length} input${inputs.length === 1 ? '' : 's'} but the model has ${model.inputs.length} (${(model.inputNames ?? model.inputs.map((input) => input.name)).join(', ')}); give one per model input, in order`);

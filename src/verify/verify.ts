@@ -10,10 +10,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError, oneLine } from '../errors';
-import { BackendInfo, BackendRequest, ModuleLoader, TargetName, selectBackend } from '../backend/select';
+import { BackendInfo, BackendRequest, ModuleLoader, OriginalModelError, TargetName, onBackend, selectBackend } from '../backend/select';
 import { BrowserOptions, BrowserSession, isBrowserBackend } from '../browser/session';
 import { MetricsAccumulator, OutputMetrics } from './compare';
-import { InputSet, VerifyInput, openInputs } from './inputs';
+import { InputSet, InputShapes, VerifyInput, openInputs, rowsOfShapes } from './inputs';
 import { LayerProbe, PageProbeModel, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
 import { disposeModel, instantiate } from './models';
@@ -22,7 +22,7 @@ import { RowPacer, StepTimer } from './pacing';
 import { ExactCheck, ExactSubject, runExactChecks } from './exact';
 
 export { makeInputs } from './inputs';
-export type { VerifyInput } from './inputs';
+export type { InputShapes, VerifyInput } from './inputs';
 export type { RewrittenLayer } from './probes';
 
 /** Options shared with the graph-model verifier (src/graphmodel). */
@@ -35,6 +35,11 @@ export interface VerifyOptions {
   inputs?: VerifyInput[];
   /** Rows of the generated inputs (default 2: catches batch-mixing bugs). Ignored with `inputs`. */
   batch?: number;
+  /**
+   * Shapes of generated inputs by input name, batch first (CLI `--input-shape name=1x224x224x3`),
+   * for inputs whose declared shape has unknown sizes or rank. Ignored with `inputs`.
+   */
+  inputShapes?: InputShapes;
   seed?: number;
   /** Rows per forward pass; bounds memory for large inputs (default 512). */
   batchSize?: number;
@@ -237,11 +242,11 @@ function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 
 /** The run settings every verification (layers or graph) reports, with their defaults. */
-export function runSettings(options: Pick<VerifyOptions, 'atol' | 'rtol' | 'batch' | 'seed' | 'batchSize'>): { atol: number; rtol: number; batch: number; seed: number; batchSize: number } {
+export function runSettings(options: Pick<VerifyOptions, 'atol' | 'rtol' | 'batch' | 'seed' | 'batchSize' | 'inputShapes'>): { atol: number; rtol: number; batch: number; seed: number; batchSize: number } {
   return {
     atol: options.atol ?? DEFAULT_TOLERANCE.atol,
     rtol: options.rtol ?? DEFAULT_TOLERANCE.rtol,
-    batch: options.batch ?? 2,
+    batch: options.batch ?? rowsOfShapes(options.inputShapes) ?? 2,
     seed: options.seed ?? 1234,
     batchSize: options.batchSize ?? DEFAULT_BATCH_SIZE,
   };
@@ -289,7 +294,7 @@ async function runOn(
     const probeB = session ? new PageProbeModel(after, session, pageIds[1]) : new ProbeModel(after);
     const { probes, notes } = planProbes(options.rewrittenLayers ?? inferRewrittenLayers(before, after), probeA, probeB);
     const checks = probes.map((probe) => new LayerCheck(probe));
-    inputs = openInputs(before, options.inputs, { batch, seed });
+    inputs = openInputs(before, options.inputs, { batch, seed, shapes: options.inputShapes });
     const accumulators: MetricsAccumulator[] = [];
 
     const pacer = new RowPacer(batchSize);
@@ -307,8 +312,9 @@ async function runOn(
         try {
           va = await probeA.values(staged ?? xs);
         } catch (error) {
-          // The original model as given cannot run (a config tfjs accepts but cannot execute).
-          throw new InputError(`stock tfjs cannot run the original model${session ? ` on ${backend.name}` : ''}: ${oneLine(error)}`);
+          // The original model as given cannot run here (a config tfjs accepts but cannot
+          // execute, an op or dtype this backend lacks): the model's problem, never ours.
+          throw new OriginalModelError(backend.name, oneLine(error));
         }
         timer.lap();
         await yieldToEventLoop(options.signal);
@@ -399,7 +405,9 @@ function mergeRuns(runs: (VerificationReport | SkippedBackend)[]): VerificationR
 export async function onBackends(
   options: Pick<LayersVerifyOptions, 'backend' | 'moduleLoader' | 'browser'>, runOn: (target: Target) => Promise<VerificationReport>,
 ): Promise<VerificationReport> {
-  if (options.backend !== 'all') return withTarget(options.backend ?? 'auto', options, runOn);
+  // auto: a Node backend the ORIGINAL model does not run on is passed over for the next one.
+  if ((options.backend ?? 'auto') === 'auto') return onBackend('auto', options.moduleLoader ?? require, (info) => runOn({ info }));
+  if (options.backend !== 'all') return withTarget(options.backend!, options, runOn);
   const runs: (VerificationReport | SkippedBackend)[] = [];
   for (const name of ALL_BACKENDS) {
     let target: Target;
@@ -412,6 +420,9 @@ export async function onBackends(
     }
     try {
       runs.push(await runOn(target));
+    } catch (error) {
+      if (!(error instanceof OriginalModelError)) throw error;
+      runs.push({ backend: name, skipped: error.message });
     } finally {
       await target.session?.close();
     }
