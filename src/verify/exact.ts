@@ -95,7 +95,8 @@ export async function integerProbes(subject: ExactSubject, limit: number, rows =
   const m = magnitudesFor(patch, limit);
   if (!m) return `a patch of ${patch} values cannot keep every partial sum below ${limit} with nonzero integers`;
   const rand = mulberry32(seed);
-  const weights = candidate.context.ir.weights.map((w) => ({
+  // Plain float32 integers: a quantized original's stored encoding does not apply to them.
+  const weights = candidate.context.ir.weights.map(({ quantization: _stored, ...w }) => ({
     ...w,
     dtype: 'float32' as const,
     values: integers(w.values.length, w.name.endsWith('/kernel') ? m.kernel : m.bias, rand),
