@@ -83,7 +83,8 @@ async function runRows(loaded: Loaded, rows: InputSet, start: number, count: num
         values = await Promise.all(outputs.map(async (t) => ({ shape: t.shape, data: await t.data() })));
       }
     } catch (error) {
-      if (original === undefined) throw error;
+      // A browser page's errors are left as they are (the page itself may have failed).
+      if (original === undefined || page) throw error;
       throw new OriginalModelError(original, oneLine(error));
     }
     return values.map((t, o) => {
