@@ -411,3 +411,19 @@ describe('graph models take the layers flags', () => {
 function ops(a: io.ModelArtifacts): string[] {
   return nodesOf(a).map((n) => n.op);
 }
+
+test('one registry: graph lowerings register by name; a name without a graph lowering is a note, an unknown name an error', async () => {
+  const { registerPass, graphPassesByName } = await import('../passes');
+  expect(() => registerPass({ ...graphPassesByName(['conv2d-to-dense'])[0] }, 'graph')).toThrow('a pass named "conv2d-to-dense" is already registered for graph models');
+  // A graph-only rule: drops an Identity that is not a model output (its reader reads its input).
+  registerPass({
+    name: 'drop-inner-identity',
+    appliesTo: (node) => node.op === 'Identity',
+    match: (node, context) => (context.isOutput(node.name) ? { refusal: 'a model output' } : { plan: null }),
+    rewrite: () => { throw new Error('not reached in this test'); },
+  }, 'graph');
+  const report = await inspectGraphModel(vitPatchEmbed(true), { passes: ['drop-inner-identity', 'fold-views-into-dense'] });
+  expect(report.skipped).toEqual([{ layer: 'Identity', graph: 'graph', pass: 'drop-inner-identity', reason: 'a model output' }]);
+  expect(report.notes).toContain('fold-views-into-dense: no graph-model lowering; not applied');
+  await expect(inspectGraphModel(vitPatchEmbed(true), { passes: ['no-such-rule'] })).rejects.toThrow(/unknown pass "no-such-rule" \(available: conv3d-to-dense, conv2d-to-dense, conv1d-to-dense, /);
+});
