@@ -5,14 +5,13 @@
  * Before:  x [B,16000,1] -> Conv1D(kernel=strides=400, 512) -> [B,40,512]
  * After:   x -> Reshape [40,400] -> Dense(512)        (no transpose: frames are contiguous)
  *
- * Guards as conv3d-to-dense ('causal' padding always pads, so it is refused), plus the measured
- * policy of src/rewrite/policy.ts; `--passes conv1d-to-dense` forces it.
+ * Guards as conv3d-to-dense ('causal' padding always pads, so it is refused). Whether it pays
+ * is the policy's call (src/policy/).
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
 import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
-import { paysOn } from '../src/rewrite/policy';
 
-export const conv1dToDense = nonSlidingConvPass({ name: 'conv1d-to-dense', className: 'Conv1D', spatialRank: 1, pays: paysOn('Conv1D') });
+export const conv1dToDense = nonSlidingConvPass({ name: 'conv1d-to-dense', className: 'Conv1D', spatialRank: 1 });
 
 /** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
-export const conv1dToDenseGraph = graphNonSlidingConvPass({ name: 'conv1d-to-dense', spatialRank: 1, pays: paysOn('Conv1D') });
+export const conv1dToDenseGraph = graphNonSlidingConvPass({ name: 'conv1d-to-dense', spatialRank: 1 });

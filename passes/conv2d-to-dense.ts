@@ -6,15 +6,13 @@
  * Before:  x [B,224,224,3] -> Conv2D(kernel=strides=16, 768) -> [B,14,14,768]
  * After:   x -> Reshape [14,16,14,48] -> Permute -> Reshape [14,14,768] -> Dense(768)
  *
- * Guards as conv3d-to-dense, plus a policy: Conv2D already runs on fast kernels (XNNPACK on
- * wasm), so by default it is rewritten only on backends where it measured faster
- * (src/rewrite/policy.ts); `--passes conv2d-to-dense` forces it.
+ * Guards as conv3d-to-dense. Conv2D already runs on fast kernels (XNNPACK on wasm), so whether
+ * the rewrite pays is for the policy to measure (src/policy/), not for this rule.
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
 import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
-import { paysOn } from '../src/rewrite/policy';
 
-export const conv2dToDense = nonSlidingConvPass({ name: 'conv2d-to-dense', className: 'Conv2D', spatialRank: 2, pays: paysOn('Conv2D') });
+export const conv2dToDense = nonSlidingConvPass({ name: 'conv2d-to-dense', className: 'Conv2D', spatialRank: 2 });
 
 /** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
-export const conv2dToDenseGraph = graphNonSlidingConvPass({ name: 'conv2d-to-dense', spatialRank: 2, pays: paysOn('Conv2D') });
+export const conv2dToDenseGraph = graphNonSlidingConvPass({ name: 'conv2d-to-dense', spatialRank: 2 });

@@ -43,11 +43,11 @@ test('optimize --policy measure reports a decision per conv, consistent with wha
 test('a bad --policy is a usage error', () => {
   const run = runCli(['optimize', committedModel('video-tubelet'), '--out', path.join(tempDir(), 'o'), '--policy', 'sometimes']);
   expect(run.status).toBe(2);
-  expect(run.stderr).toContain('--policy must be one of always, measure');
+  expect(run.stderr).toContain('--policy must be one of auto, measure, always');
 });
 
 test('the pass-cost child reports wall time and its own peak RSS', () => {
-  const child = path.join(REPO, 'dist', 'src', 'bench', 'pass-cost-child.js');
+  const child = path.join(REPO, 'dist', 'tools', 'bench', 'pass-cost-child.js');
   const run = spawnSync(process.execPath, [child, 'load-save', committedModel('video-tubelet'), path.join(tempDir(), 'copy')], { encoding: 'utf8' });
   expect(run.status).toBe(0);
   const result = JSON.parse(run.stdout);

@@ -2,9 +2,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { benchModel, formatModelBench } from '../src/bench/model-bench';
 import { load, measure, prepare } from '../src/bench/measure';
-import { BENCH_CASES } from '../src/bench/cases';
-import { checkPolicy, checkTargets, formatPolicyChecks, formatTargets, markdownTable, PassCost, Row } from '../src/bench/report';
-import { MEASURED_SPEEDUP, MIN_SPEEDUP } from '../src/rewrite/policy';
+import { markdownTable, Row } from '../src/bench/report';
+import { checkTargets, formatTargets, PassCost } from '../tools/bench/targets';
+import { GUARANTEE_CASES, GuaranteeRow, guaranteeTable } from '../tools/bench/guarantee';
 import { interleave, repsFor, summarizeSamples } from '../src/bench/stats';
 import { InputError } from '../src/errors';
 import { writeNpy } from '../src/io/npy';
@@ -65,45 +65,43 @@ describe('report', () => {
       modelBytes: 300e6, convs: 32, runs: 1, baselineRss: 80e6,
       loadSave: { ms: 1000, peakRss: 700e6 }, optimize: { ms: 2500, peakRss: 400e6 },
     };
-    const good = checkTargets([row('qwen3vl-patch-embed', 1024, 5700, 120, 109, 100)], cost);
+    const same = [{ case: 'qwen3vl-patch-embed', backend: 'wasm', same: true, decisions: [] }];
+    const good = checkTargets([row('qwen3vl-patch-embed', 1024, 5700, 120, 109, 100)], cost, same);
     expect(good.map((t) => t.pass)).toEqual([true, true, false, true]);
     const bad = checkTargets([row('qwen3vl-patch-embed', 1024, 3000, 120, 120, 100)], null);
     expect(bad.map((t) => t.pass)).toEqual([false, false]);
-    expect(formatTargets(bad)).toMatch(/^FAIL {2}qwen3vl patch embed on wasm at N=1024: speedup >= 40x: 25\.0x/);
+    expect(formatTargets(bad)).toMatch(/^FAIL {2}qwen3vl patch embed on wasm at N=1024, optimize with default settings: speedup >= 40x: 25\.0x \(default output not checked\)/);
     expect(checkTargets([], null)[0].pass).toBeNull();
   });
 });
 
-describe('policy checks', () => {
-  const row = (name: string, backend: string, batch: number, speedup: number | null): Row => {
-    const s = summarizeSamples([1, 1]);
-    return {
-      case: name, backend, unit: 'images',
-      measurement: { batch, original: s, rewritten: s, subgraph: s, bare: s, speedup, overhead: 1, subgraphOverhead: 1, notes: [] },
-    };
-  };
-
-  test('the Conv1D/Conv2D cases force their pass: policy-gated, they would not be rewritten', () => {
-    const gated = BENCH_CASES.filter((c) => c.policyClass);
-    expect(gated.map((c) => [c.name, c.policyClass])).toEqual([['vit-b16-patch-embed', 'Conv2D'], ['audio-conv1d-frontend', 'Conv1D']]);
-    for (const c of gated) expect(c.passes).toContain(`${c.policyClass!.toLowerCase()}-to-dense`);
+describe('guarantee rows', () => {
+  const speed = summarizeSamples([2, 2]);
+  const guarantee = (name: string, ratio: number, rewritten = true): GuaranteeRow => ({
+    case: name, backend: 'cpu', batch: 8, decision: 'rewritten (measured here: ...)', rewritten,
+    original: rewritten ? speed : null, returned: rewritten ? speed : null, ratio, pass: ratio >= 0.9,
   });
 
-  test('one line per class and backend, the lowest speedup, set against policy.ts and MIN_SPEEDUP', () => {
-    const classOf = { vit: 'Conv2D', other: undefined };
-    const checks = checkPolicy([
-      row('vit', 'wasm', 8, MIN_SPEEDUP + 1), row('vit', 'wasm', 16, MIN_SPEEDUP - 0.2),
-      row('vit', 'cpu', 8, MIN_SPEEDUP), row('vit', 'nope', 8, null), row('other', 'wasm', 8, 9),
-    ], classOf);
-    expect(checks.map((c) => [c.backend, c.batch, c.clears])).toEqual([['wasm', 16, false], ['cpu', 8, true], ['nope', 8, null]]);
-    const inTable = MEASURED_SPEEDUP.Conv2D.wasm;
-    expect(checks[0]).toMatchObject({ className: 'Conv2D', inPolicy: inTable, minSpeedup: MIN_SPEEDUP, agrees: inTable < MIN_SPEEDUP });
-    expect(checks[2]).toMatchObject({ inPolicy: null, agrees: null });
-    const lines = formatPolicyChecks(checks).split('\n');
-    expect(lines[0]).toBe(`policy Conv2D wasm: measured ${(MIN_SPEEDUP - 0.2).toFixed(2)}x (src/rewrite/policy.ts says ${inTable}x) -> `
-      + `below ${MIN_SPEEDUP}x: not rewritten by default${inTable < MIN_SPEEDUP ? '' : '; policy.ts decides otherwise'} [vit, 16 images]`);
-    expect(lines[1]).toContain(`-> clears ${MIN_SPEEDUP}x: rewritten by default`);
-    expect(lines[2]).toBe('policy Conv2D nope: measured n/a (src/rewrite/policy.ts has no entry) -> not measured (original not timed) [vit, 8 images]');
+  test('cover remainder crop, channels_first (with and without remainder), a general tubelet and the table floor', () => {
+    expect(GUARANTEE_CASES.map((c) => c.name)).toEqual(['remainder-crop', 'channels-first-remainder', 'channels-first', 'general-tubelet', 'table-floor']);
+  });
+
+  test('one target line per row at 0.9x; a kept conv is the same model', () => {
+    const lines = checkTargets([], null, [], [guarantee('remainder-crop', 0.89), guarantee('general-tubelet', 1, false), guarantee('channels-first', 3.2)]);
+    expect(formatTargets(lines.slice(1)).split('\n')).toEqual([
+      'FAIL  remainder-crop on cpu, optimize with default settings: >= 0.9x the original: 0.89x',
+      'PASS  general-tubelet on cpu, optimize with default settings: >= 0.9x the original: 1x (kept: the same model)',
+      'PASS  channels-first on cpu, optimize with default settings: >= 0.9x the original: 3.20x',
+    ]);
+    expect(guaranteeTable([guarantee('general-tubelet', 1, false)])).toContain('| general-tubelet | cpu | 8 | = | = | 1x (same model) | PASS |');
+  });
+
+  test('the 40x patch-embed line needs the default output to be the timed model', () => {
+    const m = { batch: 1024, original: speed, rewritten: speed, subgraph: null, bare: null, speedup: 50, overhead: null, subgraphOverhead: null, notes: [] };
+    const rows: Row[] = [{ case: 'qwen3vl-patch-embed', backend: 'wasm', unit: 'patches', measurement: m }];
+    const check = (same: boolean) => checkTargets(rows, null, [{ case: 'qwen3vl-patch-embed', backend: 'wasm', same, decisions: [] }])[0];
+    expect(check(true)).toMatchObject({ pass: true, measured: '50.0x (the default output is the timed model)' });
+    expect(check(false).pass).toBe(false);
   });
 });
 
@@ -130,7 +128,7 @@ describe('measure', () => {
     expect(m.subgraphOverhead).toBeCloseTo(m.subgraph!.median / m.bare!.median);
   });
 
-  test('named passes force a policy-gated conv, in the model and in its probe', async () => {
+  test('named passes choose the pipeline, in the model and in its probe', async () => {
     const passes = ['conv2d-to-dense', 'fold-views-into-dense', 'collapse-reshapes', 'drop-identity-views'];
     const prepared = await prepare(committedModel('vit-patch-embed-mini'), passes);
     expect(prepared.records.map((r) => [r.layer, r.pass])).toContainEqual(['patch_embed', 'conv2d-to-dense']);

@@ -12,7 +12,7 @@ const tubelet = committedModel('video-tubelet');
 test('optimize --json prints one report object and writes a model stock tfjs loads', async () => {
   const out = path.join(tempDir(), 'out');
   const snapshot = snapshotDir(path.dirname(tubelet));
-  const run = runCli(['optimize', tubelet, '--out', out, '--json', '--backend', 'wasm']);
+  const run = runCli(['optimize', tubelet, '--out', out, '--json', '--backend', 'wasm', '--policy', 'always']);
   expect(run.status).toBe(0);
   const report = JSON.parse(run.stdout);
   expect(report.rewritten).toEqual([expect.objectContaining({ layer: 'tubelet_embed', pass: 'conv3d-to-dense', replacement: expect.any(Array) })]);
@@ -29,7 +29,7 @@ test('optimize --json prints one report object and writes a model stock tfjs loa
 
 test('the human report shows the before/after table and the backend', () => {
   const out = path.join(tempDir(), 'out');
-  const run = runCli(['optimize', committedModel('sequential-mixed'), '--out', out, '--backend', 'wasm']);
+  const run = runCli(['optimize', committedModel('sequential-mixed'), '--out', out, '--backend', 'wasm', '--policy', 'always']);
   expect(run.status).toBe(0);
   expect(run.stdout).toMatch(/Conv3D\s+2\s+1/);
   expect(run.stdout).toContain("seq_sliding [conv3d-to-dense]: strides [1, 1, 1] != kernel_size [2, 2, 2]");
@@ -40,7 +40,7 @@ test('a failed verification exits 1 and writes nothing', () => {
   const dir = tempDir();
   const out = path.join(dir, 'out');
   // Zero tolerance: float32 reassociation alone makes the outputs differ in the last bits.
-  const run = runCli(['optimize', tubelet, '--out', out, '--atol', '0', '--rtol', '0', '--json']);
+  const run = runCli(['optimize', tubelet, '--out', out, '--atol', '0', '--rtol', '0', '--json', '--policy', 'always']);
   expect(run.status).toBe(1);
   expect(JSON.parse(run.stdout).verification.passed).toBe(false);
   expect(run.stderr).toContain('verification failed; nothing was written');
@@ -78,7 +78,7 @@ test('inspect --json explains every refusal without writing anything', () => {
 test('verify compares two models: 0 when equal, 1 when a weight differs', () => {
   const dir = tempDir();
   const good = path.join(dir, 'good');
-  expect(runCli(['optimize', tubelet, '--out', good, '--no-verify']).status).toBe(0);
+  expect(runCli(['optimize', tubelet, '--out', good, '--no-verify', '--policy', 'always']).status).toBe(0);
   expect(runCli(['verify', tubelet, path.join(good, 'model.json')]).status).toBe(0);
 
   const bad = path.join(dir, 'bad');
@@ -137,11 +137,11 @@ describe('graph models are detected by format', () => {
   const graphModel = path.join(__dirname, '..', 'fixtures', 'graph-models', 'graph-patch-embed-mini', 'model.json');
 
   test('inspect and optimize --json work as for layers models', async () => {
-    const inspected = runCli(['inspect', graphModel, '--json']);
+    const inspected = runCli(['inspect', graphModel, '--json', '--policy', 'always']);
     expect(inspected.status).toBe(0);
     expect(JSON.parse(inspected.stdout).rewritten).toEqual([expect.objectContaining({ pass: 'conv3d-to-dense' })]);
     const out = path.join(tempDir(), 'g');
-    const optimized = runCli(['optimize', graphModel, '--out', out, '--json']);
+    const optimized = runCli(['optimize', graphModel, '--out', out, '--json', '--policy', 'always']);
     expect(optimized.status).toBe(0);
     expect(JSON.parse(optimized.stdout).verification).toMatchObject({ passed: true });
     const model = await tf.loadGraphModel(tf.io.fromMemory(await readGraphModelFiles(path.join(out, 'model.json'))));

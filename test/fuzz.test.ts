@@ -56,7 +56,7 @@ async function runCase(fuzzCase: FuzzCase, root: string): Promise<Result> {
   let outcome: Outcome;
   let detail = '';
   try {
-    const result = await withTimeout(optimize(modelJson, { backend: 'cpu' }), CASE_TIMEOUT_MS);
+    const result = await withTimeout(optimize(modelJson, { backend: 'cpu', policy: 'always' }), CASE_TIMEOUT_MS);
     if (result === 'timeout') {
       outcome = 'timeout';
     } else if (result.report.verification?.passed || (result.report.rewritten.length === 0 && result.report.notes.includes(UNCHANGED))) {

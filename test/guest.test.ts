@@ -49,14 +49,14 @@ describe('one set of entry points for both formats', () => {
   beforeAll(() => tf.setBackend('cpu'));
 
   test('a graph-model path, its artifacts and a tf.GraphModel all optimize; load() gives a tf.GraphModel', async () => {
-    const fromPath = await optimize(GRAPH, { backend: 'cpu' });
+    const fromPath = await optimize(GRAPH, { backend: 'cpu' , policy: 'always' });
     expect(fromPath.report.rewritten.length).toBeGreaterThan(0);
     expect(fromPath.report.verification!.passed).toBe(true);
     const artifacts = await readGraphModelFiles(GRAPH);
-    const fromArtifacts = await optimize(artifacts, { backend: 'cpu' });
+    const fromArtifacts = await optimize(artifacts, { backend: 'cpu' , policy: 'always' });
     expect(fromArtifacts.report.rewritten).toEqual(fromPath.report.rewritten);
     const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
-    const fromModel = await expectNoLeaks(() => optimize(model, { backend: 'cpu' }));
+    const fromModel = await expectNoLeaks(() => optimize(model, { backend: 'cpu' , policy: 'always' }));
     expect(fromModel.report.rewritten).toEqual(fromPath.report.rewritten);
     const loaded = await fromModel.load();
     expect(loaded).toBeInstanceOf(tf.GraphModel);
@@ -65,10 +65,10 @@ describe('one set of entry points for both formats', () => {
   });
 
   test('inspect and verify take graph models; mixing formats and layers-only options are refused', async () => {
-    const report = await inspect(GRAPH);
+    const report = await inspect(GRAPH, { policy: 'always' });
     expect(report.rewritten.length).toBeGreaterThan(0);
     const fromGraphPath = report.rewritten;
-    const rewritten = (await optimize(GRAPH, { verify: false })).artifacts;
+    const rewritten = (await optimize(GRAPH, { verify: false , policy: 'always' })).artifacts;
     expect((await verify(GRAPH, rewritten, { backend: 'cpu' })).passed).toBe(true);
     await expect(verify(GRAPH, MINI)).rejects.toThrow('cannot compare a graph model with a layers model');
     await expect(optimize(GRAPH, { policy: 'measure', policyTimer: async () => ({ originalMs: 1, rewrittenMs: 2 }) })).rejects.toThrow('policyTimer times layers-model probes');

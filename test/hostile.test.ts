@@ -130,7 +130,7 @@ describe('layer classes', () => {
       }
     }
     tf.serialization.registerClass(Doubler);
-    const result = await optimize(file, { backend: 'cpu' });
+    const result = await optimize(file, { backend: 'cpu', policy: 'always' });
     expect(result.report.rewritten.map((r) => r.layer)).toEqual(['pointwise']);
     expect(result.report.verification?.passed).toBe(true);
   });

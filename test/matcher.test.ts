@@ -25,7 +25,7 @@ function broken(artifacts: io.ModelArtifacts): io.ModelArtifacts {
 describe('toComputeLike', () => {
   let rewritten: io.ModelArtifacts;
   beforeAll(async () => {
-    rewritten = (await optimize(MINI, { verify: false })).artifacts;
+    rewritten = (await optimize(MINI, { verify: false, policy: 'always' })).artifacts;
   });
 
   test('passes for the rewrite, on paths or artifacts', async () => {

@@ -17,7 +17,7 @@ const ran = (runs: VerificationReport['backends']) => runs!.filter((r): r is Ver
 
 describe('--backend all', () => {
   test('runs every backend present, reports a matrix and why tensorflow was skipped', async () => {
-    const { artifacts } = await optimize(MINI, { verify: false });
+    const { artifacts } = await optimize(MINI, { verify: false, policy: 'always' });
     const report = await expectNoLeaks(() => verify(MINI, artifacts, { backend: 'all', batch: 8, moduleLoader: absent }));
     expect(report.backend).toBe('all');
     // webgl/webgpu run in a headless browser (test/browser.test.ts); listed as skipped without one.
@@ -45,7 +45,7 @@ describe('--backend all', () => {
     tf.registerBackend('tensorflow', () => new FakeGpuBackend(), 0);
     kernels.forEach((k) => tf.registerKernel({ ...k, backendName: 'tensorflow' }));
     try {
-      const { artifacts } = await optimize(MINI, { verify: false });
+      const { artifacts } = await optimize(MINI, { verify: false, policy: 'always' });
       const loaded: string[] = [];
       const report = await verify(MINI, artifacts, {
         backend: 'all', batch: 4, moduleLoader: (id) => (loaded.push(id), id.startsWith('@tensorflow/tfjs-node') ? {} : require(id)),
@@ -62,7 +62,7 @@ describe('--backend all', () => {
   });
 
   test('a native package that fails to load (no CUDA libraries) is skipped with its error', async () => {
-    const { artifacts } = await optimize(MINI, { verify: false });
+    const { artifacts } = await optimize(MINI, { verify: false, policy: 'always' });
     const report = await verify(MINI, artifacts, {
       backend: 'all',
       moduleLoader: (id) => {

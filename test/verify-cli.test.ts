@@ -10,7 +10,7 @@ const dir = tempDir('verify-cli-');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 test('optimize --inputs --batch-size --json: one JSON object, per-layer errors, progress on stderr', () => {
-  const result = run('optimize', MINI, '--out', path.join(dir, 'out'), '--inputs', PATCHES, '--batch-size', '100', '--backend', 'cpu', '--json');
+  const result = run('optimize', MINI, '--out', path.join(dir, 'out'), '--inputs', PATCHES, '--batch-size', '100', '--backend', 'cpu', '--json', '--policy', 'always');
   expect(result.status).toBe(0);
   const report = JSON.parse(result.stdout);
   expect(report.verification).toMatchObject({ passed: true, backend: 'cpu', rows: 256, batchSize: 100, inputs: PATCHES });
@@ -31,7 +31,7 @@ test('an input that does not fit exits 2 with one line', () => {
 
 test('the human report shows the float64 layer check', () => {
   const out = path.join(dir, 'mini-out');
-  const optimized = run('optimize', MINI, '--out', out, '--backend', 'cpu');
+  const optimized = run('optimize', MINI, '--out', out, '--backend', 'cpu', '--policy', 'always');
   expect(optimized.status).toBe(0);
   expect(optimized.stdout).toContain('verification PASSED on backend cpu, cpu (JavaScript) (2 seeded uniform rows (seed 1234), |a-b| <= 0.00001 + 0.0001*|a|)');
   const result = run('verify', MINI, path.join(out, 'model.json'), '--inputs', PATCHES, '--backend', 'cpu', '--batch-size', '100');

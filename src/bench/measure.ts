@@ -9,8 +9,8 @@ import { passesByName, registeredPasses } from '../../passes';
 import { loadChecked, ModelSource } from '../io/source';
 import type { RewriteRecord } from '../optimize/driver';
 import { optimize } from '../optimize';
-import { findCandidates } from './policy';
-import { Probe, probesFor } from './probe';
+import { PolicyMode, findCandidates } from '../policy/policy';
+import { Probe, probesFor } from '../policy/probe';
 import { InterleaveOptions, Runner, Samples, interleave } from './stats';
 import { bareOperands, bareRunner, predictRunner } from './timing';
 import { makeInputs } from '../verify/inputs';
@@ -27,15 +27,16 @@ export interface Prepared {
 }
 
 /**
- * `passes` names the pipeline as `optimize({passes})` does: named passes are forced past their
- * policy (Conv1D/Conv2D would otherwise be refused, leaving nothing to time).
+ * `passes` names the pipeline as `optimize({passes})` does. The policy defaults to 'always': a
+ * bench row measures what the rewrite itself does, including the losses the default policy
+ * would refuse.
  */
-export async function prepare(source: ModelSource, passes?: string[]): Promise<Prepared> {
+export async function prepare(source: ModelSource, passes?: string[], policy: PolicyMode = 'always'): Promise<Prepared> {
   const { artifacts, ir } = await loadChecked(source);
   // In the named order, as optimize runs them, so the probes see the same pipeline.
   const pipeline = passes ? passes.map((name) => passesByName([name])[0]) : registeredPasses();
   const candidates = findCandidates(ir, pipeline, undefined, passes ? new Set(passes) : undefined);
-  const result = await optimize(artifacts, { verify: false, passes });
+  const result = await optimize(artifacts, { verify: false, passes, policy });
   const records = result.report.rewritten;
   const probes: Probe[] = [];
   const unprobed: string[] = [];

@@ -9,7 +9,7 @@ import { Measurement, Prepared, load, measure, prepare } from './measure';
 import { measureInPage } from './page';
 import { BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';
 import { disposeModel, instantiate } from '../verify/models';
-import { DEFAULT_POLICY_BATCH } from './policy';
+import { DEFAULT_POLICY_BATCH } from '../policy/policy';
 import { markdownTable } from './report';
 import type { InterleaveOptions } from './stats';
 import { makeInputs } from '../verify/inputs';

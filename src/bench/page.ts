@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import type { BrowserSession } from '../browser/session';
-import type { CandidateTiming, ProbeTimer } from './policy';
+import type { CandidateTiming, CandidateTimer as ProbeTimer } from '../policy/timer';
 import type { Measurement, Prepared } from './measure';
-import type { Probe } from './probe';
+import type { Probe } from '../policy/probe';
 import { InterleaveOptions, Runner, interleave } from './stats';
 
 /** A runner timing `model` on `inputs`, both already in the page. */

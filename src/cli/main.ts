@@ -24,7 +24,7 @@ import { packageVersion } from './version';
 import { closeAllBrowsers } from '../browser/session';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
 import { benchModel, formatModelBench } from '../bench/model-bench';
-import { POLICY_MODES, PolicyMode, formatPolicy } from '../bench/policy';
+import { POLICY_MODES, PolicyMode, formatPolicy } from '../policy/policy';
 
 const USAGE: Record<string, string> = {
   optimize: `usage: tfjs-rewrite optimize <model.json> --out <dir> [options]
@@ -47,11 +47,14 @@ const USAGE: Record<string, string> = {
   --seed <n>           seed of the generated inputs (default 1234)
   --passes <a,b>       run only these passes (names: conv3d-to-dense, conv2d-to-dense,
                        conv1d-to-dense, fold-views-into-dense, collapse-reshapes,
-                       drop-identity-views); named passes ignore the speed policy
-  --policy <mode>      always (default): rewrite every match; measure: time each candidate alone
-                       on the backend and keep the original where the rewrite is not faster
-  --policy-batch <n>   batch the candidates are timed at with --policy measure (default 16;
-                       for a patch embed, its patch count)
+                       drop-identity-views); named passes bypass the speed policy
+  --policy <mode>      which correct rewrites are worth it on the target backend:
+                       auto (default): rewrite what the table vouches for (large Conv3D patch
+                       embeds on wasm), time every other candidate alone (the layer vs its
+                       replacement, on the backend) and rewrite it only if >= 1.1x faster;
+                       measure: time every candidate; always: rewrite every correct match
+  --policy-batch <n>   batch the candidates are timed at (default 16; for a patch embed, its
+                       patch count)
   --no-verify          skip the numerical check
   --json               print one JSON report on stdout`,
   bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--rows n] [--json]
@@ -67,9 +70,10 @@ const USAGE: Record<string, string> = {
   replaced by name, their accuracy against a float64 reference).
   --backend, --inputs, --input-shape, --batch-size, --atol, --rtol, --accuracy-factor, --rows, --seed, --json
                        as for optimize`,
-  inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--json]
-  Lists what optimize would rewrite, and why every other candidate is left alone.
-  --passes, --backend  as for optimize (the backend decides what policy-gated passes do)`,
+  inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--policy mode] [--json]
+  Lists what optimize would rewrite, and why every other candidate is left alone. Touches no
+  tensors: candidates the policy would time are listed as not decided, with what would be timed.
+  --passes, --backend, --policy, --policy-batch  as for optimize`,
 };
 const MAIN_USAGE = `usage: tfjs-rewrite <command> [options]
 commands:
@@ -88,6 +92,12 @@ function passList(args: ParsedArgs): string[] | undefined {
   const names = text.split(',').map((name) => name.trim()).filter(Boolean);
   if (names.length === 0) throw new UsageError('--passes needs at least one pass name');
   return names;
+}
+
+function policyOptions(args: ParsedArgs): { policy: PolicyMode; policyBatch?: number } {
+  const policy = args.values.get('--policy') ?? 'auto';
+  if (!POLICY_MODES.includes(policy as PolicyMode)) throw new UsageError(`--policy must be one of ${POLICY_MODES.join(', ')}, got "${policy}"`);
+  return { policy: policy as PolicyMode, policyBatch: numberFlag(args, '--policy-batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer') };
 }
 
 const VERIFY_VALUES = ['--backend', '--atol', '--rtol', '--rows', '--batch', '--seed', '--batch-size', '--accuracy-factor'];
@@ -206,13 +216,14 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'inspect') {
-    const args = parseArgs(rest, { values: ['--passes', '--backend'], switches: ['--json'] });
+    const args = parseArgs(rest, { values: ['--passes', '--backend', '--policy', '--policy-batch'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
-    const { backend } = verifyOptions(args); // the backend decides what policy-gated passes do
+    const { backend } = verifyOptions(args); // the backend decides what the policy does
     const report = isGraphModelFile(model)
-      ? await inspectGraphModel(model, { passes: passList(args), backend: backend === 'all' ? 'auto' : backend })
-      : await inspect(model, { passes: passList(args), backend });
-    print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatReport(report, `inspect ${model}`));
+      ? await inspectGraphModel(model, { passes: passList(args), backend: backend === 'all' ? 'auto' : backend, ...policyOptions(args) })
+      : await inspect(model, { passes: passList(args), backend, ...policyOptions(args) });
+    if (args.switches.has('--json')) print(JSON.stringify({ command, model, ...report }));
+    else print(formatReport(report, `inspect ${model}`) + ('policy' in report && report.policy ? `\n${formatPolicy(report.policy)}` : ''));
     return 0;
   }
 
@@ -225,7 +236,7 @@ async function run(argv: string[]): Promise<number> {
     if (backend === 'all') throw new UsageError('bench runs on one backend at a time; --backend all is not supported');
     if (isGraphModelFile(model)) {
       const original = await readGraphModelFiles(model);
-      const { report: rewrite, artifacts } = await optimizeGraphModel(original, { verify: false, backend });
+      const { report: rewrite, artifacts } = await optimizeGraphModel(original, { verify: false, backend, policy: 'always' }); // bench times every correct rewrite, as for layers
       const result = await benchmarkGraphArtifacts(original, artifacts, { backend, batch: verifyOptions(args).batch, inputs: taken.inputs });
       print(args.switches.has('--json')
         ? JSON.stringify({ command, model, rewritten: rewrite.rewritten, ...result })
@@ -256,12 +267,8 @@ async function run(argv: string[]): Promise<number> {
   const [model] = expectPositional(args, 1, command);
   const out = args.values.get('--out');
   if (!out) throw new UsageError('optimize needs --out <dir>');
-  const policy = args.values.get('--policy') ?? 'always';
-  if (!POLICY_MODES.includes(policy as PolicyMode)) throw new UsageError(`--policy must be one of ${POLICY_MODES.join(', ')}, got "${policy}"`);
   const options = {
-    ...verifyOptions(args, taken), verify: !args.switches.has('--no-verify'), passes: passList(args),
-    policy: policy as PolicyMode,
-    policyBatch: numberFlag(args, '--policy-batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
+    ...verifyOptions(args, taken), verify: !args.switches.has('--no-verify'), passes: passList(args), ...policyOptions(args),
   };
   // Refuse a bad --out before minutes of verification, and again at write time.
   const writeOptions = { force: args.switches.has('--force'), inputs: [model] };

@@ -42,10 +42,8 @@ export interface DriverOptions<C> {
   backend?: string;
   /** Consulted after a successful match, before the rewrite: a reason keeps the unit. */
   keep?: KeepHookOf<C>;
-  /** Names of rules the user asked for explicitly (built-in policies do not hold them back). */
+  /** Names of rules the user asked for explicitly (the keep hook does not hold them back). */
   forced?: Set<string>;
-  /** A measured policy (the keep hook) decides instead of the rules' built-in tables. */
-  measuring?: boolean;
   reuseWeights?: boolean;
 }
 
@@ -81,7 +79,7 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
       for (const rule of rules) {
         if (!scope.contains(unit)) continue;
         const context = scope.context({
-          freshName, backend: options.backend, forced: forced.has(rule.name), measuring: options.measuring, reuseWeights: options.reuseWeights,
+          freshName, backend: options.backend, forced: forced.has(rule.name), reuseWeights: options.reuseWeights,
         });
         if (!rule.appliesTo(unit, context)) continue;
         const result = rule.match(unit, context);

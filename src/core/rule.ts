@@ -13,10 +13,8 @@ export interface RunSettings {
   freshName(base: string): string;
   /** The backend the model is optimized for (the verification backend), if known. */
   backend?: string;
-  /** The user asked for this rule by name: apply it even where a policy says it does not pay. */
+  /** The user asked for this rule by name: the keep hook (the policy) does not hold it back. */
   forced?: boolean;
-  /** `--policy measure`: timings decide whether a rewrite pays, not a rule's built-in table. */
-  measuring?: boolean;
   /**
    * Nobody else holds the weight buffers (files read for this run, no verification against
    * them): a rewrite may reorder a weight's values in place instead of copying them.

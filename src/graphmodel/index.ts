@@ -2,6 +2,8 @@
  * Graph models (format "graph-model", a GraphDef in model.json): optimize, inspect, verify,
  * with the same report, IO guarantees and verification as the layers entry points.
  */
+import { graphPolicy } from '../policy/graph';
+import type { PolicyMode } from '../policy/policy';
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
@@ -13,7 +15,6 @@ import { graphPassesByName, registeredGraphPasses, withoutLowering } from '../..
 import { selectBackend } from '../backend/select';
 import { GraphCandidate, GraphRunOptions, runGraphPasses } from './driver';
 import { GraphProbeTimer, measureGraphCandidates } from './policy';
-import type { PolicyMode } from '../bench/policy';
 import { isBrowserBackend } from '../browser/session';
 import { readGraphModelFiles } from './files';
 import { GraphModelIR, artifactsFromGraphIR, graphIRFromArtifacts, isGraphModelJson } from './ir';
@@ -38,16 +39,19 @@ export interface GraphOptimizeOptions extends LayersVerifyOptions {
    * every registered pass with a graph lowering). Passes named here ignore built-in policies.
    */
   passes?: (GraphPass | string)[];
-  /** Consulted after each successful match: a reason keeps the node (see src/core/driver.ts). */
+  /** Consulted after each successful match: a reason keeps the node (default: src/policy/graph.ts). */
   keep?: GraphRunOptions['keep'];
+  /**
+   * 'auto' (default) and 'measure': time each candidate alone on the backend (src/graphmodel/policy.ts)
+   * and keep the op unless the rewrite is >= 1.1x faster; 'always': every correct match.
+   */
+  policy?: PolicyMode;
+  /** The batch candidates are timed at (default 16). */
+  policyBatch?: number;
+  /** Replaces the timer (tests inject timings). */
+  policyTimer?: GraphProbeTimer;
   /** Compare the rewritten model with the original numerically (default true). */
   verify?: boolean;
-  /** 'measure': time each candidate alone on the backend, keep the op where the rewrite is not faster. */
-  policy?: PolicyMode;
-  /** With policy 'measure': the batch candidates are timed at (default 16). */
-  policyBatch?: number;
-  /** With policy 'measure': replaces the timer (tests inject timings). */
-  policyTimer?: GraphProbeTimer;
 }
 
 export interface GraphOptimizeResult {
@@ -77,7 +81,7 @@ function pipeline(chosen?: (GraphPass | string)[]): { passes: GraphPass[]; force
   return { passes, forced: new Set(passes.map((pass) => pass.name)), notes };
 }
 
-async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer'> = {}) {
+async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer'> & { dryRun?: boolean } = {}) {
   const { passes, forced, notes } = pipeline(options.passes);
   const original = await graphArtifactsOf(source);
   // The IR copies the weight bytes: passes edit it in place, `original` stays as read.
@@ -88,25 +92,27 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
   const request = options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend;
   const target = isBrowserBackend(request) ? { name: request } : await selectBackend(request);
   const before = summarizeGraph(ir);
-  const measured = options.policy === 'measure'
-    ? await measureGraphCandidates(ir, passes, { backend: target.name, batch: options.policyBatch, timer: options.policyTimer, forced })
+  // The policy: timed (auto, measure) unless inspecting, where only the table decides.
+  const mode = options.policy ?? 'auto';
+  const timed = mode !== 'always' && !options.dryRun
+    ? await measureGraphCandidates(ir, passes, { backend: target.name, batch: options.policyBatch, timer: options.policyTimer, forced, mode })
     : undefined;
-  const keep = options.keep && measured
-    ? (candidate: GraphCandidate) => options.keep!(candidate) ?? measured.keep(candidate)
-    : options.keep ?? measured?.keep;
-  const { rewritten, skipped, kept } = runGraphPasses(ir, passes, { forced, backend: target.name, keep, measuring: measured !== undefined });
-  return { original, ir, before, rewritten, skipped, policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
+  const untimed = timed ? undefined : graphPolicy(mode, { name: target.name, device: 'device' in target ? target.device : target.name });
+  const policyKeep = timed ? timed.keep : untimed!.keep!;
+  const keep = options.keep ? (candidate: GraphCandidate) => options.keep!(candidate) ?? policyKeep(candidate) : policyKeep;
+  const { rewritten, skipped, kept } = runGraphPasses(ir, passes, { forced, backend: target.name, keep });
+  return { original, ir, before, rewritten, skipped, kept: kept ?? [], policy: (timed ?? untimed)!.report };
 }
 
 /** Rewrites every eligible node and (by default) verifies the result against the original. */
 export async function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
-  const { original, ir, before, rewritten, skipped, policyFields } = await rewrite(source, options);
+  const { original, ir, before, rewritten, skipped, kept, policy } = await rewrite(source, options);
   if (rewritten.length === 0) {
     // Nothing to compare: the model goes out as it came in, with no inputs to generate.
     // Loading it once still proves stock tfjs accepts it.
     if (options.verify !== false) (await loadGraph(original, 'original')).dispose();
     return {
-      report: { rewritten, skipped, verification: null, before, after: before, notes: [...ir.notes, UNCHANGED], ...policyFields },
+      report: { rewritten, skipped, verification: null, before, after: before, notes: [...ir.notes, UNCHANGED], kept, policy },
       artifacts: original,
       load: () => tf.loadGraphModel(tf.io.fromMemory(original)),
       save: (dir, saveOptions) => writeModelFiles(original, dir, saveOptions),
@@ -114,7 +120,7 @@ export async function optimizeGraphModel(source: GraphModelSource, options: Grap
   }
   const artifacts = artifactsFromGraphIR(ir);
   const verification = options.verify === false ? null : await verifyGraphArtifacts(original, artifacts, { ...options, rewrittenLayers: rewritten });
-  const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes, ...policyFields };
+  const report: Report = { rewritten, skipped, verification, before, after: summarizeGraph(ir), notes: ir.notes, kept, policy };
   return {
     report,
     artifacts,
@@ -124,9 +130,9 @@ export async function optimizeGraphModel(source: GraphModelSource, options: Grap
 }
 
 /** What optimizeGraphModel would rewrite, and why each other Conv3D stays; touches no tensors. */
-export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep'> = {}): Promise<Report> {
-  const { ir, before, rewritten, skipped } = await rewrite(source, options);
-  return { rewritten, skipped, verification: null, before, after: summarizeGraph(ir), notes: ir.notes };
+export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch'> = {}): Promise<Report> {
+  const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source, { ...options, dryRun: true });
+  return { rewritten, skipped, verification: null, before, after: summarizeGraph(ir), notes: ir.notes, kept, policy };
 }
 
 /** Compares two graph models on seeded inputs. */

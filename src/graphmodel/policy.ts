@@ -3,12 +3,14 @@
  * hook sees every match) is cut out as a probe graph (its nodes, the Consts they read, a
  * Placeholder per other input), rewritten by the same rule, and both probes are timed on the
  * backend; the keep hook then keeps the original op where the rewrite is not faster. The rule,
- * the decision (`decide`) and the report are those of layers models (src/bench/policy.ts).
+ * the decision (`decide`, with its 1.1x margin) and the report are those of layers models
+ * (src/policy/policy.ts). A candidate that cannot be cut out or timed is kept.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
-import { CandidateTiming, DEFAULT_POLICY_BATCH, PolicyDecision, PolicyReport, decide } from '../bench/policy';
+import { DEFAULT_POLICY_BATCH, MIN_SPEEDUP, PolicyDecision, PolicyMode, PolicyReport, decide } from '../policy/policy';
+import type { CandidateTiming } from '../policy/timer';
 import { attr } from './attrs';
 import { benchmarkGraphArtifacts } from './bench';
 import { loadGraph, openGraphInputs } from './verify';
@@ -34,6 +36,8 @@ export interface GraphMeasureOptions {
   timer?: GraphProbeTimer;
   forced?: Set<string>;
   log?: (line: string) => void;
+  /** 'auto' or 'measure' (the same timing here: graph models have no table fast path yet). */
+  mode?: PolicyMode;
 }
 
 const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
@@ -144,31 +148,45 @@ async function measureWith(ir: GraphModelIR, passes: GraphPass[], backend: { nam
   const batch = options.batch ?? DEFAULT_POLICY_BATCH;
   const timer = options.timer ?? timeGraphProbe(backend.name as BackendRequest);
   const candidates: GraphCandidate[] = [];
-  runGraphPasses(ir, passes, { backend: backend.name, forced: options.forced, measuring: true, keep: (candidate) => (candidates.push(candidate), 'dry run') });
+  runGraphPasses(ir, passes, { backend: backend.name, forced: options.forced, keep: (candidate) => (candidates.push(candidate), 'dry run') });
 
   const decisions: PolicyDecision[] = [];
   for (const candidate of candidates) {
     const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name };
+    if (candidate.pass.reportRefusals === false) continue;
     if (candidate.context.forced) {
-      decisions.push({ ...where, decision: 'rewrite', reason: 'not measured: the pass was asked for by name' });
+      decisions.push({ ...where, decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' });
       continue;
     }
     const probe = probeOf(candidate);
     if (typeof probe === 'string') {
-      decisions.push({ ...where, decision: 'rewrite', reason: `not measured: ${probe}` });
+      decisions.push({ ...where, decision: 'keep', evidence: 'unmeasured', reason: `cannot be timed alone: ${probe}` });
       continue;
     }
-    const timing = await timer(probe, batch);
+    let timing: CandidateTiming;
+    try {
+      timing = await timer(probe, batch);
+    } catch (error) {
+      decisions.push({ ...where, decision: 'keep', evidence: 'unmeasured', reason: `could not time it on ${backend.name}: ${(error as Error).message.split('\n')[0]}` });
+      continue;
+    }
     const decision = decide(timing);
     const speedup = timing.originalMs / timing.rewrittenMs;
-    const verdict = decision === 'rewrite' ? 'rewrite is faster' : 'rewrite is not faster';
-    const reason = `${verdict} on ${backend.name} at batch ${batch}: ${fmt(timing.rewrittenMs)} ms vs ${fmt(timing.originalMs)} ms (${speedup.toFixed(2)}x)`;
-    decisions.push({ ...where, decision, ...timing, speedup, reason });
+    const verdict = decision === 'rewrite' ? `>= ${MIN_SPEEDUP}x` : `below the ${MIN_SPEEDUP}x margin`;
+    const reason = `measured here: ${fmt(timing.originalMs)} ms -> ${fmt(timing.rewrittenMs)} ms (${speedup.toFixed(2)}x) on ${backend.name} at batch ${batch}; ${verdict}`;
+    decisions.push({ ...where, decision, evidence: 'measured', originalMs: timing.originalMs, rewrittenMs: timing.rewrittenMs, speedup, reason });
     options.log?.(`policy: ${candidate.graph}/${candidate.layer.name}: ${reason}`);
   }
-  const kept = new Map(decisions.filter((d) => d.decision === 'keep').map((d) => [`${d.layer}/${d.pass}`, d.reason]));
+  const kept = new Map(decisions.filter((d) => d.decision !== 'rewrite').map((d) => [`${d.layer}/${d.pass}`, d.reason]));
+  const judged = new Set(decisions.map((d) => `${d.layer}/${d.pass}`));
   return {
-    keep: (candidate) => (candidate.context.forced ? null : kept.get(`${candidate.layer.name}/${candidate.pass.name}`) ?? null),
-    report: { mode: 'measure', backend: backend.name, device: backend.device, batch, decisions },
+    keep: (candidate) => {
+      if (candidate.context.forced || candidate.pass.reportRefusals === false) return null;
+      const key = `${candidate.layer.name}/${candidate.pass.name}`;
+      // A candidate that only appears once others are rewritten was never timed: keep it.
+      if (!judged.has(key)) return 'not judged by the policy (it appeared during rewriting); force it with --passes';
+      return kept.get(key) ?? null;
+    },
+    report: { mode: options.mode ?? 'measure', backend: backend.name, device: backend.device, batch, minSpeedup: MIN_SPEEDUP, decisions },
   };
 }

@@ -21,7 +21,8 @@ import type { Pass } from '../pass';
 import { ModelSummary, summarize } from '../report/summary';
 import { LayersVerifyOptions, VerificationReport, verifyArtifacts } from '../verify/verify';
 import { disposeModel, instantiate } from '../verify/models';
-import { MeasureOptions, PolicyMode, PolicyReport, measureCandidates } from '../bench/policy';
+import { PolicyMode, PolicyReport, decidePolicy } from '../policy/policy';
+import type { TimerChoice } from '../policy/timer';
 import { RewriteRecord, SkipRecord, runPasses } from './driver';
 import { exactSubjects, rewrittenSubjects } from '../verify/exact';
 
@@ -34,14 +35,17 @@ export interface OptimizeOptions extends LayersVerifyOptions {
   /** Compare the rewritten model with the original numerically (default true). */
   verify?: boolean;
   /**
-   * 'always' (default) rewrites every match; 'measure' times each candidate alone on the backend
-   * and keeps the original layer where the rewrite is not faster (see src/bench/policy.ts).
+   * Which correct rewrites are worth it on the target backend (src/policy/policy.ts): 'auto'
+   * (default) rewrites what the table vouches for and times the rest; 'measure' times every
+   * candidate; 'always' rewrites every correct match. Passes named in `passes` bypass it.
    */
   policy?: PolicyMode;
-  /** With policy 'measure': the batch candidates are timed at (default 16). */
+  /** The batch candidates are timed at (default 16). */
   policyBatch?: number;
-  /** With policy 'measure': replaces the timer (tests inject timings). */
-  policyTimer?: MeasureOptions['timer'];
+  /** Replaces the in-process timer, for every backend or per backend name (see src/policy/timer.ts). */
+  policyTimer?: TimerChoice;
+  /** Progress lines of the policy, one per candidate (the CLI sends them to stderr). */
+  policyLog?: (line: string) => void;
 }
 
 export interface Report {
@@ -53,8 +57,9 @@ export interface Report {
   notes: string[];
   /** Set when the input was converted from another form (a Keras 3 topology); the notes say so too. */
   converted?: Conversion;
-  /** With policy 'measure' only: matches left as they were, and every measured decision. */
+  /** Correct matches the policy left as they were, with its reason (layers models). */
   kept?: SkipRecord[];
+  /** Every decision of the policy and its evidence (layers models; graph passes have no policy yet). */
   policy?: PolicyReport;
 }
 
@@ -78,23 +83,25 @@ function pipeline(chosen?: (Pass | string)[]): { passes: Pass[]; forced: Set<str
   return { passes, forced: new Set(passes.map((pass) => pass.name)) };
 }
 
-async function rewrite(source: ModelSource, chosen?: (Pass | string)[], options: OptimizeOptions = {}) {
+type PolicyFields = Pick<OptimizeOptions, 'policy' | 'policyBatch'>;
+
+async function rewrite(source: ModelSource, chosen: (Pass | string)[] | undefined, options: OptimizeOptions & { dryRun?: boolean } = {}) {
   const { passes, forced } = pipeline(chosen);
   const { artifacts: original, ir } = await loadChecked(source);
-  // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
-  // A browser backend is only named here (policies read its name); verification opens the browser.
+  // The policy judges a rewrite on the backend the model will be verified (and deployed) on.
+  // A browser backend is only named here (the policy's timer opens the browser, as verification does).
   const request = options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend;
-  const target = isBrowserBackend(request) ? { name: request } : await selectBackend(request);
+  const target = isBrowserBackend(request) ? { name: request, device: request, fallbacks: [] } : await selectBackend(request);
   const before = summarize(ir);
-  const measured = options.policy === 'measure'
-    ? await measureCandidates(ir, passes, { backend: options.backend === 'all' ? 'auto' : options.backend, batch: options.policyBatch, timer: options.policyTimer, forced })
-    : undefined;
+  const policy = await decidePolicy(ir, passes, forced, {
+    mode: options.policy, backend: target, batch: options.policyBatch, timer: options.policyTimer, dryRun: options.dryRun, log: options.policyLog,
+  });
   // Files read for this run with nothing to verify against: kernels may be reordered in place.
-  const reuseWeights = typeof source === 'string' && options.verify === false && !measured;
+  const reuseWeights = typeof source === 'string' && options.verify === false;
   // Captured before the IR is rewritten: the exact check re-applies the passes to each conv alone.
-  const subjects = options.verify === false ? [] : exactSubjects(ir, passes, target.name, forced);
-  const { rewritten, skipped, kept } = runPasses(ir, passes, { keep: measured?.keep, backend: target.name, forced, measuring: measured !== undefined, reuseWeights });
-  return { original, ir, before, rewritten, skipped, subjects: rewrittenSubjects(subjects, rewritten), policyFields: measured ? { kept: kept ?? [], policy: measured.report } : {} };
+  const subjects = options.verify === false || options.dryRun ? [] : exactSubjects(ir, passes, target.name, forced);
+  const { rewritten, skipped, kept } = runPasses(ir, passes, { keep: policy.keep, backend: target.name, forced, reuseWeights });
+  return { original, ir, before, rewritten, skipped, subjects: rewrittenSubjects(subjects, rewritten), kept: kept ?? [], policy: policy.report };
 }
 
 /** The report note when no pass changed anything. */
@@ -157,7 +164,7 @@ const guestOptimize = asGuest(async (source: AnyModelSource, options: OptimizeOp
 });
 
 async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
-  const { original, ir, before, rewritten, skipped, subjects, policyFields } = await rewrite(source, options.passes, options);
+  const { original, ir, before, rewritten, skipped, subjects, kept, policy } = await rewrite(source, options.passes, options);
   // A Keras 3 topology read as Keras 2 must be written in the new form, rewritten or not.
   if (rewritten.length === 0 && !ir.converted) {
     // Nothing to compare: the model goes out as it came in (topology, weight bytes, encodings).
@@ -165,7 +172,7 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}
     if (options.verify !== false) disposeModel(await instantiate(original, 'original'));
     const notes = [...ir.notes, UNCHANGED];
     return {
-      report: { rewritten, skipped, verification: null, before, after: before, notes, ...policyFields },
+      report: { rewritten, skipped, verification: null, before, after: before, notes, kept, policy },
       artifacts: original,
       load: () => tf.loadLayersModel(tf.io.fromMemory(original)),
       save: (dir, saveOptions) => writeModelFiles(original, dir, saveOptions),
@@ -176,7 +183,7 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}
   let packed: io.ModelArtifacts | undefined;
   const artifacts = () => (packed ??= artifactsFromIR(ir));
   const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten, exactSubjects: subjects });
-  const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...converted(ir), ...policyFields };
+  const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...converted(ir), kept, policy };
   return {
     report,
     get artifacts() {
@@ -187,16 +194,18 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}
   };
 }
 
-/** What optimize would rewrite, and why each other candidate stays; touches no tensors. */
-export const inspect = asGuest(async (source: AnyModelSource, options: Pick<OptimizeOptions, 'passes' | 'backend'> = {}): Promise<Report> => {
+/**
+ * What optimize would rewrite, and why each other candidate stays; touches no tensors. Candidates
+ * the policy would time are listed as kept, their decision 'pending' saying what would be timed.
+ */
+export const inspect = asGuest(async (source: AnyModelSource, options: Pick<OptimizeOptions, 'passes' | 'backend'> & PolicyFields = {}): Promise<Report> => {
   const graph = await graphSource(source);
   if (graph !== null) {
-    // The backend decides what policy-gated rules do, as for layers models.
-    const { passes, backend } = graphOptions(options);
-    return inspectGraphModel(graph, { passes, backend });
+    const { passes, backend, policy, policyBatch } = graphOptions(options);
+    return inspectGraphModel(graph, { passes, backend, policy, policyBatch });
   }
-  const { ir, before, rewritten, skipped } = await rewrite(source as ModelSource, options.passes, options);
-  return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes, ...converted(ir) };
+  const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source as ModelSource, options.passes, { ...options, dryRun: true });
+  return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes, ...converted(ir), kept, policy };
 });
 
 /** Compares two models of one format (paths, models or artifacts) on the same inputs. */

@@ -272,18 +272,14 @@ function rewriteConv(conv: GraphNode, plan: GraphConvPlan, context: GraphMatchCo
 const OPS: Record<number, string[]> = { 1: ['Conv2D', '_FusedConv2D'], 2: ['Conv2D', '_FusedConv2D'], 3: ['Conv3D'] };
 
 /** The GraphDef lowering of the conv-to-dense rule `name` for one spatial rank. */
-export function graphNonSlidingConvPass(options: { name: string; spatialRank: number; pays?: (backend: string | undefined) => true | string }): GraphPass<GraphConvPlan> {
+export function graphNonSlidingConvPass(options: { name: string; spatialRank: number }): GraphPass<GraphConvPlan> {
   const rank = options.spatialRank;
   return {
     name: options.name,
     // Conv2D ops in the Conv1D form belong to the rank-1 rule, all others to the rank-2 one.
     appliesTo: (node, context) => OPS[rank].includes(node.op) && (rank === 3 || (conv1dForm(node, context) !== undefined) === (rank === 1)),
-    match: (node, context) => {
-      const result = matchConv(node, context, rank);
-      if ('refusal' in result) return result;
-      const pays = options.pays && !context.forced && !context.measuring ? options.pays(context.backend) : true;
-      return pays === true ? result : { refusal: pays };
-    },
+    // Correctness only: whether it pays is the policy's call (src/policy/graph.ts).
+    match: (node, context) => matchConv(node, context, rank),
     rewrite: rewriteConv,
   };
 }

@@ -27,11 +27,6 @@ export interface NonSlidingOptions {
   name: string;
   className: string;
   spatialRank: number;
-  /**
-   * Whether the rewrite pays on the target backend; a string is the refusal. Applied after
-   * every correctness guard, so a refusal here always means "correct, but not faster".
-   */
-  pays?: (backend: string | undefined) => true | string;
 }
 
 /** Builds the pass for one conv class (Conv3D now; Conv1D/Conv2D reuse it). */
@@ -83,8 +78,6 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       kernelWeight: kernel, bias: useBias ? bias ?? 'missing' : null, owner: layer.name,
     });
     if ('refusal' in analysis) return analysis;
-    const pays = options.pays && !context.forced && !context.measuring ? options.pays(context.backend) : true;
-    if (pays !== true) return refuse(pays);
     return { plan: { ...analysis, kernel: kernel!, bias } };
   }
 

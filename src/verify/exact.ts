@@ -2,7 +2,7 @@
  * The exact check: a tolerance-free test of each rewritten conv on the target backend.
  *
  * The conv alone (behind an Input of the shape it sees in the model) and the same after the
- * passes (bench/probe.ts) are built with a small-integer kernel and bias instead of the real
+ * passes (policy/probe.ts) are built with a small-integer kernel and bias instead of the real
  * weights, linear activation, and fed small-integer rows. Every product and partial sum is then
  * an integer of magnitude <= P*a*b + c (P = kernel values per filter, a/b/c = largest |input|,
  * |kernel|, |bias|), chosen below 2^24 (float32) or 2^11 (float16 devices), so every summation
@@ -14,8 +14,8 @@ import type { io } from '@tensorflow/tfjs';
 import type { LayerNode, ModelIR, Weight } from '../graph/types';
 import type { Pass } from '../pass';
 import { Candidate, RewriteRecord } from '../optimize/driver';
-import { findCandidates } from '../bench/policy';
-import { Probe, probesFor } from '../bench/probe';
+import { findCandidates } from '../policy/policy';
+import { Probe, probesFor } from '../policy/probe';
 import type { BrowserSession } from '../browser/session';
 import { disposeModel, instantiate } from './models';
 

@@ -8,9 +8,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { artifactsOfModel, writeModelFiles } from '../io/files';
-import type { PassCost } from './report';
-import { quantile } from './stats';
+import { artifactsOfModel, writeModelFiles } from '../../src/io/files';
+import type { PassCost } from './targets';
+import { quantile } from '../../src/bench/stats';
 
 export interface PassCostOptions {
   /** Conv3D branches per input (two inputs): 16 gives 32 convs and ~302 MB of weights. */

@@ -6,19 +6,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registeredPasses } from '../../passes';
-import type { BackendInfo } from '../backend/select';
-import { BrowserBackend, BrowserSession, withBrowser } from '../browser/session';
-import { artifactsOfModel } from '../io/files';
-import { loadChecked } from '../io/source';
+import type { BackendInfo } from '../../src/backend/select';
+import { BrowserBackend, BrowserSession, withBrowser } from '../../src/browser/session';
+import { artifactsOfModel } from '../../src/io/files';
+import { loadChecked } from '../../src/io/source';
 import { BENCH_CASES } from './cases';
-import { prepare } from './measure';
-import { measureInPage, pageProbeTimer } from './page';
-import { measureCandidates } from './policy';
-import type { Row } from './report';
-import type { InterleaveOptions } from './stats';
-import type { PolicyRow } from './suite';
-import { makeInputs } from '../verify/inputs';
-import { disposeModel, instantiate } from '../verify/models';
+import { prepare } from '../../src/bench/measure';
+import { measureInPage, pageProbeTimer } from '../../src/bench/page';
+import { PolicyDecision, decidePolicy } from '../../src/policy/policy';
+import type { Row } from '../../src/bench/report';
+import type { InterleaveOptions } from '../../src/bench/stats';
+import { makeInputs } from '../../src/verify/inputs';
+import { disposeModel, instantiate } from '../../src/verify/models';
 
 /** Case -> batch in the browser (CPU-rendered on machines without a GPU: keep rows to seconds). */
 export const BROWSER_BATCHES: Record<string, number> = {
@@ -29,6 +28,13 @@ export const BROWSER_BATCHES: Record<string, number> = {
   'audio-conv1d-frontend': 8,
 };
 const QUICK = ['downsample-1x2x2'];
+
+export interface PolicyRow {
+  case: string;
+  backend: string;
+  batch: number;
+  decisions: PolicyDecision[];
+}
 
 export interface BrowserSuiteResult {
   rows: Row[];
@@ -55,7 +61,7 @@ export async function runBrowserSuite(
         if (benchCase.name === 'downsample-1x2x2' || benchCase.name === 'qwen3vl-patch-embed') {
           options.log(`policy ${benchCase.name} / ${backend} / batch ${batch}`);
           const { ir } = await loadChecked(artifacts);
-          const { report } = await measureCandidates(ir, registeredPasses(), { backend, batch, timer: pageProbeTimer(session) });
+          const { report } = await decidePolicy(ir, registeredPasses(), new Set(), { mode: 'measure', backend: { name: backend, device: session.device, fallbacks: [] }, batch, timer: pageProbeTimer(session) });
           result.policy.push({ case: benchCase.name, backend, batch, decisions: report.decisions });
         }
       }

@@ -1,16 +1,14 @@
-/** `npm run bench`: every case on every backend present, plus the policy decisions per backend. */
+/** `npm run bench`: every case on every backend present; each row times every correct rewrite (--policy always). */
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
-import { BackendInfo, BackendName, selectBackend } from '../backend/select';
-import { artifactsOfModel } from '../io/files';
-import { loadChecked } from '../io/source';
-import { registeredPasses } from '../../passes';
+import { BackendInfo, BackendName, selectBackend } from '../../src/backend/select';
+import { artifactsOfModel } from '../../src/io/files';
+import { optimize } from '../../src/optimize';
 import { BENCH_CASES, BenchCase } from './cases';
-import { Measurement, load, measure, prepare } from './measure';
-import { PolicyDecision, measureCandidates } from './policy';
-import { PolicyCheck, Row, checkPolicy } from './report';
-import type { InterleaveOptions } from './stats';
-import { makeInputs } from '../verify/inputs';
+import { Measurement, load, measure, prepare } from '../../src/bench/measure';
+import type { Row } from '../../src/bench/report';
+import type { InterleaveOptions } from '../../src/bench/stats';
+import { makeInputs } from '../../src/verify/inputs';
 
 
 export interface SuiteOptions {
@@ -32,18 +30,17 @@ const SLOW_MS = 3_000;
 const QUICK_BATCH = 8;
 const QUICK_CASES = ['qwen3vl-patch-embed', 'downsample-1x2x2'];
 
-export interface PolicyRow {
+/** Whether `optimize --backend <backend>` with default settings returns the very model a case's rows time. */
+export interface DefaultCheck {
   case: string;
   backend: string;
-  batch: number;
-  decisions: PolicyDecision[];
+  same: boolean;
+  decisions: string[];
 }
 
 export interface SuiteResult {
   rows: Row[];
-  policy: PolicyRow[];
-  /** The measured Conv1D/Conv2D speedups against the default policy's table. */
-  policyChecks: PolicyCheck[];
+  defaults: DefaultCheck[];
   backends: BackendInfo[];
   skipped: string[];
 }
@@ -66,7 +63,7 @@ const scaled = (samples: { median: number } | null | undefined, from: number, to
   (samples ? samples.median * (to / from) : undefined);
 
 export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
-  const result: SuiteResult = { rows: [], policy: [], policyChecks: [], backends: [], skipped: [] };
+  const result: SuiteResult = { rows: [], defaults: [], backends: [], skipped: [] };
   let cases = BENCH_CASES.filter((c) => !options.cases || options.cases.includes(c.name));
   if (options.quick) cases = cases.filter((c) => QUICK_CASES.includes(c.name)).map((c) => ({ ...c, batches: [Math.min(QUICK_BATCH, c.batches[0])] }));
   for (const benchCase of cases) {
@@ -85,13 +82,17 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
       const backend = await selectBackend(backendName);
       if (!result.backends.some((b) => b.name === backend.name)) result.backends.push(backend);
       await runCase(benchCase, prepared, backend.name, options, result);
-      if (benchCase.name === 'downsample-1x2x2' || benchCase.name === 'qwen3vl-patch-embed') {
-        result.policy.push(await policyRow(benchCase, artifacts, backend.name, options));
-      }
+      if (benchCase.checkDefaultOn?.includes(backend.name)) result.defaults.push(await defaultCheck(benchCase, artifacts, prepared.rewritten, backend.name));
     }
   }
-  result.policyChecks = checkPolicy(result.rows, Object.fromEntries(cases.map((c) => [c.name, c.policyClass])));
   return result;
+}
+
+/** The target rows are stated for optimize with default settings: check they time its output. */
+async function defaultCheck(benchCase: BenchCase, artifacts: Parameters<typeof optimize>[0], timed: { modelTopology?: unknown }, backend: BackendName): Promise<DefaultCheck> {
+  const result = await optimize(artifacts, { backend, verify: false });
+  const same = JSON.stringify(result.artifacts.modelTopology) === JSON.stringify(timed.modelTopology);
+  return { case: benchCase.name, backend, same, decisions: (result.report.policy?.decisions ?? []).map((d) => `${d.layer}: ${d.decision}: ${d.reason}`) };
 }
 
 async function runCase(benchCase: BenchCase, prepared: Awaited<ReturnType<typeof prepare>>, backend: BackendName, options: SuiteOptions, result: SuiteResult) {
@@ -131,15 +132,6 @@ async function runCase(benchCase: BenchCase, prepared: Awaited<ReturnType<typeof
   } finally {
     loaded.dispose();
   }
-}
-
-/** What `optimize --policy measure` decides for this case on this backend, at its first batch. */
-async function policyRow(benchCase: BenchCase, artifacts: Parameters<typeof loadChecked>[0], backend: BackendName, options: SuiteOptions): Promise<PolicyRow> {
-  const batch = benchCase.batches[0];
-  options.log(`policy ${benchCase.name} / ${backend} / batch ${batch}`);
-  const { ir } = await loadChecked(artifacts);
-  const { report } = await measureCandidates(ir, registeredPasses(), { backend, batch });
-  return { case: benchCase.name, backend, batch, decisions: report.decisions };
 }
 
 /** The machine, for the README and the JSON. */

@@ -1,7 +1,8 @@
 /**
  * The benchmark cases: the fixtures' patch embeds at realistic patch counts, video convs at
- * realistic clip sizes (built here: the committed fixtures are small on purpose), and the
- * Conv2D/Conv1D cases whose speedups back the default policy of src/rewrite/policy.ts.
+ * realistic clip sizes (built here: the committed fixtures are small on purpose), and Conv2D/
+ * Conv1D cases. Rows time every correct rewrite (--policy always); guarantee.ts times what the
+ * default policy returns.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FIXTURES, fillDeterministic } from '../../fixtures/models';
@@ -17,13 +18,10 @@ export interface BenchCase {
   unit: string;
   /** Backends this case runs on only with --full (to keep the default run to a few minutes). */
   fullOnlyOn?: string[];
-  /**
-   * Passes of the rewritten variant (default: all, with their policies). A policy-gated conv
-   * needs its pass named here, or the rewritten model is the original.
-   */
+  /** Passes of the rewritten variant (default: all). */
   passes?: string[];
-  /** The conv class whose default in src/rewrite/policy.ts this case's speedup measures. */
-  policyClass?: 'Conv1D' | 'Conv2D';
+  /** Backends where `optimize` with default settings must return the very model these rows time. */
+  checkDefaultOn?: string[];
   build(): tf.LayersModel;
 }
 
@@ -55,6 +53,7 @@ export const BENCH_CASES: BenchCase[] = [
     description: 'Qwen3-VL patch embed (fixture): [N, 1536] -> Reshape/Permute -> Conv3D 2x16x16 -> 1152, bias',
     batches: [256, 1024, 4096],
     unit: 'patches',
+    checkDefaultOn: ['wasm'],
     build: fromFixture('qwen3vl-patch-embed'),
   },
   {
@@ -94,7 +93,6 @@ export const BENCH_CASES: BenchCase[] = [
     batchesOn: { cpu: [2] },
     unit: 'images',
     passes: ['conv2d-to-dense', ...CLEANUPS],
-    policyClass: 'Conv2D',
     build: fromFixture('vit-b16-patch-embed'),
   },
   {
@@ -104,7 +102,6 @@ export const BENCH_CASES: BenchCase[] = [
     batches: [8],
     unit: 'waveforms',
     passes: ['conv1d-to-dense', ...CLEANUPS],
-    policyClass: 'Conv1D',
     build: () => audioFrontend(16000, 400, 512, 7107),
   },
 ];

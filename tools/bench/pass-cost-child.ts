@@ -4,8 +4,8 @@
  * Prints {"ms": wall time of the step, "peakRss": bytes} on stdout.
  */
 import * as fs from 'fs';
-import { readModelFiles, writeModelFiles } from '../io/files';
-import { optimize } from '../optimize';
+import { readModelFiles, writeModelFiles } from '../../src/io/files';
+import { optimize } from '../../src/optimize';
 
 async function main([mode, model, out]: string[]): Promise<void> {
   const start = performance.now();

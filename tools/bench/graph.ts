@@ -5,8 +5,8 @@
  */
 import type { io } from '@tensorflow/tfjs';
 import { buildPatchEmbed, graphFixture } from '../../fixtures/graph-models';
-import type { TargetName } from '../backend/select';
-import { benchmarkGraphArtifacts, optimizeGraphModel } from '../graphmodel';
+import type { TargetName } from '../../src/backend/select';
+import { benchmarkGraphArtifacts, optimizeGraphModel } from '../../src/graphmodel';
 
 export interface GraphRow {
   case: string;

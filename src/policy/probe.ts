@@ -11,14 +11,23 @@ import { artifactsFromIR } from '../io/ir';
 import { runPasses } from '../optimize/driver';
 import type { Candidate } from '../optimize/driver';
 
+/** A candidate's subgraphs for one input shape: what a timer (any backend) is given. */
 export interface Probe {
   layer: string;
+  /** The conv's class ("Conv3D"). */
+  className: string;
   /** Input shape without the batch. */
   shape: number[];
   /** How many calls of the layer see this shape (their times add up). */
   calls: number;
+  /** The layer alone behind an Input, as a stock-tfjs LayersModel. */
   original: io.ModelArtifacts;
+  /** The same after the whole pipeline (the replacement and its clean-ups). */
   rewritten: io.ModelArtifacts;
+  /** Classes of the rewritten probe's layers, Input excluded, in order ("Reshape", "Dense"). */
+  replacement: string[];
+  /** Multiply-adds of the conv per batch item: output positions x kernel rows x filters. */
+  macsPerItem: number;
 }
 
 const ref = (layer: string): TensorRef => ({ layer, node: 0, tensor: 0, kwargs: {} });
@@ -49,6 +58,18 @@ function probeIR(ir: ModelIR, layer: LayerNode, shape: number[]): ModelIR {
   return { graph, topologyExtra: {}, weights: weightsOf(ir, layer.name), artifactExtra: { format: 'layers-model' }, notes: [] };
 }
 
+/** kernel volume x channels x filters x output positions, from the config and the input shape. */
+function macsOf(layer: LayerNode, shape: number[]): number {
+  const c = layer.config;
+  const rank = shape.length - 1;
+  const kernel = typeof c.kernel_size === 'number' ? new Array(rank).fill(c.kernel_size) : (c.kernel_size as number[]);
+  const channelsFirst = c.data_format === 'channels_first';
+  const spatial = channelsFirst ? shape.slice(1) : shape.slice(0, rank);
+  const channels = channelsFirst ? shape[0] : shape[rank];
+  const positions = spatial.reduce((n, size, a) => n * Math.floor(size / kernel[a]), 1);
+  return positions * kernel.reduce((a, b) => a * b, 1) * channels * (c.filters as number);
+}
+
 /**
  * Probes for a candidate, one per distinct input shape; a string says why it cannot be probed
  * (several inputs, unknown or dynamic shapes, or the pass does not rewrite it on its own).
@@ -74,10 +95,11 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     const before = probeIR(context.ir, layer, shape);
     const original = artifactsFromIR(before);
     const after = probeIR(context.ir, layer, shape);
-    // A pass forced past its policy in the model is forced in the probe too, or it refuses there.
-    const run = runPasses(after, passes, { backend: context.backend, forced: context.forced ? new Set([pass.name]) : undefined });
+    // No keep hook: `match` alone decides, so a correct match always rewrites here.
+    const run = runPasses(after, passes, { backend: context.backend });
     if (!run.rewritten.some((record) => record.layer === layer.name && record.pass === pass.name)) return `${pass.name} does not rewrite the layer on its own (${run.skipped[0]?.reason ?? 'no match'})`;
-    probes.push({ layer: layer.name, shape, calls, original, rewritten: artifactsFromIR(after) });
+    const replacement = after.graph.layers.filter((l) => l.className !== 'InputLayer').map((l) => l.className);
+    probes.push({ layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement, macsPerItem: macsOf(layer, shape) });
   }
   return probes;
 }

@@ -1,0 +1,205 @@
+/**
+ * The rewrite policy: the one place that decides "correct, but not worth it on this backend".
+ * A pass's `match` only answers "is it correct"; the driver offers every match to the keep hook
+ * built here before anything is rewritten, and every decision quotes its evidence.
+ *
+ * Modes:
+ * - auto (default): a candidate the table vouches for (TABLE: a Conv3D whose replacement is
+ *   Reshape + Dense alone, big enough, on wasm) is rewritten on the table's word; every
+ *   other one is timed on the target backend (the conv alone vs its replacement alone, at the
+ *   policy batch, interleaved, medians) and rewritten only when at least MIN_SPEEDUP faster.
+ * - measure: every candidate is timed; the table is not used.
+ * - always: every correct match is rewritten.
+ * Passes named by the user (--passes) are never held back. A candidate that cannot be timed is
+ * kept: keeping a layer can never make the model slower.
+ */
+import type { BackendInfo } from '../backend/select';
+import type { ModelIR } from '../graph/types';
+import { Candidate, KeepHook, runPasses } from '../optimize/driver';
+import type { Pass } from '../pass';
+import { probesFor } from './probe';
+import { pageProbeTimer } from '../bench/page';
+import { isBrowserBackend, withBrowser } from '../browser/session';
+import { CandidateTiming, TimerChoice, timerFor } from './timer';
+
+export type PolicyMode = 'auto' | 'measure' | 'always';
+export const POLICY_MODES: PolicyMode[] = ['auto', 'measure', 'always'];
+
+/**
+ * Batch the candidates are timed at. Which side wins can depend on it (a patch embed's batch is
+ * its patch count), so users should pass their real one; 16 is a middle ground, not a truth.
+ */
+export const DEFAULT_POLICY_BATCH = 16;
+
+/**
+ * A timed rewrite must be at least this much faster. The promise is "never below 0.9x the
+ * original"; with this margin, noise on a loaded machine has to skew two interleaved medians by
+ * ~20% against each other before a loss passes for a win.
+ */
+export const MIN_SPEEDUP = 1.1;
+
+/** Where a rewrite wins so clearly that timing it is not worth the seconds. */
+export interface TableEntry {
+  className: string;
+  backends: string[];
+  /** Layer classes the rewritten subgraph may hold (no crop, no transpose). */
+  replacement: string[];
+  minMacsPerItem: number;
+  /** Where the table comes from, quoted in every decision it makes. */
+  source: string;
+}
+
+export const TABLE: TableEntry[] = [{
+  className: 'Conv3D',
+  // Not cpu: there both are plain JS loops and run about as fast (table-floor: 130 vs 133 ms).
+  backends: ['wasm'],
+  replacement: ['Reshape', 'Dense'],
+  minMacsPerItem: 2 ** 20,
+  source: 'Conv3D as Reshape + Dense only (no crop, no transpose), >= 1M multiply-adds per item, on wasm: ' +
+    'tfjs-backend-wasm runs Conv3D as scalar loops, the Dense as one XNNPACK matMul; npm run bench checks it ' +
+    '(qwen3vl patch embed >= 40x at 1024 rows, table-floor row >= 0.9x)',
+}];
+
+/** What the table needs to know of a candidate, whatever its dialect. */
+export interface TableFacts {
+  className: string;
+  macsPerItem: number;
+  /** Layer classes of the replacement (a graph plan's view steps map to Reshape/Permute/Cropping2D). */
+  replacement: string[];
+}
+
+export function tableEntryFor(facts: TableFacts[], backend: string): TableEntry | undefined {
+  return TABLE.find((entry) => entry.backends.includes(backend) && facts.length > 0 && facts.every((f) =>
+    f.className === entry.className && f.macsPerItem >= entry.minMacsPerItem && f.replacement.every((c) => entry.replacement.includes(c))));
+}
+
+export interface PolicyDecision {
+  layer: string;
+  graph: string;
+  pass: string;
+  /** 'pending': inspect only, the candidate would be timed by optimize. */
+  decision: 'rewrite' | 'keep' | 'pending';
+  evidence: 'measured' | 'table' | 'forced' | 'always' | 'unmeasured';
+  /** Summed over the layer's calls; present when measured. */
+  originalMs?: number;
+  rewrittenMs?: number;
+  /** originalMs / rewrittenMs: above 1 the rewrite is faster. */
+  speedup?: number;
+  reason: string;
+}
+
+export interface PolicyReport {
+  mode: PolicyMode;
+  backend: string;
+  device: string;
+  batch: number;
+  minSpeedup: number;
+  decisions: PolicyDecision[];
+}
+
+/** The rule for a timed candidate: rewrite only when clearly faster; anything else keeps the layer. */
+export function decide(timing: CandidateTiming, minSpeedup = MIN_SPEEDUP): 'rewrite' | 'keep' {
+  return timing.originalMs >= minSpeedup * timing.rewrittenMs ? 'rewrite' : 'keep';
+}
+
+export interface PolicyOptions {
+  mode?: PolicyMode;
+  /** The target backend, already selected (optimize resolves `auto` first). */
+  backend: BackendInfo;
+  batch?: number;
+  /** Replaces the in-process timer, for every backend or per backend name. */
+  timer?: TimerChoice;
+  /** inspect: decide what the table can, time nothing (no tensors are touched). */
+  dryRun?: boolean;
+  /** Progress lines (stderr in the CLI). */
+  log?: (line: string) => void;
+}
+
+/** Every match the passes make now, without rewriting anything (the hook keeps each one). */
+export function findCandidates(ir: ModelIR, passes: Pass[], backend?: string, forced?: Set<string>): Candidate[] {
+  const candidates: Candidate[] = [];
+  runPasses(ir, passes, { backend, forced, keep: (candidate) => (candidates.push(candidate), 'dry run') });
+  return candidates;
+}
+
+const ms = (value: number) => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
+const keyOf = (graph: string, layer: string, pass: string) => `${graph}/${layer}/${pass}`;
+
+/**
+ * Decides every candidate the passes offer now (a dry run: the IR is not touched), timing those
+ * that need it, and returns the keep hook for the real run plus the report.
+ */
+export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<string>, options: PolicyOptions): Promise<{ keep: KeepHook; report: PolicyReport }> {
+  const name = options.backend.name;
+  // webgl/webgpu: the candidates are timed in one headless browser page, unless a timer is given.
+  const given = typeof options.timer === 'function' || options.timer?.[name] !== undefined;
+  if (isBrowserBackend(name) && !given && !options.dryRun && options.mode !== 'always') {
+    return withBrowser(name, {}, (session) => decidePolicy(ir, passes, forced, {
+      ...options, backend: { ...options.backend, device: session.device }, timer: pageProbeTimer(session),
+    }));
+  }
+  const mode = options.mode ?? 'auto';
+  const backend = options.backend.name;
+  const batch = options.batch ?? DEFAULT_POLICY_BATCH;
+  const timer = timerFor(options.timer, backend);
+  const decisions: PolicyDecision[] = [];
+  for (const candidate of findCandidates(ir, passes, backend, forced)) {
+    // Clean-up passes (quiet about refusals) only remove view layers: they are not judged.
+    if (candidate.pass.reportRefusals === false) continue;
+    const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name };
+    const decision = await decideOne(candidate, passes, { mode, backend, batch, timer, dryRun: options.dryRun === true });
+    decisions.push({ ...where, ...decision });
+    options.log?.(`policy: ${candidate.graph}/${candidate.layer.name}: ${decision.decision}: ${decision.reason}`);
+  }
+  const kept = new Map(decisions.filter((d) => d.decision !== 'rewrite').map((d) => [keyOf(d.graph, d.layer, d.pass), d.reason]));
+  const judged = new Set(decisions.map((d) => keyOf(d.graph, d.layer, d.pass)));
+  const keep: KeepHook = (candidate) => {
+    if (candidate.context.forced || candidate.pass.reportRefusals === false || mode === 'always') return null;
+    const key = keyOf(candidate.graph, candidate.layer.name, candidate.pass.name);
+    // A candidate that only appears once others are rewritten was never judged: keep it.
+    if (!judged.has(key)) return 'not judged by the policy (it appeared during rewriting); force it with --passes';
+    return kept.get(key) ?? null;
+  };
+  return { keep, report: { mode, backend, device: options.backend.device, batch, minSpeedup: MIN_SPEEDUP, decisions } };
+}
+
+type Verdict = Omit<PolicyDecision, 'layer' | 'graph' | 'pass'>;
+
+async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: PolicyMode; backend: string; batch: number; timer: ReturnType<typeof timerFor>; dryRun: boolean }): Promise<Verdict> {
+  if (candidate.context.forced) return { decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' };
+  if (o.mode === 'always') return { decision: 'rewrite', evidence: 'always', reason: '--policy always: every correct match is rewritten' };
+  const probes = await probesFor(candidate, passes);
+  if (typeof probes === 'string') return { decision: 'keep', evidence: 'unmeasured', reason: `cannot be timed alone: ${probes}` };
+  const entry = o.mode === 'auto' ? tableEntryFor(probes, o.backend) : undefined;
+  if (entry) return { decision: 'rewrite', evidence: 'table', reason: `table: ${entry.source}` };
+  if (o.dryRun) {
+    return { decision: 'pending', evidence: 'unmeasured', reason: `optimize would time it on ${o.backend} at batch ${o.batch} (the layer alone vs its replacement alone) and rewrite it only if >= ${MIN_SPEEDUP}x faster; inspect touches no tensors` };
+  }
+  const total: CandidateTiming = { originalMs: 0, rewrittenMs: 0 };
+  const batches = new Set<number>();
+  try {
+    for (const probe of probes) {
+      const timing = await o.timer(probe, o.batch, o.backend);
+      if (!(timing.originalMs > 0 && timing.rewrittenMs > 0)) throw new Error(`the timer returned ${JSON.stringify(timing)}`);
+      total.originalMs += probe.calls * timing.originalMs;
+      total.rewrittenMs += probe.calls * timing.rewrittenMs;
+      batches.add(timing.batch ?? o.batch);
+    }
+  } catch (error) {
+    return { decision: 'keep', evidence: 'unmeasured', reason: `could not time it on ${o.backend}: ${(error as Error).message.split('\n')[0]}` };
+  }
+  const speedup = total.originalMs / total.rewrittenMs;
+  const decision = decide(total);
+  const at = batches.size === 1 && batches.has(o.batch) ? `batch ${o.batch}` : `batch ${[...batches].join('/')} (${o.batch} asked; the timer keeps a run within its budget)`;
+  const evidence = `measured here: ${ms(total.originalMs)} ms -> ${ms(total.rewrittenMs)} ms (${speedup.toFixed(2)}x) on ${o.backend} at ${at}`;
+  const verdict = decision === 'rewrite' ? `>= ${MIN_SPEEDUP}x` : `below the ${MIN_SPEEDUP}x margin`;
+  return { decision, evidence: 'measured', ...total, speedup, reason: `${evidence}; ${verdict}` };
+}
+
+/** Human lines for the optimize/inspect report: one per judged candidate. */
+export function formatPolicy(report: PolicyReport): string {
+  const lines = [`policy ${report.mode} on ${report.backend} (${report.device}), batch ${report.batch}, a timed rewrite must be >= ${report.minSpeedup}x:`];
+  const word = { rewrite: 'rewritten', keep: 'KEPT', pending: 'not decided' };
+  for (const d of report.decisions) lines.push(`  ${d.graph}/${d.layer} [${d.pass}]: ${word[d.decision]}: ${d.reason}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,80 @@
+/**
+ * How the policy times a candidate. A timer is given the candidate's two subgraphs (the conv
+ * alone and its replacement alone, as stock-tfjs model artifacts, see probe.ts), a batch and the
+ * backend, and returns median times. The default times them in this process on the current tfjs
+ * backend; another runtime (a browser page for webgl/webgpu) plugs in its own timer per backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InterleaveOptions, interleave } from '../bench/stats';
+import { predictRunner } from '../bench/timing';
+import { makeInputs } from '../verify/inputs';
+import { disposeModel, instantiate } from '../verify/models';
+import type { Probe } from './probe';
+
+/** Medians in ms of one run of each subgraph. */
+export interface CandidateTiming {
+  originalMs: number;
+  rewrittenMs: number;
+  /** The batch actually timed, when the timer chose a smaller one than asked (time budget). */
+  batch?: number;
+}
+
+/**
+ * Times one probe at `batch` on `backend`. Must interleave the two sides (A B A B ...) and
+ * return medians, so that load on the machine hits both alike. Rejecting means "could not
+ * time it here": the policy then keeps the original layer and quotes the message.
+ */
+export type CandidateTimer = (probe: Probe, batch: number, backend: string) => Promise<CandidateTiming>;
+
+/**
+ * Small on purpose: a candidate is one layer, and a model may have dozens. The warm-up run pays
+ * kernel set-up and wasm heap growth outside the samples.
+ */
+export const PROBE_TIMING: InterleaveOptions = { warmup: 1, minReps: 5, maxReps: 15, budgetMs: 400 };
+/** Sides slower than this per run get 3 samples, not minReps: the median of 3 still drops one outlier. */
+const SLOW_RUN_MS = 1000;
+/**
+ * A run at the asked batch estimated above this is timed at a smaller batch instead (a VideoMAE
+ * tubelet embed takes ~9 s per clip on wasm: 16 clips x 6 runs would be 15 minutes). Big layers
+ * are compute-bound, so the ratio holds at the smaller batch; the decision says which was used.
+ */
+const RUN_BUDGET_MS = 500;
+
+/** The in-process timer: both probes on the current tfjs backend (the policy selects it first). */
+export async function tfjsTimer(probe: Probe, batch: number, backend: string, options = PROBE_TIMING): Promise<CandidateTiming> {
+  if (tf.getBackend() !== backend) throw new Error(`the current tfjs backend is ${tf.getBackend()}, not ${backend}`);
+  const models: tf.LayersModel[] = [];
+  let inputs: tf.Tensor[] = [];
+  try {
+    models.push(await instantiate(probe.original, 'original probe'));
+    models.push(await instantiate(probe.rewritten, 'rewritten probe'));
+    // A run of each at batch 1 estimates the cost; the first run also pays kernel set-up, so a
+    // cheap one that looks over budget is run again warm before the batch is cut.
+    inputs = makeInputs(models[0], 1);
+    const estimateOnce = async () => {
+      let slowest = 0;
+      for (const model of models) slowest = Math.max(slowest, await predictRunner('estimate', model, inputs).run());
+      return slowest;
+    };
+    let estimate = await estimateOnce();
+    if (estimate * batch > RUN_BUDGET_MS && estimate < RUN_BUDGET_MS) estimate = await estimateOnce();
+    const used = Math.max(1, Math.min(batch, Math.floor(RUN_BUDGET_MS / Math.max(estimate, 1e-3))));
+    tf.dispose(inputs);
+    inputs = makeInputs(models[0], used);
+    const slow = estimate * used > SLOW_RUN_MS;
+    const runners = [predictRunner('original', models[0], inputs), predictRunner('rewritten', models[1], inputs)];
+    const samples = await interleave(runners, { ...options, minReps: slow ? 3 : options.minReps, warmup: slow && used === 1 ? 0 : options.warmup });
+    return { originalMs: samples.get('original')!.median, rewrittenMs: samples.get('rewritten')!.median, ...(used !== batch ? { batch: used } : {}) };
+  } finally {
+    tf.dispose(inputs);
+    models.forEach(disposeModel);
+  }
+}
+
+/** One timer for every backend, or one per backend name; backends without an entry use tfjsTimer. */
+export type TimerChoice = CandidateTimer | Partial<Record<string, CandidateTimer>>;
+
+export function timerFor(choice: TimerChoice | undefined, backend: string): CandidateTimer {
+  if (typeof choice === 'function') return choice;
+  return choice?.[backend] ?? tfjsTimer;
+}
