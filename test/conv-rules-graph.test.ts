@@ -137,11 +137,11 @@ describe('conv2d-to-dense on graph models', () => {
     expect(report.skipped.map((s) => s.reason)).toEqual([reason]);
   });
 
-  test('without --passes, the default policy keeps a graph Conv2D (not timed for graph models) and says so; the rule itself does not refuse it', async () => {
+  test('without --passes, inspect says the default policy would time a graph Conv2D; the rule itself does not refuse it', async () => {
     const report = await inspectGraphModel(vitPatchEmbed(true), { backend: 'cpu' });
     expect(report.rewritten).toEqual([]);
     expect(report.skipped).toEqual([]);
-    expect(report.kept).toEqual([expect.objectContaining({ pass: 'conv2d-to-dense', reason: 'graph models are not timed yet and the table does not vouch for this one; --policy always or --passes rewrites it' })]);
+    expect(report.kept).toEqual([expect.objectContaining({ pass: 'conv2d-to-dense', reason: 'optimize would time it on cpu at batch 16 (the op alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors' })]);
     const always = await inspectGraphModel(vitPatchEmbed(true), { backend: 'cpu', policy: 'always' });
     expect(always.rewritten.map((r) => r.pass)).toContain('conv2d-to-dense');
   });
