@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
 import { summarizeSamples } from '../bench/stats';
-import { DEFAULT_POLICY_BATCH } from '../bench/policy';
+import { DEFAULT_POLICY_BATCH } from '../policy/policy';
 import type { VerifyInput } from '../verify/inputs';
 import { loadGraph, openGraphInputs, runGraph } from './verify';
 import { yieldToEventLoop } from '../yield';
