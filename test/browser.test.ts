@@ -236,11 +236,14 @@ describeBrowser('in headless Chromium', () => {
       browser = children(cli.pid!).find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--user-data-dir'));
     }
     expect(browser).toBeDefined();
+    const profile = /--user-data-dir=([^\0]+)/.exec(fs.readFileSync(`/proc/${browser}/cmdline`, 'utf8'))![1];
+    expect(fs.existsSync(profile)).toBe(true);
     const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
     cli.kill('SIGINT');
     expect(await exited).toBe(130);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(alive(browser!)).toBe(false);
+    expect(fs.existsSync(profile)).toBe(false); // its temporary profile too, even mid-launch
     expect(fs.existsSync(path.join(dir, 'interrupted'))).toBe(false);
   }, 120000);
 });

@@ -68,9 +68,35 @@ interface PuppeteerPage {
 const open = new Set<BrowserSession>();
 let exitHook = false;
 
+/** Launches under way: their browser has no handle yet, only its (unique) profile folder. */
+const launching = new Set<string>();
+
 /** Kills every open browser now and removes its profile; safe to call from a signal handler. */
 export function closeAllBrowsers(): void {
   for (const session of [...open]) session.kill();
+  for (const profile of [...launching]) {
+    killByProfile(profile);
+    removeProfile(profile);
+    launching.delete(profile);
+  }
+}
+
+/** SIGKILLs the process group of the browser we started with `profile` (Linux /proc; elsewhere a no-op). */
+function killByProfile(profile: string): void {
+  let pids: string[] = [];
+  try {
+    pids = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`--user-data-dir=${profile}`)) continue;
+      process.kill(-Number(pid), 'SIGKILL');
+    } catch {
+      // gone, not a group leader, or not ours to read
+    }
+  }
 }
 
 function resolveBundle(id: string, what: string): string {
@@ -141,6 +167,11 @@ export class BrowserSession {
     const server = new AssetServer();
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-rewrite-chrome-'));
     let browser: PuppeteerBrowser | null = null;
+    launching.add(profile);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', closeAllBrowsers);
+    }
     try {
       await server.start();
       const scripts = bundles.map((file, i) => server.add(`/tf${i}.js`, { file }, 'text/javascript'));
@@ -161,17 +192,15 @@ export class BrowserSession {
       if (!init.ok) throw new InputError(`backend ${backend} unavailable in ${path.basename(executable)}: ${init.reason}`);
       const session = new BrowserSession(backend, `${init.device} (${path.basename(executable)}, headless)`, init.float16 === true, browser, page, server, profile);
       open.add(session);
-      if (!exitHook) {
-        exitHook = true;
-        process.on('exit', closeAllBrowsers);
-      }
       return session;
     } catch (error) {
       browser?.process()?.kill('SIGKILL');
       server.close();
-      fs.rmSync(profile, { recursive: true, force: true });
+      removeProfile(profile);
       if (error instanceof InputError) throw error;
       throw new InputError(`could not start ${executable} for backend ${backend}: ${oneLine(error)}`);
+    } finally {
+      launching.delete(profile);
     }
   }
 
@@ -237,21 +266,37 @@ export class BrowserSession {
     }
   }
 
-  /** Synchronous teardown: kill the process, stop serving, remove the profile. */
+  /** Synchronous teardown: kill the browser's process group, stop serving, remove the profile. */
   kill(): void {
     this.closed = true;
     open.delete(this);
+    const child = this.browser.process();
     try {
-      this.browser.process()?.kill('SIGKILL');
+      // puppeteer starts Chromium detached, as a group leader: its GPU, network and renderer
+      // processes go with it (they would otherwise write into the profile after it is removed).
+      if (child?.pid) process.kill(-child.pid, 'SIGKILL');
     } catch {
-      // already gone
+      try {
+        child?.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
     }
     this.server.close();
+    removeProfile(this.profile);
+  }
+}
+
+/** Removes a profile folder; a process that was just killed may still finish a write: retry briefly. */
+function removeProfile(dir: string): void {
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      fs.rmSync(this.profile, { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
     } catch {
-      // Chromium may still be writing to it for a moment after SIGKILL; it is a temp dir
+      // a file appeared while removing: try again
     }
+    if (!fs.existsSync(dir)) return;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
   }
 }
 
