@@ -143,7 +143,7 @@ describe('output folder', () => {
   test('success writes a complete folder and one JSON object with --json', () => {
     const parent = tempDir('tfjs-rewrite-cli-ok-');
     const out = path.join(parent, 'out');
-    const run = cli(['optimize', model('qwen3vl-patch-embed-mini'), '--out', out, '--backend', 'cpu', '--json']);
+    const run = cli(['optimize', model('qwen3vl-patch-embed-mini'), '--out', out, '--backend', 'cpu', '--json', '--policy', 'always']);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).verification.passed).toBe(true);
     expect(fs.readdirSync(parent)).toEqual(['out']);

@@ -48,7 +48,7 @@ test('SIGINT 5 s into a long optimize verification ends it within 1 s, exit 130,
   const parent = tempDir('tfjs-rewrite-sigint-');
   const out = path.join(parent, 'out');
   // 200,000 seeded rows: minutes of verification on cpu, in passes of 512 rows.
-  const run = await interrupt(['optimize', committedModel('qwen3vl-patch-embed-mini'), '--out', out, '--backend', 'cpu', '--rows', '200000'],
+  const run = await interrupt(['optimize', committedModel('qwen3vl-patch-embed-mini'), '--out', out, '--backend', 'cpu', '--rows', '200000', '--policy', 'always'],
     'SIGINT', /verifying on cpu: \d+\/200000 rows/, 5000);
   console.log(`SIGINT sent ${run.sentAfterMs} ms after start, process ended ${run.ms} ms later`);
   expect(run.sentAfterMs).toBeGreaterThanOrEqual(5000);
@@ -61,7 +61,7 @@ test('SIGINT 5 s into a long optimize verification ends it within 1 s, exit 130,
 test('SIGTERM during a graph-model verification ends it within 1 s with exit 143', async () => {
   const graph = path.join(REPO, 'fixtures', 'graph-models', 'graph-patch-embed-mini', 'model.json');
   const parent = tempDir('tfjs-rewrite-sigterm-');
-  const run = await interrupt(['optimize', graph, '--out', path.join(parent, 'out'), '--backend', 'cpu', '--rows', '200000', '--json'],
+  const run = await interrupt(['optimize', graph, '--out', path.join(parent, 'out'), '--backend', 'cpu', '--rows', '200000', '--json', '--policy', 'always'],
     'SIGTERM', /verifying on cpu/, 2000);
   console.log(`SIGTERM sent ${run.sentAfterMs} ms after start, process ended ${run.ms} ms later`);
   expect(run.code).toBe(143);
