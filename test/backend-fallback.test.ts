@@ -48,7 +48,7 @@ test('the fixture really fails on wasm and runs on cpu (stock tfjs, no tfjs-rewr
 });
 
 test('auto passes wasm over, saying why, and verifies on cpu', async () => {
-  const result = await expectNoLeaks(() => optimizeGraphModel(buildWasmIncompatible(), { backend: 'auto', moduleLoader: noNative }));
+  const result = await expectNoLeaks(() => optimizeGraphModel(buildWasmIncompatible(), { backend: 'auto', policy: 'always', moduleLoader: noNative }));
   expect(result.report.rewritten.map((r) => r.layer)).toEqual(['StatefulPartitionedCall/model/tubelet/Conv3D']);
   const verification = result.report.verification!;
   expect(verification.passed).toBe(true);
@@ -57,19 +57,19 @@ test('auto passes wasm over, saying why, and verifies on cpu', async () => {
 });
 
 test('a named backend the original does not run on is the model\'s problem, in one line', async () => {
-  await expect(optimizeGraphModel(buildWasmIncompatible(), { backend: 'wasm' })).rejects.toThrow(new InputError(WASM_REFUSAL));
+  await expect(optimizeGraphModel(buildWasmIncompatible(), { backend: 'wasm', policy: 'always' })).rejects.toThrow(new InputError(WASM_REFUSAL));
 });
 
 test('no backend runs it: exit 2 naming each failure; nothing written', async () => {
   const model = buildWasmIncompatible(true);
   const inputShapes = { ids: [2, 5] };
-  const error = await optimizeGraphModel(model, { backend: 'auto', moduleLoader: noNative, inputShapes }).catch((e: Error) => e);
+  const error = await optimizeGraphModel(model, { backend: 'auto', policy: 'always', moduleLoader: noNative, inputShapes }).catch((e: Error) => e);
   expect(error).toBeInstanceOf(InputError);
   expect((error as Error).message).toMatch(/^the original model does not run on wasm: .*matMul.*; nor on cpu: .*matMul.*$/i);
 
   const dir = tempDir();
   const input = writeModelFiles(model, path.join(dir, 'in'));
-  const run = runCli(['optimize', input, '--out', path.join(dir, 'out'), '--input-shape', 'ids=2x5']);
+  const run = runCli(['optimize', input, '--out', path.join(dir, 'out'), '--input-shape', 'ids=2x5', '--policy', 'always']);
   expect(run.status).toBe(2);
   const lines = run.stderr.trim().split('\n');
   expect(lines).toHaveLength(1);
@@ -81,7 +81,7 @@ test('no backend runs it: exit 2 naming each failure; nothing written', async ()
 test('the CLI with default settings exits 0 and reports wasm as passed over', () => {
   const dir = tempDir();
   const input = writeModelFiles(buildWasmIncompatible(), path.join(dir, 'in'));
-  const run = runCli(['optimize', input, '--out', path.join(dir, 'out')]);
+  const run = runCli(['optimize', input, '--out', path.join(dir, 'out'), '--policy', 'always']);
   expect(run.status).toBe(0);
   expect(run.stdout).toContain(`(passed over: ${WASM_REFUSAL})`);
   expect(run.stdout).toMatch(/verification PASSED on backend (cpu|tensorflow)/);

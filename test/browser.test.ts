@@ -171,18 +171,20 @@ describeBrowser('in headless Chromium', () => {
       const result = run(['optimize', model, '--out', path.join(dir, out), '--backend', 'webgl', '--policy', 'measure', '--json']);
       expect(result.status).toBe(0);
       const { policy, verification } = JSON.parse(result.stdout);
-      expect(policy).toMatchObject({ mode: 'measure', backend: 'webgl', device: verification.device });
+      expect(policy).toMatchObject({ mode: 'measure', backend: 'webgl', device: expect.stringMatching(/\S/) });
+      // Every candidate may be kept (the model then goes through unchanged, unverified).
+      if (verification) expect(verification.device).toBe(policy.device);
       expect(policy.decisions.length).toBeGreaterThanOrEqual(1);
       for (const d of policy.decisions) {
         expect(d.originalMs).toBeGreaterThan(0);
         expect(d.rewrittenMs).toBeGreaterThan(0);
-        expect(d.reason).toMatch(/on webgl at batch 16/);
+        expect(d.reason).toMatch(/on webgl at batch \d+/);
       }
     }
   }, 180000);
 
   test('graph models verify on webgl too', () => {
-    const result = run(['optimize', GRAPH_MINI, '--out', path.join(dir, 'graph'), '--backend', 'webgl', '--json']);
+    const result = run(['optimize', GRAPH_MINI, '--out', path.join(dir, 'graph'), '--backend', 'webgl', '--policy', 'always', '--json']);
     expect(result.status).toBe(0);
     expect(JSON.parse(result.stdout).verification).toMatchObject({ passed: true, backend: 'webgl' });
   }, 120000);
