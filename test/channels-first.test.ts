@@ -7,15 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { inspect, optimize } from '../src';
 import { CONV_PASSES } from './helpers/conv-cases';
+import { useBackendForFile } from './helpers/tf';
 
-let backend: string | undefined;
-beforeAll(async () => {
-  backend = tf.getBackend();
-  await tf.setBackend('cpu');
-});
-afterAll(async () => {
-  if (backend) await tf.setBackend(backend);
-});
+useBackendForFile('cpu');
 
 const init = (seed: number) => ({
   kernelInitializer: tf.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed }),

@@ -15,6 +15,7 @@ import { mulberry32 } from '../fixtures/models';
 import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphmodel';
 import { UNCHANGED } from '../src/optimize';
 import { InputError } from '../src/errors';
+import { useBackendForFile } from './helpers/tf';
 
 const CASES = 150;
 const ATOL = 1e-5;
@@ -128,14 +129,9 @@ const seeds = mulberry32(20261201);
 const cases = Array.from({ length: CASES }, (_, id) => drawCase(id, Math.floor(seeds() * 2 ** 32)))
   .filter((c) => !process.env.PROPTEST_ONLY || c.id === Number(process.env.PROPTEST_ONLY));
 
-let backend: string | undefined;
-beforeAll(async () => {
-  backend = tf.getBackend();
-  await tf.setBackend('cpu');
+useBackendForFile('cpu');
+beforeAll(() => {
   console.info(`graph-model property test: ${cases.length} seeded cases (mulberry32), drawn:\n${distribution(cases)}`);
-});
-afterAll(async () => {
-  if (backend) await tf.setBackend(backend);
 });
 
 const describeCase = (c: GraphCase) =>

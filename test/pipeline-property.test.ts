@@ -13,7 +13,7 @@ import type { io } from '@tensorflow/tfjs';
 import { inspect, optimize } from '../src';
 import { UNCHANGED } from '../src/optimize';
 import { mulberry32 } from '../fixtures/models';
-import { layerCalls } from './helpers/tf';
+import { layerCalls, useBackendForFile } from './helpers/tf';
 import { CONV_PASSES, ConvCase, MUST_STAY, buildCase, convName, distribution, drawCases, inputShape } from './helpers/conv-cases';
 
 const CASES = 320;
@@ -21,15 +21,10 @@ const ATOL = 1e-5;
 const RTOL = 1e-4;
 
 const cases = drawCases(CASES).filter((c) => !process.env.PROPTEST_ONLY || c.id === Number(process.env.PROPTEST_ONLY));
-let backend: string | undefined;
+useBackendForFile('cpu');
 
-beforeAll(async () => {
-  backend = tf.getBackend();
-  await tf.setBackend('cpu');
+beforeAll(() => {
   console.info(`pipeline property test: ${cases.length} seeded cases (mulberry32), drawn:\n${distribution(cases)}`);
-});
-afterAll(async () => {
-  if (backend) await tf.setBackend(backend);
 });
 
 async function artifactsOf(model: tf.LayersModel): Promise<io.ModelArtifacts> {

@@ -9,16 +9,9 @@ import { BUILTIN_PASSES, artifactsOfModel, inspect, optimize, passesByName } fro
 import { inferShapes } from '../src/graph/shapes';
 import { loadChecked } from '../src/io/source';
 import type { MatchContext } from '../src/pass';
-import { disposeModel } from './helpers/tf';
+import { disposeModel, useBackendForFile } from './helpers/tf';
 
-let backend: string | undefined;
-beforeAll(async () => {
-  backend = tf.getBackend();
-  await tf.setBackend('cpu');
-});
-afterAll(async () => {
-  if (backend) await tf.setBackend(backend);
-});
+useBackendForFile('cpu');
 
 /** Filled while jest collects the blocks below, before any test runs. */
 const tested = new Set<string>();

@@ -49,3 +49,15 @@ export function layerCalls(model: tf.LayersModel): { layer: string; className: s
 }
 
 export { disposeModel } from '../../src/verify/models';
+
+/** Runs the calling test file on `name`, putting the backend found before it back afterwards. */
+export function useBackendForFile(name: string): void {
+  let previous: string | undefined;
+  beforeAll(async () => {
+    previous = tf.getBackend();
+    await tf.setBackend(name);
+  });
+  afterAll(async () => {
+    if (previous) await tf.setBackend(previous);
+  });
+}
