@@ -19,7 +19,7 @@ describe('the caller keeps its backend', () => {
   beforeEach(() => tf.setBackend('cpu'));
 
   test.each(['wasm', 'cpu'] as const)('optimize + verify on %s leave cpu active', async (backend) => {
-    const result = await optimize(MINI, { backend });
+    const result = await optimize(MINI, { backend, policy: 'always' });
     expect(result.report.verification!.backend).toBe(backend);
     expect(tf.getBackend()).toBe('cpu');
     await verify(MINI, result.artifacts, { backend });
@@ -39,7 +39,7 @@ describe('the caller keeps its backend', () => {
   test('a caller on wasm stays on wasm when verification runs on cpu', async () => {
     await tf.setBackend('wasm');
     await inspect(MINI, { backend: 'cpu' });
-    const result = await optimize(MINI, { backend: 'cpu' });
+    const result = await optimize(MINI, { backend: 'cpu', policy: 'always' });
     expect(result.report.verification!.backend).toBe('cpu');
     expect(tf.getBackend()).toBe('wasm');
   });
