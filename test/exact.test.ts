@@ -87,7 +87,7 @@ describe.each(['cpu', 'wasm'])('on %s', (backend) => {
   });
 
   test('optimize reports exact: true per layer; a planted wrong kernel row reports false and fails', async () => {
-    const good = await optimize(committedModel('qwen3vl-patch-embed-mini'), { backend: backend as 'cpu' });
+    const good = await optimize(committedModel('qwen3vl-patch-embed-mini'), { backend: backend as 'cpu', policy: 'always' });
     expect(good.report.verification!.exact).toEqual([expect.objectContaining({ layer: 'patch_embed', exact: true, mismatches: 0 })]);
     const bad = await optimize(committedModel('qwen3vl-patch-embed-mini'), { backend: backend as 'cpu', passes: PLANTED_PIPELINE });
     const [check] = bad.report.verification!.exact!;
