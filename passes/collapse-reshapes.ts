@@ -8,8 +8,8 @@
  * Guards: both have one call; the first has no other consumer; the output shape is static.
  * The merged layer keeps the second one's name, so model outputs keep theirs.
  */
-import { isUnknown, layerOutputShape } from '../src/graph/shapes';
-import type { TensorRef } from '../src/graph/types';
+import { isUnknown, layerOutputShape } from '../src/layers/shapes';
+import type { TensorRef } from '../src/layers/types';
 import { MatchResult, Pass, REPLACED_INPUT } from '../src/pass';
 import { consumerCount, upstreamOf } from '../src/rewrite/upstream';
 import { isReshape, isStatic } from '../src/rewrite/views';

@@ -7,7 +7,7 @@
  * Guards: every call's input and output shapes are known and equal (non-batch dims); a
  * Sequential keeps at least one layer.
  */
-import { isUnknown, layerOutputShape } from '../src/graph/shapes';
+import { isUnknown, layerOutputShape } from '../src/layers/shapes';
 import { MatchResult, Pass } from '../src/pass';
 import { isView } from '../src/rewrite/views';
 

@@ -15,8 +15,8 @@
  * no other consumer; it holds a Permute or the fold leaves fewer layers (no churn); the chain's
  * input shape is static; the kernel is float32.
  */
-import { isUnknown } from '../src/graph/shapes';
-import type { LayerNode, TensorRef, Weight } from '../src/graph/types';
+import { isUnknown } from '../src/layers/shapes';
+import type { LayerNode, TensorRef, Weight } from '../src/layers/types';
 import { MatchResult, Pass, REPLACED_INPUT } from '../src/pass';
 import { consumerCount, upstreamOf } from '../src/rewrite/upstream';
 import { isStatic, isView, viewPermutation } from '../src/rewrite/views';

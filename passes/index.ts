@@ -1,6 +1,6 @@
 /**
  * The rule registry, one for both model formats: a rule name (`conv2d-to-dense`) stands for its
- * lowering in each dialect that has one (layers: src/pass.ts, GraphDef: src/graphmodel/pass.ts),
+ * lowering in each dialect that has one (layers: src/pass.ts, GraphDef: src/graphdef/pass.ts),
  * and `--passes` names are resolved here once for either format.
  *
  * Order is priority: the driver tries rules in this order on each unit. Conv rewrites come first
@@ -9,7 +9,7 @@
  * fold would have to undo.
  */
 import { InputError } from '../src/errors';
-import type { GraphPass } from '../src/graphmodel/pass';
+import type { GraphPass } from '../src/graphdef/pass';
 import type { Pass } from '../src/pass';
 import { collapseReshapes } from './collapse-reshapes';
 import { conv1dToDense, conv1dToDenseGraph } from './conv1d-to-dense';

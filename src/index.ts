@@ -2,7 +2,7 @@
 import './backend/tfjs';
 import { asGuest } from './backend/guest';
 import { benchModel as benchModelAnyBackend } from './bench/model-bench';
-import * as graph from './graphmodel';
+import * as graph from './graphdef';
 
 export { optimize, inspect, verify } from './optimize';
 export type { OptimizeOptions, OptimizeResult, Report, AnyModelSource } from './optimize';
@@ -32,13 +32,13 @@ export type { Pass, MatchContext, MatchResult, Replacement } from './pass';
 export { REPLACED_INPUT } from './pass';
 export { BUILTIN_PASSES, registerPass, registeredPasses, passesByName, registeredGraphPasses, graphPassesByName } from '../passes';
 export type { Rule, RuleCandidate, RunSettings, RewriteRecord, SkipRecord, PassRun } from './core/rule';
-export type { Candidate, KeepHook } from './optimize/driver';
+export type { Candidate, KeepHook } from './layers/driver';
 export { nonSlidingConvPass } from './rewrite/non-sliding-conv';
-export type { Graph, LayerNode, TensorRef, Weight, ModelIR } from './graph/types';
-export type { GraphShapes, Shape } from './graph/shapes';
+export type { Graph, LayerNode, TensorRef, Weight, ModelIR } from './layers/types';
+export type { GraphShapes, Shape } from './layers/shapes';
 export const optimizeGraphModel = asGuest(graph.optimizeGraphModel);
 export const inspectGraphModel = asGuest(graph.inspectGraphModel);
 export const verifyGraphModels = asGuest(graph.verifyGraphModels);
 export const benchmarkGraphArtifacts = asGuest(graph.benchmarkGraphArtifacts);
-export { isGraphModelJson, isGraphModelFile, readGraphModelFiles, BUILTIN_GRAPH_PASSES } from './graphmodel';
-export type { GraphModelSource, GraphOptimizeOptions, GraphOptimizeResult, GraphBenchmark, GraphPass, GraphMatchContext, GraphReplacement, GraphCandidate } from './graphmodel';
+export { isGraphModelJson, isGraphModelFile, readGraphModelFiles, BUILTIN_GRAPH_PASSES } from './graphdef';
+export type { GraphModelSource, GraphOptimizeOptions, GraphOptimizeResult, GraphBenchmark, GraphPass, GraphMatchContext, GraphReplacement, GraphCandidate } from './graphdef';

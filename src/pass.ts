@@ -3,8 +3,8 @@
  * topology and the replacement it returns (layers and weights), which the driver splices in.
  */
 import type { Rule, RunSettings } from './core/rule';
-import type { GraphShapes } from './graph/shapes';
-import type { Graph, LayerNode, ModelIR, TensorRef, Weight } from './graph/types';
+import type { GraphShapes } from './layers/shapes';
+import type { Graph, LayerNode, ModelIR, TensorRef, Weight } from './layers/types';
 
 export type { MatchResult } from './core/rule';
 

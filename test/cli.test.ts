@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { readModelFiles } from '../src/io/files';
-import { readGraphModelFiles } from '../src/graphmodel';
+import { readGraphModelFiles } from '../src/graphdef';
 import { runCli } from './helpers/cli';
 import { committedModel, disposeModel, snapshotDir, tempDir } from './helpers/tf';
 

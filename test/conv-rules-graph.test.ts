@@ -8,11 +8,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder } from '../fixtures/graph-models';
-import { attr } from '../src/graphmodel/attrs';
+import { attr } from '../src/graphdef/attrs';
 import { InputError } from '../src/errors';
 import { mulberry32 } from '../fixtures/models';
 import { UNCHANGED, inspect } from '../src/optimize';
-import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphmodel';
+import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphdef';
 import * as path from 'path';
 import { writeModelFiles } from '../src/io/files';
 import { writeNpy } from '../src/io/npy';
@@ -333,7 +333,7 @@ describe('graph models take the layers flags', () => {
     row(0).set(row(1));
     row(1).set(first);
     const broken = { ...artifacts, weightData: data.buffer };
-    const { verifyGraphArtifacts } = await import('../src/graphmodel/verify');
+    const { verifyGraphArtifacts } = await import('../src/graphdef/verify');
     const verification = await verifyGraphArtifacts(original, broken, { backend: 'cpu', rewrittenLayers: report.rewritten });
     expect(verification.passed).toBe(false);
     expect(verification.layers![0].passed).toBe(false);

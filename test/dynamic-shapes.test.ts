@@ -10,7 +10,7 @@ import type { io } from '@tensorflow/tfjs';
 import { buildDynamicGraph } from '../fixtures/graph-models';
 import { InputError, optimize } from '../src';
 import { UNCHANGED } from '../src/optimize';
-import { optimizeGraphModel } from '../src/graphmodel';
+import { optimizeGraphModel } from '../src/graphdef';
 import { writeModelFiles } from '../src/io/files';
 import { runCli } from './helpers/cli';
 import { disposeModel, expectNoLeaks, tempDir } from './helpers/tf';

@@ -12,7 +12,7 @@ import { conv3dToDense } from '../passes/conv3d-to-dense';
 import { selectBackend } from '../src/backend/select';
 import { BrowserSession } from '../src/browser/session';
 import { loadChecked } from '../src/io/source';
-import { runPasses } from '../src/optimize/driver';
+import { runPasses } from '../src/layers/driver';
 import type { Pass } from '../src/pass';
 import { ExactCheck, exactSubjects, magnitudesFor, rewrittenSubjects, runExactChecks } from '../src/verify/exact';
 import { describeBrowser } from './helpers/browser';

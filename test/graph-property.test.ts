@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { mulberry32 } from '../fixtures/models';
-import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphmodel';
+import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphdef';
 import { UNCHANGED } from '../src/optimize';
 import { InputError } from '../src/errors';
 import { useBackendForFile } from './helpers/tf';

@@ -1,8 +1,8 @@
 /** The IR's JSON boundary and reference checks, on hand-written topologies. */
-import { graphToJson, parseGraph } from '../src/graph/json';
-import { lintGraph } from '../src/graph/lint';
-import { inferShapes, isUnknown } from '../src/graph/shapes';
-import { GraphError } from '../src/graph/types';
+import { graphToJson, parseGraph } from '../src/layers/json';
+import { lintGraph } from '../src/layers/lint';
+import { inferShapes, isUnknown } from '../src/layers/shapes';
+import { GraphError } from '../src/layers/types';
 
 const input = (name: string, shape: (number | null)[]) => ({
   name, class_name: 'InputLayer', config: { batch_input_shape: shape, dtype: 'float32', name }, inbound_nodes: [],

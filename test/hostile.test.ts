@@ -1,5 +1,5 @@
 /**
- * Targeted hostile and broken models: each check of src/validate, src/graph and src/io gets a
+ * Targeted hostile and broken models: each check of src/validate, src/layers and src/io gets a
  * case whose exact message (key path, expected vs actual) is asserted, plus the write and leak
  * guarantees of issue 5.
  */

@@ -5,10 +5,10 @@
  * in one line naming the layer and the option.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Keras3Error, convertKeras3Topology, isKeras3Topology, kerasFileRouteWeightName, keras3WeightName } from '../src/graph/keras3';
-import { readTopology } from '../src/graph/json';
+import { Keras3Error, convertKeras3Topology, isKeras3Topology, kerasFileRouteWeightName, keras3WeightName } from '../src/layers/keras3';
+import { readTopology } from '../src/layers/json';
 import { loadableArtifacts, irFromArtifacts } from '../src/io/ir';
-import type { JsonObject } from '../src/graph/types';
+import type { JsonObject } from '../src/layers/types';
 
 const policy = (name = 'float32') => ({ module: 'keras', class_name: 'DTypePolicy', config: { name }, registered_name: null });
 const init = (className: string) => ({ module: 'keras.initializers', class_name: className, config: { seed: null }, registered_name: null });

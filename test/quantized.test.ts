@@ -13,7 +13,7 @@ import { graphFixture } from '../fixtures/graph-models';
 import { QuantizationDtype, affineQuantize, float16Bits, quantizeArtifacts } from '../fixtures/quantize';
 import { optimize } from '../src';
 import { UNCHANGED } from '../src/optimize';
-import { optimizeGraphModel } from '../src/graphmodel';
+import { optimizeGraphModel } from '../src/graphdef';
 import { artifactsOfModel, writeModelFiles } from '../src/io/files';
 import { irFromArtifacts } from '../src/io/ir';
 import { checkedIR } from '../src/io/source';

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BUILTIN_PASSES, artifactsOfModel, inspect, optimize, passesByName } from '../src';
-import { inferShapes } from '../src/graph/shapes';
+import { inferShapes } from '../src/layers/shapes';
 import { loadChecked } from '../src/io/source';
 import type { MatchContext } from '../src/pass';
 import { disposeModel, useBackendForFile } from './helpers/tf';

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { passesByName, registeredPasses } from '../../passes';
 import { loadChecked, ModelSource } from '../io/source';
-import type { RewriteRecord } from '../optimize/driver';
+import type { RewriteRecord } from '../layers/driver';
 import { optimize } from '../optimize';
 import { PolicyMode, findCandidates } from '../policy/policy';
 import { Probe, probesFor } from '../policy/probe';

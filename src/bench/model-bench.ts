@@ -4,7 +4,7 @@ import { BackendRequest, selectBackend } from '../backend/select';
 import { InputError } from '../errors';
 import { readNpy } from '../io/npy';
 import type { ModelSource } from '../io/source';
-import type { RewriteRecord } from '../optimize/driver';
+import type { RewriteRecord } from '../layers/driver';
 import { Measurement, Prepared, load, measure, prepare } from './measure';
 import { measureInPage } from './page';
 import { BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';

@@ -15,7 +15,7 @@ import { inspect, optimize, verify } from '../optimize';
 import {
   benchmarkGraphArtifacts, inspectGraphModel, isGraphModelFile, optimizeGraphModel,
   readGraphModelFiles, verifyGraphModels,
-} from '../graphmodel';
+} from '../graphdef';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
 import { InputShapes, LayersVerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';

@@ -94,7 +94,7 @@ export async function readModelFiles(modelJsonPath: string): Promise<ModelArtifa
     throw new InputError(`${modelJsonPath}: no "modelTopology" (is this a tfjs layers model.json?)`);
   }
   if (modelJson.format === 'graph-model') {
-    throw new InputError(`${modelJsonPath}: is a graph model; read it with readGraphModelFiles (src/graphmodel)`);
+    throw new InputError(`${modelJsonPath}: is a graph model; read it with readGraphModelFiles (src/graphdef)`);
   }
   if (!isObject(modelJson.modelTopology)) {
     throw new InputError(`${modelJsonPath}: modelTopology: expected an object, got ${describeValue(modelJson.modelTopology)}`);

@@ -8,10 +8,10 @@
  */
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
-import { graphToJson, readTopology } from '../graph/json';
-import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, kerasFileRouteWeightName, keras3WeightName } from '../graph/keras3';
-import { lintGraph } from '../graph/lint';
-import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightQuantization, WeightValues } from '../graph/types';
+import { graphToJson, readTopology } from '../layers/json';
+import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, kerasFileRouteWeightName, keras3WeightName } from '../layers/keras3';
+import { lintGraph } from '../layers/lint';
+import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightQuantization, WeightValues } from '../layers/types';
 import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
 
 const PASSED_THROUGH = ['format', 'generatedBy', 'convertedBy', 'trainingConfig', 'userDefinedMetadata', 'signature'] as const;

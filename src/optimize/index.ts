@@ -11,19 +11,19 @@ import { selectBackend } from '../backend/select';
 import { InputError } from '../errors';
 import {
   GraphOptimizeResult, inspectGraphModel, isGraphModelFile, isGraphModelJson, optimizeGraphModel, verifyGraphModels,
-} from '../graphmodel';
+} from '../graphdef';
 import { isBrowserBackend } from '../browser/session';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { artifactsFromIR, artifactsMetaOfIR, weightChunksOfIR } from '../io/ir';
 import { ModelSource, loadChecked } from '../io/source';
-import type { Conversion, ModelIR } from '../graph/types';
+import type { Conversion, ModelIR } from '../layers/types';
 import type { Pass } from '../pass';
 import { ModelSummary, summarize } from '../report/summary';
 import { LayersVerifyOptions, VerificationReport, verifyArtifacts } from '../verify/verify';
 import { disposeModel, instantiate } from '../verify/models';
 import { PolicyMode, PolicyReport, decidePolicy } from '../policy/policy';
 import type { TimerChoice } from '../policy/timer';
-import { RewriteRecord, SkipRecord, runPasses } from './driver';
+import { RewriteRecord, SkipRecord, runPasses } from '../layers/driver';
 import { exactSubjects, rewrittenSubjects } from '../verify/exact';
 
 export interface OptimizeOptions extends LayersVerifyOptions {
@@ -117,7 +117,7 @@ function isGraphModelObject(source: unknown): source is tf.GraphModel {
 }
 
 /**
- * The format dispatch: graph models (tensorflowjs_converter's "graph-model") go to src/graphmodel,
+ * The format dispatch: graph models (tensorflowjs_converter's "graph-model") go to src/graphdef,
  * given as their artifacts; everything else stays as it was given for the layers path.
  */
 async function graphSource(source: AnyModelSource): Promise<io.ModelArtifacts | string | null> {

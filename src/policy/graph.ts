@@ -1,12 +1,12 @@
 /**
  * The untimed policy for graph models: `inspect` (touches no tensors: the table decides what it
  * can, the rest is 'pending', said as what optimize would time) and `always` (every correct
- * match). optimize times graph candidates in src/graphmodel/policy.ts. Named passes are never
+ * match). optimize times graph candidates in src/graphdef/policy.ts. Named passes are never
  * held back.
  */
 import type { BackendInfo } from '../backend/select';
 import type { KeepHookOf } from '../core/driver';
-import type { GraphCandidate } from '../graphmodel/driver';
+import type { GraphCandidate } from '../graphdef/driver';
 import type { Step } from '../rewrite/patch-plan';
 import type { ConvAnalysis } from '../rewrite/conv-analysis';
 import { DEFAULT_POLICY_BATCH, MIN_SPEEDUP, PolicyDecision, PolicyMode, PolicyReport, TableFacts, tableEntryFor } from './policy';

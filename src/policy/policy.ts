@@ -14,8 +14,8 @@
  * kept: keeping a layer can never make the model slower.
  */
 import type { BackendInfo } from '../backend/select';
-import type { ModelIR } from '../graph/types';
-import { Candidate, KeepHook, runPasses } from '../optimize/driver';
+import type { ModelIR } from '../layers/types';
+import { Candidate, KeepHook, runPasses } from '../layers/driver';
 import type { Pass } from '../pass';
 import { probesFor } from './probe';
 import { pageProbeTimer } from '../bench/page';

@@ -4,12 +4,12 @@
  * IR -> artifacts path. Timing these isolates the rewritten subgraph from the rest of the model.
  */
 import type { io } from '@tensorflow/tfjs';
-import { Shape, isUnknown } from '../graph/shapes';
-import { Graph, LayerNode, ModelIR, TensorRef } from '../graph/types';
+import { Shape, isUnknown } from '../layers/shapes';
+import { Graph, LayerNode, ModelIR, TensorRef } from '../layers/types';
 import type { Pass } from '../pass';
 import { artifactsFromIR } from '../io/ir';
-import { runPasses } from '../optimize/driver';
-import type { Candidate } from '../optimize/driver';
+import { runPasses } from '../layers/driver';
+import type { Candidate } from '../layers/driver';
 
 /** A candidate's subgraphs for one input shape: what a timer (any backend) is given. */
 export interface Probe {

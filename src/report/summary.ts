@@ -1,5 +1,5 @@
 /** Before/after facts about a model, for the report. */
-import { Graph, ModelIR } from '../graph/types';
+import { Graph, ModelIR } from '../layers/types';
 
 export interface ModelSummary {
   /** Layer class -> count, nested models included (the nested model itself is not counted). */

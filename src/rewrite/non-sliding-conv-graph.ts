@@ -30,9 +30,9 @@
  * A Conv2D/Conv3D whose only reader is a BiasAdd of a float32 Const [F] gets it folded in too.
  */
 import type { MatchResult } from '../core/rule';
-import { attr, readInts, readString, readStrings, readType } from '../graphmodel/attrs';
-import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphmodel/ir';
-import type { GraphMatchContext, GraphPass, GraphReplacement } from '../graphmodel/pass';
+import { attr, readInts, readString, readStrings, readType } from '../graphdef/attrs';
+import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
+import type { GraphMatchContext, GraphPass, GraphReplacement } from '../graphdef/pass';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 
 interface Fused {

@@ -4,8 +4,8 @@
  * with the GraphDef lowering; the plan becomes Reshape / Permute / Cropping2D layers + one Dense.
  */
 import { MatchContext, MatchResult, Pass, REPLACED_INPUT, Replacement } from '../pass';
-import { isUnknown } from '../graph/shapes';
-import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../graph/types';
+import { isUnknown } from '../layers/shapes';
+import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 import { Step, withFilters } from './patch-plan';
 import { permuteRows, transposeValues } from './transpose';

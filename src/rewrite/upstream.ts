@@ -1,4 +1,4 @@
-import type { Graph, LayerNode, TensorRef } from '../graph/types';
+import type { Graph, LayerNode, TensorRef } from '../layers/types';
 
 /**
  * What feeds a single-call layer: the producing layer when it is a plain single-call layer of

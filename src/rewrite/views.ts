@@ -2,8 +2,8 @@
  * Layers that only move data (Reshape, Flatten, Permute): helpers for the clean-up passes that
  * collapse, drop or fold them. All pure: configs and shapes in, answers out.
  */
-import type { Shape } from '../graph/shapes';
-import type { LayerNode } from '../graph/types';
+import type { Shape } from '../layers/shapes';
+import type { LayerNode } from '../layers/types';
 import { transposeValues } from './transpose';
 
 /**

@@ -1,4 +1,4 @@
-import type { Weight } from '../graph/types';
+import type { Weight } from '../layers/types';
 
 /**
  * The layer a manifest weight belongs to: the path segment before the weight's own name

@@ -5,8 +5,8 @@
  * since their keys may mean anything.
  */
 import { InputError } from '../errors';
-import { isKnownLayerClass } from '../graph/shapes';
-import type { Graph, Json, LayerNode } from '../graph/types';
+import { isKnownLayerClass } from '../layers/shapes';
+import type { Graph, Json, LayerNode } from '../layers/types';
 import { describeValue, isObject } from './describe';
 
 /** Larger inputs than this cannot be generated for verification (and are not real models). */

@@ -1,5 +1,5 @@
 /** Shared wording for validation messages: what was found, shortened to fit one line. */
-import type { JsonObject } from '../graph/types';
+import type { JsonObject } from '../layers/types';
 
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -8,8 +8,8 @@
  *   shape imply (dims that cannot be known are not compared). Other classes are left to tfjs.
  */
 import { InputError } from '../errors';
-import { GraphShapes, Shape, isUnknown } from '../graph/shapes';
-import type { Graph, Json, JsonObject } from '../graph/types';
+import { GraphShapes, Shape, isUnknown } from '../layers/shapes';
+import type { Graph, Json, JsonObject } from '../layers/types';
 import { findWeight } from '../rewrite/weights';
 
 export interface SpecLike {

@@ -11,9 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
-import type { LayerNode, ModelIR, Weight } from '../graph/types';
+import type { LayerNode, ModelIR, Weight } from '../layers/types';
 import type { Pass } from '../pass';
-import { Candidate, RewriteRecord } from '../optimize/driver';
+import { Candidate, RewriteRecord } from '../layers/driver';
 import { findCandidates } from '../policy/policy';
 import { Probe, probesFor } from '../policy/probe';
 import type { BrowserSession } from '../browser/session';

@@ -25,7 +25,7 @@ export { makeInputs } from './inputs';
 export type { InputShapes, VerifyInput } from './inputs';
 export type { RewrittenLayer } from './probes';
 
-/** Options shared with the graph-model verifier (src/graphmodel). */
+/** Options shared with the graph-model verifier (src/graphdef). */
 export interface VerifyOptions {
   backend?: BackendRequest;
   /** Defaults: see DEFAULT_TOLERANCE. */

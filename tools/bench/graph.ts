@@ -6,7 +6,7 @@
 import type { io } from '@tensorflow/tfjs';
 import { buildPatchEmbed, graphFixture } from '../../fixtures/graph-models';
 import type { TargetName } from '../../src/backend/select';
-import { benchmarkGraphArtifacts, optimizeGraphModel } from '../../src/graphmodel';
+import { benchmarkGraphArtifacts, optimizeGraphModel } from '../../src/graphdef';
 
 export interface GraphRow {
   case: string;

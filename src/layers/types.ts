@@ -1,6 +1,6 @@
 /**
  * The model IR: a Keras/tfjs layers topology as a graph of layer calls, plus the weights as
- * typed arrays. Passes read and edit this; only src/graph/json.ts knows the JSON spelling.
+ * typed arrays. Passes read and edit this; only src/layers/json.ts knows the JSON spelling.
  */
 import { InputError } from '../errors';
 

@@ -4,9 +4,9 @@
  */
 import { Dialect, DriverOptions, Scope, runRules } from '../core/driver';
 import type { PassRun, RuleCandidate } from '../core/rule';
-import { GraphShapes, inferShapes } from '../graph/shapes';
-import { lintGraph } from '../graph/lint';
-import { Graph, LayerNode, ModelIR, TensorRef, ownNodeCount } from '../graph/types';
+import { GraphShapes, inferShapes } from './shapes';
+import { lintGraph } from './lint';
+import { Graph, LayerNode, ModelIR, TensorRef, ownNodeCount } from './types';
 import { MatchContext, Pass, REPLACED_INPUT, Replacement } from '../pass';
 import { ownerOf } from '../rewrite/weights';
 

@@ -4,11 +4,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder, graphFixture } from '../fixtures/graph-models';
 import { InputError } from '../src/errors';
-import { attr } from '../src/graphmodel/attrs';
-import { inspectGraphModel, optimizeGraphModel, readGraphModelFiles, verifyGraphModels } from '../src/graphmodel';
+import { attr } from '../src/graphdef/attrs';
+import { inspectGraphModel, optimizeGraphModel, readGraphModelFiles, verifyGraphModels } from '../src/graphdef';
 import { UNCHANGED } from '../src/optimize';
-import { graphIRFromArtifacts } from '../src/graphmodel/ir';
-import { loadGraph, runGraph, verifyGraphArtifacts } from '../src/graphmodel/verify';
+import { graphIRFromArtifacts } from '../src/graphdef/ir';
+import { loadGraph, runGraph, verifyGraphArtifacts } from '../src/graphdef/verify';
 import { compareOutputs } from '../src/verify/compare';
 import { REPO, expectNoLeaks, snapshotDir, tempDir } from './helpers/tf';
 

@@ -42,7 +42,7 @@ export interface GraphOptimizeOptions extends LayersVerifyOptions {
   /** Consulted after each successful match: a reason keeps the node (default: src/policy/graph.ts). */
   keep?: GraphRunOptions['keep'];
   /**
-   * 'auto' (default) and 'measure': time each candidate alone on the backend (src/graphmodel/policy.ts)
+   * 'auto' (default) and 'measure': time each candidate alone on the backend (src/graphdef/policy.ts)
    * and keep the op unless the rewrite is >= 1.1x faster; 'always': every correct match.
    */
   policy?: PolicyMode;
