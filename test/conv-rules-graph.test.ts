@@ -369,7 +369,8 @@ describe('graph models take the layers flags', () => {
     for (const d of measured.report.policy!.decisions) {
       expect(d.originalMs).toBeGreaterThan(0);
       expect(d.rewrittenMs).toBeGreaterThan(0);
-      expect(d.reason).toMatch(/^measured here: [\d.]+ ms -> [\d.]+ ms \([\d.]+x\) on cpu at batch 2; /);
+      expect(d.reason).toMatch(/^measured here: [\d.]+ ms -> [\d.]+ ms \([\d.]+x, 95% interval [\d.]+x-[\d.]+x over \d rounds?\) on cpu at batch 2; /);
+      expect(d.decision === 'rewrite').toBe(d.interval!.low >= 1.1);
     }
   });
 

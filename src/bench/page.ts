@@ -86,7 +86,8 @@ export function pageProbeTimer(session: BrowserSession, timing = PROBE_TIMING): 
         { kind: 'layers', artifacts: probe.rewritten, label: 'rewritten probe' },
       ], [inputs], async (ids, staged) => {
         const samples = await interleave([pageRunner(session, 'original', ids[0], staged[0]), pageRunner(session, 'rewritten', ids[1], staged[0])], timing);
-        return { originalMs: samples.get('original')!.median, rewrittenMs: samples.get('rewritten')!.median };
+        const [original, rewritten] = [samples.get('original')!, samples.get('rewritten')!];
+        return { originalMs: original.median, rewrittenMs: rewritten.median, samples: { original: original.ms, rewritten: rewritten.ms } };
       });
     } finally {
       tf.dispose(inputs);

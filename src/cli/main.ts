@@ -7,6 +7,7 @@
 // First: signal handlers must be in place before tfjs spends ~0.3 s loading.
 import { onInterrupt } from './signals';
 import { heldWarnings } from './warnings';
+import * as fs from 'fs';
 import '../backend/tfjs';
 import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
@@ -55,6 +56,10 @@ const USAGE: Record<string, string> = {
                        measure: time every candidate; always: rewrite every correct match
   --policy-batch <n>   batch the candidates are timed at (default 16; for a patch embed, its
                        patch count)
+  --decisions <file>   replay the policy's decisions from <file> (nothing is timed; the same
+                       model and file give byte-identical output), or, if <file> does not exist,
+                       decide as usual and record them there; a file made for another model is
+                       refused. --passes and --policy always still win over it (docs/policy.md)
   --no-verify          skip the numerical check
   --json               print one JSON report on stdout`,
   bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--rows n] [--json]
@@ -73,7 +78,8 @@ const USAGE: Record<string, string> = {
   inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--policy mode] [--json]
   Lists what optimize would rewrite, and why every other candidate is left alone. Touches no
   tensors: candidates the policy would time are listed as not decided, with what would be timed.
-  --passes, --backend, --policy, --policy-batch  as for optimize`,
+  --passes, --backend, --policy, --policy-batch  as for optimize
+  --decisions <file>   show what optimize would do replaying <file> (which must exist)`,
 };
 const MAIN_USAGE = `usage: tfjs-rewrite <command> [options]
 commands:
@@ -94,10 +100,11 @@ function passList(args: ParsedArgs): string[] | undefined {
   return names;
 }
 
-function policyOptions(args: ParsedArgs): { policy: PolicyMode; policyBatch?: number } {
+function policyOptions(args: ParsedArgs): { policy: PolicyMode; policyBatch?: number; decisions?: string } {
   const policy = args.values.get('--policy') ?? 'auto';
   if (!POLICY_MODES.includes(policy as PolicyMode)) throw new UsageError(`--policy must be one of ${POLICY_MODES.join(', ')}, got "${policy}"`);
-  return { policy: policy as PolicyMode, policyBatch: numberFlag(args, '--policy-batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer') };
+  const decisions = args.values.get('--decisions');
+  return { policy: policy as PolicyMode, policyBatch: numberFlag(args, '--policy-batch', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'), ...(decisions !== undefined ? { decisions } : {}) };
 }
 
 const VERIFY_VALUES = ['--backend', '--atol', '--rtol', '--rows', '--batch', '--seed', '--batch-size', '--accuracy-factor'];
@@ -216,7 +223,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'inspect') {
-    const args = parseArgs(rest, { values: ['--passes', '--backend', '--policy', '--policy-batch'], switches: ['--json'] });
+    const args = parseArgs(rest, { values: ['--passes', '--backend', '--policy', '--policy-batch', '--decisions'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
     const { backend } = verifyOptions(args); // the backend decides what the policy does
     const report = isGraphModelFile(model)
@@ -263,7 +270,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   const taken = takeInputs(rest);
-  const args = parseArgs(taken.argv, { values: ['--out', '--passes', '--policy', '--policy-batch', ...VERIFY_VALUES], switches: ['--json', '--no-verify', '--force'] });
+  const args = parseArgs(taken.argv, { values: ['--out', '--passes', '--policy', '--policy-batch', '--decisions', ...VERIFY_VALUES], switches: ['--json', '--no-verify', '--force'] });
   const [model] = expectPositional(args, 1, command);
   const out = args.values.get('--out');
   if (!out) throw new UsageError('optimize needs --out <dir>');
@@ -273,6 +280,7 @@ async function run(argv: string[]): Promise<number> {
   // Refuse a bad --out before minutes of verification, and again at write time.
   const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
   checkOutputTarget(out, writeOptions);
+  const recording = options.decisions !== undefined && !fs.existsSync(options.decisions);
   const result = isGraphModelFile(model)
     ? await optimizeGraphModel(model, options)
     : await optimize(model, options);
@@ -289,6 +297,7 @@ async function run(argv: string[]): Promise<number> {
     if (result.report.policy) print(formatPolicy(result.report.policy));
   }
   if (!passed) log('tfjs-rewrite: verification failed; nothing was written');
+  else if (recording) log(`tfjs-rewrite: decisions recorded to ${options.decisions}; commit it, and --decisions ${options.decisions} replays them`);
   return passed ? 0 : 1;
 }
 

@@ -4,6 +4,7 @@
  */
 import { graphPolicy } from '../policy/graph';
 import type { PolicyMode } from '../policy/policy';
+import { DecisionsOption, LoadedDecisions, planDecisions, withDecisions } from '../policy/decisions';
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
@@ -50,6 +51,11 @@ export interface GraphOptimizeOptions extends LayersVerifyOptions {
   policyBatch?: number;
   /** Replaces the timer (tests inject timings). */
   policyTimer?: GraphProbeTimer;
+  /**
+   * A decisions file to replay (nothing is timed) or, when the path does not exist, to record
+   * after a successful run; or a file's object / a report's `policy` (src/policy/decisions.ts).
+   */
+  decisions?: DecisionsOption;
   /** Compare the rewritten model with the original numerically (default true). */
   verify?: boolean;
 }
@@ -81,7 +87,9 @@ function pipeline(chosen?: (GraphPass | string)[]): { passes: GraphPass[]; force
   return { passes, forced: new Set(passes.map((pass) => pass.name)), notes };
 }
 
-async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer'> & { dryRun?: boolean } = {}) {
+type RewriteOptions = Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer'> & { dryRun?: boolean; replay?: LoadedDecisions };
+
+async function rewrite(source: GraphModelSource, options: RewriteOptions = {}) {
   const { passes, forced, notes } = pipeline(options.passes);
   const original = await graphArtifactsOf(source);
   // The IR copies the weight bytes: passes edit it in place, `original` stays as read.
@@ -94,8 +102,8 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
   const before = summarizeGraph(ir);
   // The policy: timed (auto, measure) unless inspecting, where only the table decides.
   const mode = options.policy ?? 'auto';
-  const timed = mode !== 'always' && !options.dryRun
-    ? await measureGraphCandidates(ir, passes, { backend: target.name, batch: options.policyBatch, timer: options.policyTimer, forced, mode })
+  const timed = (mode !== 'always' && !options.dryRun) || options.replay
+    ? await measureGraphCandidates(ir, passes, { backend: target.name, batch: options.policyBatch, timer: options.policyTimer, forced, mode, decisions: options.replay })
     : undefined;
   const untimed = timed ? undefined : graphPolicy(mode, { name: target.name, device: 'device' in target ? target.device : target.name });
   const policyKeep = timed ? timed.keep : untimed!.keep!;
@@ -105,7 +113,11 @@ async function rewrite(source: GraphModelSource, options: Pick<GraphOptimizeOpti
 }
 
 /** Rewrites every eligible node and (by default) verifies the result against the original. */
-export async function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
+export function optimizeGraphModel(source: GraphModelSource, options: GraphOptimizeOptions = {}): Promise<GraphOptimizeResult> {
+  return withDecisions(options.decisions, 'graph-model', (replay) => optimizeGraph(source, { ...options, replay }));
+}
+
+async function optimizeGraph(source: GraphModelSource, options: GraphOptimizeOptions & { replay?: LoadedDecisions }): Promise<GraphOptimizeResult> {
   const { original, ir, before, rewritten, skipped, kept, policy } = await rewrite(source, options);
   if (rewritten.length === 0) {
     // Nothing to compare: the model goes out as it came in, with no inputs to generate.
@@ -130,8 +142,9 @@ export async function optimizeGraphModel(source: GraphModelSource, options: Grap
 }
 
 /** What optimizeGraphModel would rewrite, and why each other Conv3D stays; touches no tensors. */
-export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch'> = {}): Promise<Report> {
-  const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source, { ...options, dryRun: true });
+export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'decisions'> = {}): Promise<Report> {
+  const { replay } = planDecisions(options.decisions, 'graph-model', false);
+  const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source, { ...options, dryRun: true, replay });
   return { rewritten, skipped, verification: null, before, after: summarizeGraph(ir), notes: ir.notes, kept, policy };
 }
 

@@ -9,8 +9,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { BackendRequest, selectBackend } from '../backend/select';
-import { DEFAULT_POLICY_BATCH, MIN_SPEEDUP, PolicyDecision, PolicyMode, PolicyReport, decide } from '../policy/policy';
+import { DEFAULT_POLICY_BATCH, MIN_SPEEDUP, PolicyDecision, PolicyMode, PolicyReport } from '../policy/policy';
 import type { CandidateTiming } from '../policy/timer';
+import { describeInterval, describeVerdict, timeUntilSettled } from '../policy/interval';
+import { graphCandidateFingerprint } from '../policy/fingerprint';
+import { LoadedDecisions, replayDecisions, replayKey, replayedDecision } from '../policy/decisions';
 import { attr } from './attrs';
 import { benchmarkGraphArtifacts } from './bench';
 import { loadGraph, openGraphInputs } from './verify';
@@ -36,8 +39,10 @@ export interface GraphMeasureOptions {
   timer?: GraphProbeTimer;
   forced?: Set<string>;
   log?: (line: string) => void;
-  /** 'auto' or 'measure' (the same timing here: graph models have no table fast path yet). */
+  /** 'auto' or 'measure' (the same timing here: graph models have no table fast path yet); 'always' only with `decisions`. */
   mode?: PolicyMode;
+  /** Replay these instead of timing (src/policy/decisions.ts); --passes and 'always' still win. */
+  decisions?: LoadedDecisions;
 }
 
 const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
@@ -114,7 +119,7 @@ export function probeOf(candidate: GraphCandidate): GraphProbe | string {
 /** Times both probes with the graph bench (interleaved runs, medians). */
 export const timeGraphProbe = (backend: BackendRequest): GraphProbeTimer => async (probe, batch) => {
   const result = await benchmarkGraphArtifacts(probe.original, probe.rewritten, { backend, batch, runs: 5, warmup: 1 });
-  return { originalMs: result.medianOriginalMs, rewrittenMs: result.medianRewrittenMs };
+  return { originalMs: result.medianOriginalMs, rewrittenMs: result.medianRewrittenMs, samples: { original: result.originalMs, rewritten: result.rewrittenMs } };
 };
 
 /** The timer for a browser backend: both probes in one page of `session`, interleaved, medians. */
@@ -125,8 +130,9 @@ const pageGraphTimer = (session: BrowserSession): GraphProbeTimer => async (prob
     const rows = openGraphInputs(model, undefined, { batch, seed: 1234 });
     feed = rows.batch(0, batch);
     rows.close();
-    const [a, b] = (await timeGraphsInPage(session, probe.original, probe.rewritten, feed, 5, 1)).map((ms) => summarizeSamples(ms).median);
-    return { originalMs: a, rewrittenMs: b };
+    const times = await timeGraphsInPage(session, probe.original, probe.rewritten, feed, 5, 1);
+    const [a, b] = times.map((ms) => summarizeSamples(ms).median);
+    return { originalMs: a, rewrittenMs: b, samples: { original: times[0], rewritten: times[1] } };
   } finally {
     tf.dispose(feed);
     model.dispose();
@@ -138,7 +144,7 @@ type Measured = { keep: (candidate: GraphCandidate) => string | null; report: Po
 export async function measureGraphCandidates(ir: GraphModelIR, passes: GraphPass[], options: GraphMeasureOptions = {}): Promise<Measured> {
   const request = options.backend ?? 'auto';
   // webgl/webgpu: one headless browser page times every candidate (unless a timer is injected).
-  if (isBrowserBackend(request) && !options.timer) {
+  if (isBrowserBackend(request) && !options.timer && !options.decisions && options.mode !== 'always') {
     return withBrowser(request, {}, (session) => measureWith(ir, passes, { name: request, device: session.device }, { ...options, timer: pageGraphTimer(session) }));
   }
   return measureWith(ir, passes, isBrowserBackend(request) ? { name: request, device: 'injected timer' } : await selectBackend(request), options);
@@ -150,12 +156,23 @@ async function measureWith(ir: GraphModelIR, passes: GraphPass[], backend: { nam
   const candidates: GraphCandidate[] = [];
   runGraphPasses(ir, passes, { backend: backend.name, forced: options.forced, keep: (candidate) => (candidates.push(candidate), 'dry run') });
 
+  const judgedCandidates = candidates.filter((candidate) => candidate.pass.reportRefusals !== false);
+  const ids = judgedCandidates.map((c) => ({ layer: c.layer.name, graph: c.graph, pass: c.pass.name, fingerprint: graphCandidateFingerprint(c) }));
+  const replayed = options.decisions && replayDecisions(options.decisions, ids, passes.map((pass) => pass.name), backend.name);
   const decisions: PolicyDecision[] = [];
-  for (const candidate of candidates) {
-    const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name };
-    if (candidate.pass.reportRefusals === false) continue;
+  for (const [i, candidate] of judgedCandidates.entries()) {
+    const where = ids[i];
     if (candidate.context.forced) {
       decisions.push({ ...where, decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' });
+      continue;
+    }
+    if (options.mode === 'always') {
+      decisions.push({ ...where, decision: 'rewrite', evidence: 'always', reason: '--policy always: every correct match is rewritten' });
+      continue;
+    }
+    const entry = replayed?.get(replayKey(where));
+    if (entry) {
+      decisions.push({ ...where, ...replayedDecision(entry, options.decisions!.source) });
       continue;
     }
     const probe = probeOf(candidate);
@@ -163,18 +180,16 @@ async function measureWith(ir: GraphModelIR, passes: GraphPass[], backend: { nam
       decisions.push({ ...where, decision: 'keep', evidence: 'unmeasured', reason: `cannot be timed alone: ${probe}` });
       continue;
     }
-    let timing: CandidateTiming;
+    let timed: Awaited<ReturnType<typeof timeUntilSettled>>;
     try {
-      timing = await timer(probe, batch);
+      timed = await timeUntilSettled(async () => [{ calls: 1, timing: await timer(probe, batch) }], MIN_SPEEDUP);
     } catch (error) {
       decisions.push({ ...where, decision: 'keep', evidence: 'unmeasured', reason: `could not time it on ${backend.name}: ${(error as Error).message.split('\n')[0]}` });
       continue;
     }
-    const decision = decide(timing);
-    const speedup = timing.originalMs / timing.rewrittenMs;
-    const verdict = decision === 'rewrite' ? `>= ${MIN_SPEEDUP}x` : `below the ${MIN_SPEEDUP}x margin`;
-    const reason = `measured here: ${fmt(timing.originalMs)} ms -> ${fmt(timing.rewrittenMs)} ms (${speedup.toFixed(2)}x) on ${backend.name} at batch ${batch}; ${verdict}`;
-    decisions.push({ ...where, decision, evidence: 'measured', originalMs: timing.originalMs, rewrittenMs: timing.rewrittenMs, speedup, reason });
+    const { decision, originalMs, rewrittenMs, speedup, interval, rounds } = timed;
+    const reason = `measured here: ${fmt(originalMs)} ms -> ${fmt(rewrittenMs)} ms (${describeInterval(timed)}) on ${backend.name} at batch ${batch}; ${describeVerdict(timed, MIN_SPEEDUP)}`;
+    decisions.push({ ...where, decision, evidence: 'measured', originalMs, rewrittenMs, speedup, ...(interval ? { interval, rounds } : {}), reason });
     options.log?.(`policy: ${candidate.graph}/${candidate.layer.name}: ${reason}`);
   }
   const kept = new Map(decisions.filter((d) => d.decision !== 'rewrite').map((d) => [`${d.layer}/${d.pass}`, d.reason]));

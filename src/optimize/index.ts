@@ -23,6 +23,7 @@ import { LayersVerifyOptions, VerificationReport, verifyArtifacts } from '../ver
 import { disposeModel, instantiate } from '../verify/models';
 import { PolicyMode, PolicyReport, decidePolicy } from '../policy/policy';
 import type { TimerChoice } from '../policy/timer';
+import { DecisionsOption, LoadedDecisions, planDecisions, withDecisions } from '../policy/decisions';
 import { RewriteRecord, SkipRecord, runPasses } from '../layers/driver';
 import { exactSubjects, rewrittenSubjects } from '../verify/exact';
 
@@ -46,6 +47,12 @@ export interface OptimizeOptions extends LayersVerifyOptions {
   policyTimer?: TimerChoice;
   /** Progress lines of the policy, one per candidate (the CLI sends them to stderr). */
   policyLog?: (line: string) => void;
+  /**
+   * A decisions file to replay (nothing is timed) or, when the path does not exist, to record
+   * after a successful run; or a file's object / a report's `policy` (src/policy/decisions.ts).
+   * Passes named in `passes` and policy 'always' still win over it.
+   */
+  decisions?: DecisionsOption;
 }
 
 export interface Report {
@@ -83,9 +90,9 @@ function pipeline(chosen?: (Pass | string)[]): { passes: Pass[]; forced: Set<str
   return { passes, forced: new Set(passes.map((pass) => pass.name)) };
 }
 
-type PolicyFields = Pick<OptimizeOptions, 'policy' | 'policyBatch'>;
+type PolicyFields = Pick<OptimizeOptions, 'policy' | 'policyBatch' | 'decisions'>;
 
-async function rewrite(source: ModelSource, chosen: (Pass | string)[] | undefined, options: OptimizeOptions & { dryRun?: boolean } = {}) {
+async function rewrite(source: ModelSource, chosen: (Pass | string)[] | undefined, options: OptimizeOptions & { dryRun?: boolean; replay?: LoadedDecisions } = {}) {
   const { passes, forced } = pipeline(chosen);
   const { artifacts: original, ir } = await loadChecked(source);
   // The policy judges a rewrite on the backend the model will be verified (and deployed) on.
@@ -94,7 +101,7 @@ async function rewrite(source: ModelSource, chosen: (Pass | string)[] | undefine
   const target = isBrowserBackend(request) ? { name: request, device: request, fallbacks: [] } : await selectBackend(request);
   const before = summarize(ir);
   const policy = await decidePolicy(ir, passes, forced, {
-    mode: options.policy, backend: target, batch: options.policyBatch, timer: options.policyTimer, dryRun: options.dryRun, log: options.policyLog,
+    mode: options.policy, backend: target, batch: options.policyBatch, timer: options.policyTimer, dryRun: options.dryRun, log: options.policyLog, decisions: options.replay,
   });
   // Files read for this run with nothing to verify against: kernels may be reordered in place.
   const reuseWeights = typeof source === 'string' && options.verify === false;
@@ -160,10 +167,10 @@ export function optimize(source: AnyModelSource, options: OptimizeOptions = {}):
 const guestOptimize = asGuest(async (source: AnyModelSource, options: OptimizeOptions): Promise<OptimizeResult | GraphOptimizeResult> => {
   const graph = await graphSource(source);
   if (graph !== null) return optimizeGraphModel(graph, graphOptions(options));
-  return optimizeLayers(source as ModelSource, options);
+  return withDecisions(options.decisions, 'layers-model', (replay) => optimizeLayers(source as ModelSource, { ...options, replay }));
 });
 
-async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}): Promise<OptimizeResult> {
+async function optimizeLayers(source: ModelSource, options: OptimizeOptions & { replay?: LoadedDecisions } = {}): Promise<OptimizeResult> {
   const { original, ir, before, rewritten, skipped, subjects, kept, policy } = await rewrite(source, options.passes, options);
   // A Keras 3 topology read as Keras 2 must be written in the new form, rewritten or not.
   if (rewritten.length === 0 && !ir.converted) {
@@ -201,10 +208,11 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions = {}
 export const inspect = asGuest(async (source: AnyModelSource, options: Pick<OptimizeOptions, 'passes' | 'backend'> & PolicyFields = {}): Promise<Report> => {
   const graph = await graphSource(source);
   if (graph !== null) {
-    const { passes, backend, policy, policyBatch } = graphOptions(options);
-    return inspectGraphModel(graph, { passes, backend, policy, policyBatch });
+    const { passes, backend, policy, policyBatch, decisions } = graphOptions(options);
+    return inspectGraphModel(graph, { passes, backend, policy, policyBatch, decisions });
   }
-  const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source as ModelSource, options.passes, { ...options, dryRun: true });
+  const { replay } = planDecisions(options.decisions, 'layers-model', false);
+  const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source as ModelSource, options.passes, { ...options, dryRun: true, replay });
   return { rewritten, skipped, verification: null, before, after: summarize(ir), notes: ir.notes, ...converted(ir), kept, policy };
 });
 

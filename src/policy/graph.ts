@@ -9,6 +9,7 @@ import type { KeepHookOf } from '../core/driver';
 import type { GraphCandidate } from '../graphdef/driver';
 import type { Step } from '../rewrite/patch-plan';
 import type { ConvAnalysis } from '../rewrite/conv-analysis';
+import { graphCandidateFingerprint } from './fingerprint';
 import { DEFAULT_POLICY_BATCH, MIN_SPEEDUP, PolicyDecision, PolicyMode, PolicyReport, TableFacts, tableEntryFor } from './policy';
 
 const CONV_CLASS: Record<number, string> = { 1: 'Conv1D', 2: 'Conv2D', 3: 'Conv3D' };
@@ -30,7 +31,7 @@ export function graphPolicy(mode: PolicyMode | undefined, backend: Pick<BackendI
   const keep: KeepHookOf<GraphCandidate> = (candidate) => {
     if (candidate.pass.reportRefusals === false) return null;
     const key = `${candidate.graph}/${candidate.layer.name}/${candidate.pass.name}`;
-    const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name };
+    const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name, fingerprint: graphCandidateFingerprint(candidate) };
     let decision: PolicyDecision;
     if (candidate.context.forced) decision = { ...where, decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' };
     else if (mode === 'always') decision = { ...where, decision: 'rewrite', evidence: 'always', reason: '--policy always: every correct match is rewritten' };

@@ -11,7 +11,10 @@
  * - measure: every candidate is timed; the table is not used.
  * - always: every correct match is rewritten.
  * Passes named by the user (--passes) are never held back. A candidate that cannot be timed is
- * kept: keeping a layer can never make the model slower.
+ * kept: keeping a layer can never make the model slower. A timed candidate is decided on an
+ * interval of its speedup, timed again while the interval holds the margin (interval.ts).
+ * A decisions file (decisions.ts) replaces all of this by what it recorded; --passes and
+ * --policy always still win over it.
  */
 import type { BackendInfo } from '../backend/select';
 import type { ModelIR } from '../layers/types';
@@ -21,6 +24,9 @@ import { probesFor } from './probe';
 import { pageProbeTimer } from '../bench/page';
 import { isBrowserBackend, withBrowser } from '../browser/session';
 import { CandidateTiming, TimerChoice, timerFor } from './timer';
+import { SpeedupInterval, describeInterval, describeVerdict, timeUntilSettled } from './interval';
+import { layersCandidateFingerprint } from './fingerprint';
+import { LoadedDecisions, replayDecisions, replayKey, replayedDecision } from './decisions';
 
 export type PolicyMode = 'auto' | 'measure' | 'always';
 export const POLICY_MODES: PolicyMode[] = ['auto', 'measure', 'always'];
@@ -85,6 +91,13 @@ export interface PolicyDecision {
   rewrittenMs?: number;
   /** originalMs / rewrittenMs: above 1 the rewrite is faster. */
   speedup?: number;
+  /** Bootstrap interval of the speedup, when the timer gave its samples; and the rounds timed. */
+  interval?: SpeedupInterval;
+  rounds?: number;
+  /** What a decisions file checks the candidate against (src/policy/fingerprint.ts). */
+  fingerprint?: string;
+  /** Set when the decision was read from a decisions file: its path (or "the decisions object"). */
+  replayed?: string;
   reason: string;
 }
 
@@ -113,6 +126,8 @@ export interface PolicyOptions {
   dryRun?: boolean;
   /** Progress lines (stderr in the CLI). */
   log?: (line: string) => void;
+  /** Decisions to replay instead of deciding (src/policy/decisions.ts): nothing is timed. */
+  decisions?: LoadedDecisions;
 }
 
 /** Every match the passes make now, without rewriting anything (the hook keeps each one). */
@@ -133,7 +148,7 @@ export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<stri
   const name = options.backend.name;
   // webgl/webgpu: the candidates are timed in one headless browser page, unless a timer is given.
   const given = typeof options.timer === 'function' || options.timer?.[name] !== undefined;
-  if (isBrowserBackend(name) && !given && !options.dryRun && options.mode !== 'always') {
+  if (isBrowserBackend(name) && !given && !options.dryRun && options.mode !== 'always' && !options.decisions) {
     return withBrowser(name, {}, (session) => decidePolicy(ir, passes, forced, {
       ...options, backend: { ...options.backend, device: session.device }, timer: pageProbeTimer(session),
     }));
@@ -143,11 +158,16 @@ export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<stri
   const batch = options.batch ?? DEFAULT_POLICY_BATCH;
   const timer = timerFor(options.timer, backend);
   const decisions: PolicyDecision[] = [];
-  for (const candidate of findCandidates(ir, passes, backend, forced)) {
-    // Clean-up passes (quiet about refusals) only remove view layers: they are not judged.
-    if (candidate.pass.reportRefusals === false) continue;
-    const where = { layer: candidate.layer.name, graph: candidate.graph, pass: candidate.pass.name };
-    const decision = await decideOne(candidate, passes, { mode, backend, batch, timer, dryRun: options.dryRun === true });
+  // Clean-up passes (quiet about refusals) only remove view layers: they are not judged.
+  const candidates = findCandidates(ir, passes, backend, forced).filter((candidate) => candidate.pass.reportRefusals !== false);
+  const ids = candidates.map((c) => ({ layer: c.layer.name, graph: c.graph, pass: c.pass.name, fingerprint: layersCandidateFingerprint(c) }));
+  const replayed = options.decisions && replayDecisions(options.decisions, ids, passes.map((pass) => pass.name), backend);
+  for (const [i, candidate] of candidates.entries()) {
+    const where = ids[i];
+    const entry = replayed?.get(replayKey(where));
+    const decision = entry && !candidate.context.forced && mode !== 'always'
+      ? replayedDecision(entry, options.decisions!.source)
+      : await decideOne(candidate, passes, { mode, backend, batch, timer, dryRun: options.dryRun === true });
     decisions.push({ ...where, ...decision });
     options.log?.(`policy: ${candidate.graph}/${candidate.layer.name}: ${decision.decision}: ${decision.reason}`);
   }
@@ -163,7 +183,7 @@ export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<stri
   return { keep, report: { mode, backend, device: options.backend.device, batch, minSpeedup: MIN_SPEEDUP, decisions } };
 }
 
-type Verdict = Omit<PolicyDecision, 'layer' | 'graph' | 'pass'>;
+type Verdict = Omit<PolicyDecision, 'layer' | 'graph' | 'pass' | 'fingerprint'>;
 
 async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: PolicyMode; backend: string; batch: number; timer: ReturnType<typeof timerFor>; dryRun: boolean }): Promise<Verdict> {
   if (candidate.context.forced) return { decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' };
@@ -175,25 +195,30 @@ async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: Policy
   if (o.dryRun) {
     return { decision: 'pending', evidence: 'unmeasured', reason: `optimize would time it on ${o.backend} at batch ${o.batch} (the layer alone vs its replacement alone) and rewrite it only if >= ${MIN_SPEEDUP}x faster; inspect touches no tensors` };
   }
-  const total: CandidateTiming = { originalMs: 0, rewrittenMs: 0 };
-  const batches = new Set<number>();
-  try {
-    for (const probe of probes) {
-      const timing = await o.timer(probe, o.batch, o.backend);
-      if (!(timing.originalMs > 0 && timing.rewrittenMs > 0)) throw new Error(`the timer returned ${JSON.stringify(timing)}`);
-      total.originalMs += probe.calls * timing.originalMs;
-      total.rewrittenMs += probe.calls * timing.rewrittenMs;
-      batches.add(timing.batch ?? o.batch);
+  // Later rounds time each probe at the batch its first round used, so the samples pool.
+  const batches = probes.map(() => o.batch);
+  let first = true;
+  const round = async () => {
+    const timings = [];
+    for (const [i, probe] of probes.entries()) {
+      const timing = await o.timer(probe, batches[i], o.backend);
+      if (first) batches[i] = timing.batch ?? o.batch;
+      timings.push({ calls: probe.calls, timing });
     }
+    first = false;
+    return timings;
+  };
+  let timed: Awaited<ReturnType<typeof timeUntilSettled>>;
+  try {
+    timed = await timeUntilSettled(round, MIN_SPEEDUP);
   } catch (error) {
     return { decision: 'keep', evidence: 'unmeasured', reason: `could not time it on ${o.backend}: ${(error as Error).message.split('\n')[0]}` };
   }
-  const speedup = total.originalMs / total.rewrittenMs;
-  const decision = decide(total);
-  const at = batches.size === 1 && batches.has(o.batch) ? `batch ${o.batch}` : `batch ${[...batches].join('/')} (${o.batch} asked; the timer keeps a run within its budget)`;
-  const evidence = `measured here: ${ms(total.originalMs)} ms -> ${ms(total.rewrittenMs)} ms (${speedup.toFixed(2)}x) on ${o.backend} at ${at}`;
-  const verdict = decision === 'rewrite' ? `>= ${MIN_SPEEDUP}x` : `below the ${MIN_SPEEDUP}x margin`;
-  return { decision, evidence: 'measured', ...total, speedup, reason: `${evidence}; ${verdict}` };
+  const used = [...new Set(batches)];
+  const at = used.length === 1 && used[0] === o.batch ? `batch ${o.batch}` : `batch ${used.join('/')} (${o.batch} asked; the timer keeps a run within its budget)`;
+  const evidence = `measured here: ${ms(timed.originalMs)} ms -> ${ms(timed.rewrittenMs)} ms (${describeInterval(timed)}) on ${o.backend} at ${at}`;
+  const { decision, originalMs, rewrittenMs, speedup, interval, rounds } = timed;
+  return { decision, evidence: 'measured', originalMs, rewrittenMs, speedup, ...(interval ? { interval, rounds } : {}), reason: `${evidence}; ${describeVerdict(timed, MIN_SPEEDUP)}` };
 }
 
 /** Human lines for the optimize/inspect report: one per judged candidate. */

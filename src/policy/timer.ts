@@ -17,6 +17,12 @@ export interface CandidateTiming {
   rewrittenMs: number;
   /** The batch actually timed, when the timer chose a smaller one than asked (time budget). */
   batch?: number;
+  /**
+   * Every timed run (ms) behind the medians. With them the policy builds an interval of the
+   * speedup and times again while it holds the margin (src/policy/interval.ts); without them
+   * (a timer that only knows medians) the medians decide in one round.
+   */
+  samples?: { original: number[]; rewritten: number[] };
 }
 
 /**
@@ -64,7 +70,8 @@ export async function tfjsTimer(probe: Probe, batch: number, backend: string, op
     const slow = estimate * used > SLOW_RUN_MS;
     const runners = [predictRunner('original', models[0], inputs), predictRunner('rewritten', models[1], inputs)];
     const samples = await interleave(runners, { ...options, minReps: slow ? 3 : options.minReps, warmup: slow && used === 1 ? 0 : options.warmup });
-    return { originalMs: samples.get('original')!.median, rewrittenMs: samples.get('rewritten')!.median, ...(used !== batch ? { batch: used } : {}) };
+    const [original, rewritten] = [samples.get('original')!, samples.get('rewritten')!];
+    return { originalMs: original.median, rewrittenMs: rewritten.median, ...(used !== batch ? { batch: used } : {}), samples: { original: original.ms, rewritten: rewritten.ms } };
   } finally {
     tf.dispose(inputs);
     models.forEach(disposeModel);
