@@ -1,16 +1,25 @@
 /**
  * Stable timed decisions. One round of medians flips on a loaded machine (a 1.13x reads 1.07x on
- * the next run), so a timed candidate is decided on a bootstrap interval of its speedup (the
- * ratio of the summed medians), not on the point estimate: while the interval straddles the
- * margin, the candidate is timed again (its samples pooled) up to MAX_ROUNDS; if it still
- * straddles, the original is kept. The bootstrap is seeded (mulberry32), so the interval is a
- * function of the samples alone.
+ * the next run), so a timed candidate is decided on a bootstrap interval of its speedup, not on
+ * a point estimate: while the interval holds the margin, the candidate is timed again (its
+ * samples pooled) up to MAX_ROUNDS or RETIME_BUDGET_MS; if it still holds it, the original is
+ * kept. The speedup is the ratio of the summed lower quartiles of the run times: load on a shared
+ * machine only ever adds time, so a low quantile tracks the cost of the code better than the
+ * median (tools/flip-rate.ts measured 3/40 flipped runs against 6/40 with medians, docs/policy.md).
+ * The bootstrap is seeded (mulberry32), so the interval is a function of the samples alone.
  */
 import type { CandidateTiming } from './timer';
 
-/** Rounds of timing a candidate gets at most, the first included. */
-export const MAX_ROUNDS = 4;
+/**
+ * Rounds of timing a candidate gets at most, the first included; and the time after which an
+ * unsure candidate gets no further round. Small probes (ms per run) get every round, so their
+ * interval narrows; a probe that takes seconds per run stops at the budget.
+ */
+export const MAX_ROUNDS = 8;
+export const RETIME_BUDGET_MS = 4000;
 export const CONFIDENCE = 0.95;
+/** The quantile of each side's run times the speedup compares (0.5 would be the median). */
+export const QUANTILE = 0.25;
 const RESAMPLES = 1000;
 const SEED = 0x5eed;
 
@@ -26,7 +35,7 @@ export function mulberry32(seed: number): () => number {
 
 /** Every sample of one probe (one input shape of the candidate) over the rounds so far. */
 export interface ProbeSamples {
-  /** Calls of the layer that see this shape: its medians count this many times. */
+  /** Calls of the layer that see this shape: its times count this many times. */
   calls: number;
   original: number[];
   rewritten: number[];
@@ -38,44 +47,53 @@ export interface SpeedupInterval {
   confidence: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+/** QUANTILE of sorted values, interpolated. */
+function quantileOf(sorted: ArrayLike<number>): number {
+  const at = (sorted.length - 1) * QUANTILE;
+  const lo = Math.floor(at);
+  const hi = Math.ceil(at);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
 }
 
-/** Summed medians, each probe weighted by its calls. */
+/** Summed lower quartiles, each probe weighted by its calls. */
 export function totals(probes: ProbeSamples[]): { originalMs: number; rewrittenMs: number } {
   let originalMs = 0;
   let rewrittenMs = 0;
   for (const p of probes) {
-    originalMs += p.calls * median(p.original);
-    rewrittenMs += p.calls * median(p.rewritten);
+    originalMs += p.calls * quantileOf(Float64Array.from(p.original).sort());
+    rewrittenMs += p.calls * quantileOf(Float64Array.from(p.rewritten).sort());
   }
   return { originalMs, rewrittenMs };
 }
 
 /**
- * Percentile bootstrap of originalMs / rewrittenMs: both sides of every probe are resampled with
- * replacement (independently: the runs are interleaved, not paired), `RESAMPLES` times.
+ * Percentile bootstrap of the speedup (summed quantiles, original / rewritten), `RESAMPLES` times. The timers interleave
+ * (A B A B ...), so original[i] and rewritten[i] ran back to back under the same machine load:
+ * they are resampled as pairs (one index draw for both sides), which keeps that shared load in
+ * the ratio instead of counting it twice as noise. Unpaired extras (a side with more runs) are
+ * resampled on their own.
  */
 export function speedupInterval(probes: ProbeSamples[], confidence = CONFIDENCE, resamples = RESAMPLES, seed = SEED): SpeedupInterval {
   const random = mulberry32(seed);
-  const resampledMedian = (values: number[]) => {
-    // A typed array sorts numerically without a comparator: the bootstrap's hot loop.
-    const drawn = new Float64Array(values.length);
-    for (let i = 0; i < values.length; i++) drawn[i] = values[Math.floor(random() * values.length)];
-    drawn.sort();
-    const mid = drawn.length >> 1;
-    return drawn.length % 2 ? drawn[mid] : (drawn[mid - 1] + drawn[mid]) / 2;
-  };
+  // A typed array sorts numerically without a comparator: the bootstrap's hot loop.
+  const statistic = (drawn: Float64Array) => quantileOf(drawn.sort());
   const ratios = new Array<number>(resamples);
+  const buffers = probes.map((p) => [new Float64Array(p.original.length), new Float64Array(p.rewritten.length)]);
   for (let r = 0; r < resamples; r++) {
     let original = 0;
     let rewritten = 0;
-    for (const p of probes) {
-      original += p.calls * resampledMedian(p.original);
-      rewritten += p.calls * resampledMedian(p.rewritten);
+    for (const [k, p] of probes.entries()) {
+      const [a, b] = buffers[k];
+      const paired = Math.min(a.length, b.length);
+      for (let i = 0; i < paired; i++) {
+        const at = Math.floor(random() * paired);
+        a[i] = p.original[at];
+        b[i] = p.rewritten[at];
+      }
+      for (let i = paired; i < a.length; i++) a[i] = p.original[Math.floor(random() * a.length)];
+      for (let i = paired; i < b.length; i++) b[i] = p.rewritten[Math.floor(random() * b.length)];
+      original += p.calls * statistic(a);
+      rewritten += p.calls * statistic(b);
     }
     ratios[r] = original / rewritten;
   }
@@ -103,7 +121,7 @@ export interface StableTiming {
   /** Absent when the timer gave medians only (an injected timer): then the point estimate decides. */
   interval?: SpeedupInterval;
   rounds: number;
-  /** false: the interval still held the margin after MAX_ROUNDS, so the original is kept. */
+  /** false: the interval still held the margin after the last round, so the original is kept. */
   settled: boolean;
   /** Batches the timer used (it may time a smaller one than asked to stay within its budget). */
   batches: number[];
@@ -113,8 +131,9 @@ export interface StableTiming {
  * Times a candidate until its interval clears the margin (either side) or the rounds run out.
  * A timer that returns no samples is taken at its word: one round, its medians decide.
  */
-export async function timeUntilSettled(round: Round, margin: number, maxRounds = MAX_ROUNDS): Promise<StableTiming> {
+export async function timeUntilSettled(round: Round, margin: number, maxRounds = MAX_ROUNDS, budgetMs = RETIME_BUDGET_MS): Promise<StableTiming> {
   const pooled: ProbeSamples[] = [];
+  const started = performance.now();
   const batches = new Set<number>();
   for (let rounds = 1; ; rounds++) {
     const timings = await round();
@@ -130,12 +149,14 @@ export async function timeUntilSettled(round: Round, margin: number, maxRounds =
         return { ...total, speedup, decision: speedup >= margin ? 'rewrite' : 'keep', rounds, settled: true, batches: [...batches] };
       }
       pooled[i] ??= { calls, original: [], rewritten: [] };
-      pooled[i].original.push(...original);
-      pooled[i].rewritten.push(...rewritten);
+      // Only a round's pairs are pooled, so original[i] and rewritten[i] stay back-to-back runs.
+      const paired = Math.min(original.length, rewritten.length);
+      pooled[i].original.push(...original.slice(0, paired));
+      pooled[i].rewritten.push(...rewritten.slice(0, paired));
     }
     const interval = speedupInterval(pooled);
     const verdict = verdictOf(interval, margin);
-    if (verdict !== 'unsure' || rounds >= maxRounds) {
+    if (verdict !== 'unsure' || rounds >= maxRounds || performance.now() - started > budgetMs) {
       const total = totals(pooled);
       return {
         ...total, speedup: total.originalMs / total.rewrittenMs, interval, rounds,
@@ -156,7 +177,7 @@ export function describeInterval(t: Pick<StableTiming, 'speedup' | 'interval' | 
 
 /** The verdict's words for a reason line. */
 export function describeVerdict(t: Pick<StableTiming, 'decision' | 'settled' | 'interval' | 'rounds'>, margin: number): string {
-  if (!t.settled) return `the interval still holds the ${margin}x margin after ${t.rounds} rounds: kept (too close to call)`;
+  if (!t.settled) return `the interval still holds the ${margin}x margin after ${t.rounds} round${t.rounds === 1 ? '' : 's'}: kept (too close to call)`;
   if (t.decision === 'rewrite') return `>= ${margin}x`;
   return `below the ${margin}x margin`;
 }
