@@ -223,7 +223,9 @@ async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: Policy
 
 /** Human lines for the optimize/inspect report: one per judged candidate. */
 export function formatPolicy(report: PolicyReport): string {
-  const lines = [`policy ${report.mode} on ${report.backend} (${report.device}), batch ${report.batch}, a timed rewrite must be >= ${report.minSpeedup}x:`];
+  const replayed = report.decisions.find((d) => d.replayed)?.replayed;
+  const from = replayed ? `, decisions replayed from ${replayed} (nothing timed)` : '';
+  const lines = [`policy ${report.mode} on ${report.backend} (${report.device}), batch ${report.batch}, a timed rewrite must be >= ${report.minSpeedup}x${from}:`];
   const word = { rewrite: 'rewritten', keep: 'KEPT', pending: 'not decided' };
   for (const d of report.decisions) lines.push(`  ${d.graph}/${d.layer} [${d.pass}]: ${word[d.decision]}: ${d.reason}`);
   return lines.join('\n');
