@@ -17,6 +17,8 @@ import { conv2dToDense, conv2dToDenseGraph } from './conv2d-to-dense';
 import { conv3dToDense, conv3dToDenseGraph } from './conv3d-to-dense';
 import { dropIdentityViews } from './drop-identity-views';
 import { foldViewsIntoDense } from './fold-views-into-dense';
+import { conv2dTransposeToDense, conv3dTransposeToDense } from './conv3d-transpose-to-dense';
+import { conv3dTransposeByDepth } from './conv3d-transpose-by-depth';
 
 export type Dialect = 'layers' | 'graph';
 
@@ -24,6 +26,10 @@ export const BUILTIN_PASSES: Pass[] = [
   conv3dToDense,
   conv2dToDense,
   conv1dToDense,
+  // Transposed convs: the Dense form (kernel == strides) before the general depth decomposition.
+  conv3dTransposeToDense,
+  conv2dTransposeToDense,
+  conv3dTransposeByDepth,
   foldViewsIntoDense,
   collapseReshapes,
   dropIdentityViews,

@@ -217,3 +217,48 @@ describe('drop-identity-views', () => {
     await expectSameOutputs(rule, identities);
   });
 });
+
+describe.each([
+  {
+    rule: 'conv3d-transpose-to-dense',
+    positive: () => functional([2, 3, 2, 4], [tf.layers.conv3dTranspose({ name: 't3', filters: 3, kernelSize: [2, 2, 3], strides: [2, 2, 3], biasInitializer: 'ones', activation: 'relu' })], 't3m'),
+    // Dense on rank-3 rows, then depth-to-space in two rank-5 transposes.
+    after: { Reshape: 4, Dense: 1, Permute: 2 },
+    negative: () => functional([2, 3, 2, 4], [tf.layers.conv3dTranspose({ name: 't3', filters: 3, kernelSize: 3, strides: 2 })], 't3n'),
+    refusal: 'strides [2, 2, 2] != kernel_size [3, 3, 3]',
+  },
+  {
+    rule: 'conv2d-transpose-to-dense',
+    positive: () => functional([3, 5, 2], [tf.layers.conv2dTranspose({ name: 't2', filters: 4, kernelSize: [3, 2], strides: [3, 2], padding: 'same', dataFormat: 'channelsFirst', biasInitializer: 'ones' })], 't2m'),
+    after: { Reshape: 3, Dense: 1, Permute: 3 },
+    negative: () => functional([3, 5, 2], [tf.layers.conv2dTranspose({ name: 't2', filters: 4, kernelSize: 2, strides: 1 })], 't2n'),
+    refusal: 'strides [1, 1] != kernel_size [2, 2]',
+  },
+  {
+    rule: 'conv3d-transpose-by-depth',
+    positive: () => functional([3, 4, 3, 2], [tf.layers.conv3dTranspose({ name: 't3', filters: 3, kernelSize: 3, strides: 2, padding: 'same', biasInitializer: 'ones', activation: 'tanh' })], 't3d'),
+    // One Conv2DTranspose for all 3 (padded to 4) kernel depths; 2 shifts added; bias once after the sum.
+    after: { Reshape: 8, ZeroPadding2D: 3, Conv2DTranspose: 1, Cropping2D: 5, Permute: 1, Add: 1, BatchNormalization: 1, Activation: 1 },
+    negative: () => functional([3, 4, 3, 2], [tf.layers.conv3dTranspose({ name: 't3', filters: 3, kernelSize: [1, 3, 3], strides: [2, 1, 1], padding: 'same' })], 't3dn'),
+    refusal: "kernel 1 < stride 2 on D with 'same': tfjs pads 3D convs by floor((k - s) / 2) < 0 there, unlike TensorFlow",
+  },
+])('$rule', ({ rule, positive, after, negative, refusal }) => {
+  tested.add(rule);
+
+  test('IR: the transposed conv becomes stock layers', async () => {
+    const report = await inspectWith(rule, positive);
+    expect(report.rewritten.map((r) => [r.layer, r.pass])).toEqual([[rule.startsWith('conv2d') ? 't2' : 't3', rule]]);
+    expect(withoutInput(report.after.layers)).toEqual(after);
+  });
+
+  test('IR: a negative stays, with the failing value in the refusal', async () => {
+    const report = await inspectWith(rule, negative);
+    expect(report.rewritten).toEqual([]);
+    expect(report.after.layers).toEqual(report.before.layers);
+    expect(report.skipped.filter((s) => s.pass === rule).map((s) => s.reason)).toEqual([refusal]);
+  });
+
+  test('numerically equal to the transposed conv on stock tfjs', async () => {
+    await expectSameOutputs(rule, positive);
+  });
+});

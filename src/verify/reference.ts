@@ -22,6 +22,11 @@ export interface ConvSpec {
   bias: Float64Array | null;
   activation: (x: number) => number;
   activationName: string;
+  /**
+   * Conv2DTranspose/Conv3DTranspose: the kernel is [...kernelSize, filters, channels] and each
+   * input position i writes the window starting at output i*stride - padBefore.
+   */
+  transposed?: boolean;
 }
 
 /** erf to ~1e-15: Taylor series near 0, Lentz continued fraction for erfc in the tails. */
@@ -76,7 +81,8 @@ function tuple(value: unknown, rank: number, fallback: number): number[] {
 /** The spec of a loaded Conv1D/2D/3D layer, or why no float64 reference can be made for it. */
 export function convSpecOf(layer: tf.layers.Layer): ConvSpec | { unavailable: string } {
   const config = layer.getConfig() as Record<string, unknown>;
-  const rank = { Conv1D: 1, Conv2D: 2, Conv3D: 3 }[layer.getClassName()];
+  const transposed = /Transpose$/.test(layer.getClassName());
+  const rank = { Conv1D: 1, Conv2D: 2, Conv3D: 3, Conv2DTranspose: 2, Conv3DTranspose: 3 }[layer.getClassName()];
   if (rank === undefined) return { unavailable: `${layer.getClassName()} has no float64 reference` };
   const activationName = String(config.activation ?? 'linear');
   const activation = ACTIVATIONS[activationName];
@@ -88,17 +94,22 @@ export function convSpecOf(layer: tf.layers.Layer): ConvSpec | { unavailable: st
   const biasVar = layer.weights.find((w) => /bias$/.test(w.originalName));
   if (!kernelVar) return { unavailable: 'no kernel weight' };
   // read() is the variable itself (not a copy): read its values, never dispose it.
-  const kernel = Float64Array.from(kernelVar.read().dataSync() as Float32Array);
+  // tfjs's conv2dTranspose/conv3dTranspose take no dilation: the config's is ignored, so is this one.
+  if (transposed && tuple(config.dilationRate, rank, 1).some((d) => d !== 1)) return { unavailable: 'dilation_rate on a transposed conv (tfjs ignores it)' };
   const shape = kernelVar.shape as number[];
+  // tfjs-core pads 3D 'same' convs by floor((k - s) / 2) even when negative (TensorFlow clamps at 0).
+  if (transposed && rank === 3 && padding === 'same' && shape.slice(0, 3).some((k, a) => k < tuple(config.strides, rank, 1)[a])) return { unavailable: "kernel < strides with 'same' on a Conv3DTranspose (tfjs and TensorFlow pad it differently)" };
+  const kernel = Float64Array.from(kernelVar.read().dataSync() as Float32Array);
   return {
+    ...(transposed ? { transposed } : {}),
     rank,
     kernelSize: shape.slice(0, rank),
     strides: tuple(config.strides, rank, 1),
-    dilation: tuple(config.dilationRate, rank, 1),
+    dilation: transposed ? new Array(rank).fill(1) : tuple(config.dilationRate, rank, 1),
     padding,
     channelsFirst: config.dataFormat === 'channelsFirst',
-    channels: shape[rank],
-    filters: shape[rank + 1],
+    channels: shape[transposed ? rank + 1 : rank],
+    filters: shape[transposed ? rank : rank + 1],
     kernel,
     bias: config.useBias !== false && biasVar ? Float64Array.from(biasVar.read().dataSync() as Float32Array) : null,
     activation,
@@ -130,6 +141,7 @@ function geometry(spec: ConvSpec, spatial: number[]): { out: number[]; padBefore
  * which keeps the inner loop over filters.
  */
 export function convReference(spec: ConvSpec, input: ArrayLike<number>, rowShape: number[], rows: number): { data: Float64Array; rowShape: number[] } {
+  if (spec.transposed) return convTransposeReference(spec, input, rowShape, rows);
   const { rank, channels: C, filters: F } = spec;
   if (rowShape.length !== rank + 1) throw new Error(`conv reference: input row shape ${JSON.stringify(rowShape)} is not rank ${rank + 1}`);
   const spatial = spec.channelsFirst ? rowShape.slice(1) : rowShape.slice(0, rank);
@@ -180,6 +192,66 @@ export function convReference(spec: ConvSpec, input: ArrayLike<number>, rowShape
         const value = spec.activation(acc[f]);
         // channelsLast: [...positions, F]; channelsFirst: [F, ...positions].
         result[spec.channelsFirst ? outBase + f * positions + p : outBase + p * F + f] = value;
+      }
+    }
+  }
+  return { data: result, rowShape: spec.channelsFirst ? [F, ...out] : [...out, F] };
+}
+
+/**
+ * Output size and leading crop per axis of a transposed conv, as tfjs-layers sizes it
+ * (deconvLength: valid n*s + max(k - s, 0), same n*s) and TensorFlow pads its backprop
+ * (same: floor(max(k - s, 0) / 2) before).
+ */
+export function transposedGeometry(kernel: number[], strides: number[], padding: 'valid' | 'same', spatial: number[]): { out: number[]; padBefore: number[] } {
+  return {
+    out: spatial.map((n, a) => n * strides[a] + (padding === 'valid' ? Math.max(kernel[a] - strides[a], 0) : 0)),
+    padBefore: spatial.map((_, a) => (padding === 'same' ? Math.floor(Math.max(kernel[a] - strides[a], 0) / 2) : 0)),
+  };
+}
+
+/** The transposed conv from its definition: input position i, tap t write output i*s + t - padBefore. */
+function convTransposeReference(spec: ConvSpec, input: ArrayLike<number>, rowShape: number[], rows: number): { data: Float64Array; rowShape: number[] } {
+  const { rank, channels: C, filters: F } = spec;
+  if (rowShape.length !== rank + 1) throw new Error(`conv reference: input row shape ${JSON.stringify(rowShape)} is not rank ${rank + 1}`);
+  const spatial = spec.channelsFirst ? rowShape.slice(1) : rowShape.slice(0, rank);
+  const { out, padBefore } = transposedGeometry(spec.kernelSize, spec.strides, spec.padding, spatial);
+  const inPositions = spatial.reduce((a, b) => a * b, 1);
+  const positions = out.reduce((a, b) => a * b, 1);
+  const taps = spec.kernelSize.reduce((a, b) => a * b, 1);
+  const result = new Float64Array(rows * positions * F);
+  const acc = new Float64Array(positions * F); // channels last while accumulating
+  const position = new Array<number>(rank);
+  const tap = new Array<number>(rank);
+  const x = new Float64Array(C);
+  for (let r = 0; r < rows; r++) {
+    acc.fill(0);
+    for (let p = 0; p < inPositions; p++) {
+      for (let a = rank - 1, rest = p; a >= 0; a--) { position[a] = rest % spatial[a]; rest = Math.floor(rest / spatial[a]); }
+      for (let c = 0; c < C; c++) x[c] = input[r * inPositions * C + (spec.channelsFirst ? c * inPositions + p : p * C + c)];
+      for (let t = 0; t < taps; t++) {
+        for (let a = rank - 1, rest = t; a >= 0; a--) { tap[a] = rest % spec.kernelSize[a]; rest = Math.floor(rest / spec.kernelSize[a]); }
+        let o = 0;
+        let inside = true;
+        for (let a = 0; a < rank; a++) {
+          const at = position[a] * spec.strides[a] + tap[a] - padBefore[a];
+          if (at < 0 || at >= out[a]) { inside = false; break; }
+          o = o * out[a] + at;
+        }
+        if (!inside) continue;
+        for (let f = 0; f < F; f++) {
+          const k = (t * F + f) * C; // kernel [...taps, F, C]
+          let sum = 0;
+          for (let c = 0; c < C; c++) sum += x[c] * spec.kernel[k + c];
+          acc[o * F + f] += sum;
+        }
+      }
+    }
+    const outBase = r * positions * F;
+    for (let o = 0; o < positions; o++) {
+      for (let f = 0; f < F; f++) {
+        const value = spec.activation(acc[o * F + f] + (spec.bias ? spec.bias[f] : 0));
+        result[spec.channelsFirst ? outBase + f * positions + o : outBase + o * F + f] = value;
       }
     }
   }
