@@ -26,6 +26,7 @@ import type { TimerChoice } from '../policy/timer';
 import { DecisionsOption, LoadedDecisions, planDecisions, withDecisions } from '../policy/decisions';
 import { RewriteRecord, SkipRecord, runPasses } from '../layers/driver';
 import { exactSubjects, rewrittenSubjects } from '../verify/exact';
+import { Finding, originalFindings } from '../verify/original-check';
 
 export interface OptimizeOptions extends LayersVerifyOptions {
   /**
@@ -68,6 +69,11 @@ export interface Report {
   kept?: SkipRecord[];
   /** Every decision of the policy and its evidence (layers models; graph passes have no policy yet). */
   policy?: PolicyReport;
+  /**
+   * Conv-family layers the ORIGINAL computes wrong on the target backend (vs float64, on integer
+   * probes; src/verify/original-check.ts). Set whenever optimize verifies (layers models).
+   */
+  findings?: Finding[];
 }
 
 export interface OptimizeResult {
@@ -100,7 +106,10 @@ async function rewrite(source: ModelSource, chosen: (Pass | string)[] | undefine
   const request = options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend;
   const target = isBrowserBackend(request) ? { name: request, device: request, fallbacks: [] } : await selectBackend(request);
   const before = summarize(ir);
+  // Correctness beats speed: a layer the original computes wrong on the target is rewritten whatever its timing.
+  const findings = options.verify === false || options.dryRun ? undefined : await originalFindings(ir, target, options.browser);
   const policy = await decidePolicy(ir, passes, forced, {
+    findings,
     mode: options.policy, backend: target, batch: options.policyBatch, timer: options.policyTimer, dryRun: options.dryRun, log: options.policyLog, decisions: options.replay,
   });
   // Files read for this run with nothing to verify against: kernels may be reordered in place.
@@ -108,11 +117,16 @@ async function rewrite(source: ModelSource, chosen: (Pass | string)[] | undefine
   // Captured before the IR is rewritten: the exact check re-applies the passes to each conv alone.
   const subjects = options.verify === false || options.dryRun ? [] : exactSubjects(ir, passes, target.name, forced);
   const { rewritten, skipped, kept } = runPasses(ir, passes, { keep: policy.keep, backend: target.name, forced, reuseWeights });
-  return { original, ir, before, rewritten, skipped, subjects: rewrittenSubjects(subjects, rewritten), kept: kept ?? [], policy: policy.report };
+  return { original, ir, before, rewritten, skipped, subjects: rewrittenSubjects(subjects, rewritten), kept: kept ?? [], policy: policy.report, findings };
 }
 
 /** The report note when no pass changed anything. */
 export const UNCHANGED = 'nothing was rewritten: the model is written through unchanged (same topology, byte-identical weights); no numerical check was needed';
+
+/** The note when nothing was rewritten but the original is wrong on the target: never a silent "unchanged". */
+const unchangedButWrong = (findings: Finding[]) =>
+  `nothing was rewritten: the model is written through unchanged, and it COMPUTES WRONG on ${findings[0].backend} ` +
+  `(${findings.length} finding${findings.length > 1 ? 's' : ''}: ${findings.map((f) => f.layer).join(', ')}; no rule rewrites ${findings.length > 1 ? 'them' : 'it'}, see findings)`;
 
 /** Anything optimize/inspect/verify take: a layers or graph model, as files, in memory or artifacts. */
 export type AnyModelSource = ModelSource | tf.GraphModel;
@@ -171,15 +185,16 @@ const guestOptimize = asGuest(async (source: AnyModelSource, options: OptimizeOp
 });
 
 async function optimizeLayers(source: ModelSource, options: OptimizeOptions & { replay?: LoadedDecisions } = {}): Promise<OptimizeResult> {
-  const { original, ir, before, rewritten, skipped, subjects, kept, policy } = await rewrite(source, options.passes, options);
+  const { original, ir, before, rewritten, skipped, subjects, kept, policy, findings } = await rewrite(source, options.passes, options);
+  const found = findings ? { findings } : {};
   // A Keras 3 topology read as Keras 2 must be written in the new form, rewritten or not.
   if (rewritten.length === 0 && !ir.converted) {
     // Nothing to compare: the model goes out as it came in (topology, weight bytes, encodings).
     // Loading it once still proves stock tfjs accepts it; no inputs are needed for that.
     if (options.verify !== false) disposeModel(await instantiate(original, 'original'));
-    const notes = [...ir.notes, UNCHANGED];
+    const notes = [...ir.notes, findings?.length ? unchangedButWrong(findings) : UNCHANGED];
     return {
-      report: { rewritten, skipped, verification: null, before, after: before, notes, kept, policy },
+      report: { rewritten, skipped, verification: null, before, after: before, notes, kept, policy, ...found },
       artifacts: original,
       load: () => tf.loadLayersModel(tf.io.fromMemory(original)),
       save: (dir, saveOptions) => writeModelFiles(original, dir, saveOptions),
@@ -189,8 +204,8 @@ async function optimizeLayers(source: ModelSource, options: OptimizeOptions & { 
   // (verification, load, a caller); saving writes the IR's weight views directly.
   let packed: io.ModelArtifacts | undefined;
   const artifacts = () => (packed ??= artifactsFromIR(ir));
-  const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten, exactSubjects: subjects });
-  const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...converted(ir), kept, policy };
+  const verification = options.verify === false ? null : await verifyArtifacts(original, artifacts(), { ...options, rewrittenLayers: rewritten, exactSubjects: subjects, originalFindings: findings });
+  const report: Report = { rewritten, skipped, verification, before, after: summarize(ir), notes: ir.notes, ...converted(ir), kept, policy, ...found };
   return {
     report,
     get artifacts() {

@@ -27,6 +27,7 @@ import { CandidateTiming, TimerChoice, timerFor } from './timer';
 import { SpeedupInterval, describeInterval, describeVerdict, timeUntilSettled } from './interval';
 import { layersCandidateFingerprint } from './fingerprint';
 import { LoadedDecisions, replayDecisions, replayKey, replayedDecision } from './decisions';
+import type { Finding } from '../verify/original-check';
 
 export type PolicyMode = 'auto' | 'measure' | 'always';
 export const POLICY_MODES: PolicyMode[] = ['auto', 'measure', 'always'];
@@ -85,7 +86,7 @@ export interface PolicyDecision {
   pass: string;
   /** 'pending': inspect only, the candidate would be timed by optimize. */
   decision: 'rewrite' | 'keep' | 'pending';
-  evidence: 'measured' | 'table' | 'forced' | 'always' | 'unmeasured';
+  evidence: 'measured' | 'table' | 'forced' | 'always' | 'unmeasured' | 'correctness';
   /** Summed over the layer's calls; present when measured. */
   originalMs?: number;
   rewrittenMs?: number;
@@ -128,6 +129,8 @@ export interface PolicyOptions {
   log?: (line: string) => void;
   /** Decisions to replay instead of deciding (src/policy/decisions.ts): nothing is timed. */
   decisions?: LoadedDecisions;
+  /** Layers the original computes wrong on this backend: their rewrite is kept whatever its timing. */
+  findings?: Finding[];
 }
 
 /** Every match the passes make now, without rewriting anything (the hook keeps each one). */
@@ -165,7 +168,11 @@ export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<stri
   for (const [i, candidate] of candidates.entries()) {
     const where = ids[i];
     const entry = replayed?.get(replayKey(where));
-    const decision = entry && !candidate.context.forced && mode !== 'always'
+    // Correctness beats speed (and beats a replayed decision): a layer the original computes wrong here is rewritten.
+    const finding = options.findings?.find((f) => f.layer === candidate.layer.name && f.graph === candidate.graph);
+    const decision = finding
+      ? { decision: 'rewrite' as const, evidence: 'correctness' as const, reason: `${finding.summary}; correctness beats speed: the rewrite (verified against float64) is kept whatever its timing` }
+      : entry && !candidate.context.forced && mode !== 'always'
       ? replayedDecision(entry, options.decisions!.source)
       : await decideOne(candidate, passes, { mode, backend, batch, timer, dryRun: options.dryRun === true });
     decisions.push({ ...where, ...decision });

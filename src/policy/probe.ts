@@ -39,7 +39,7 @@ function weightsOf(ir: ModelIR, layer: string) {
     .map((weight) => ({ ...weight, name: `${layer}/${weight.name.split('/').pop()}` }));
 }
 
-function probeIR(ir: ModelIR, layer: LayerNode, shape: number[]): ModelIR {
+export function probeIR(ir: ModelIR, layer: LayerNode, shape: number[]): ModelIR {
   const input = `${layer.name}__probe_input`;
   const { batch_input_shape: _b, input_shape: _i, ...config } = layer.config;
   const graph: Graph = {

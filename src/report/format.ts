@@ -27,6 +27,12 @@ export function formatReport(report: Report, title: string): string {
   lines.push(`left alone: ${report.skipped.length}`);
   for (const s of report.skipped) lines.push(`  ${s.graph}/${s.layer} [${s.pass}]: ${s.reason}`);
   for (const note of report.notes) lines.push(`note: ${note}`);
+  if (report.findings?.length) {
+    lines.push(`findings: ${report.findings.length} (the ORIGINAL computes wrong on its target; float64 decides, see docs/accuracy.md)`);
+    const rows = [['layer', 'class', 'backend', 'max |diff| vs float64', 'wrong outputs', 'probe']];
+    for (const f of report.findings) rows.push([`${f.graph}/${f.layer}`, f.className, f.backend, String(f.maxAbsDiff), `${f.mismatches}/${f.elements}`, `[${f.shape.join(', ')}] x${f.rows}`]);
+    lines.push(...table(rows).split('\n').map((line) => `  ${line}`));
+  }
   if (report.verification) lines.push('', formatVerification(report.verification));
   return lines.join('\n');
 }

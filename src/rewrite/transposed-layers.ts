@@ -215,7 +215,7 @@ export function transposedDepthPass(name: string): Pass<TransposedPlan> {
       const activation = layer.config.activation ?? 'linear';
       const biasInConv = kd === sd;
       const actInConv = biasInConv && perElement(activation);
-      const gap = D > 1 ? Math.ceil(Math.max(kh - sh, 0) / sh) : 0;
+      const gap = Math.ceil(Math.max(kh - sh, 0) / sh);
       const Hg = H + gap;
       const extraH = Math.max(kh - sh, 0);
       const fullW = W * sw + Math.max(kw - sw, 0);

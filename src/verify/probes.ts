@@ -98,7 +98,7 @@ export class PageProbeModel extends ProbeModel {
   }
 }
 
-const isConv = (layer: tf.layers.Layer) => /^Conv[123]D$/.test(layer.getClassName());
+const isConv = (layer: tf.layers.Layer) => /^Conv[123]D(Transpose)?$/.test(layer.getClassName());
 
 /** The layer `name` inside the nested model at `graph` ("outer/inner/..."), if any. */
 function nestedLayer(model: tf.LayersModel, graph: string, name: string): tf.layers.Layer | undefined {
@@ -137,6 +137,8 @@ export function planProbes(
       }
       continue;
     }
+    // A clean-up pass may rewrite the replacement's last layer, which carries the conv's name: one probe per conv.
+    if (probes.some((probe) => probe.layer === record.layer)) continue;
     const unavailable = (why: string) => notes.push(`per-layer reference not available for ${record.layer}: ${why}`);
     const spec = convSpecOf(conv);
     if ('unavailable' in spec) {
