@@ -17,7 +17,7 @@ import { conv2dToDense, conv2dToDenseGraph } from './conv2d-to-dense';
 import { conv3dToDense, conv3dToDenseGraph } from './conv3d-to-dense';
 import { dropIdentityViews } from './drop-identity-views';
 import { foldViewsIntoDense } from './fold-views-into-dense';
-import { conv2dTransposeToDense, conv3dTransposeToDense } from './conv3d-transpose-to-dense';
+import { conv2dTransposeToDense, conv2dTransposeToDenseGraph, conv3dTransposeToDense } from './conv3d-transpose-to-dense';
 import { conv3dTransposeByDepth } from './conv3d-transpose-by-depth';
 
 export type Dialect = 'layers' | 'graph';
@@ -36,7 +36,7 @@ export const BUILTIN_PASSES: Pass[] = [
 ] as Pass[];
 
 /** GraphDef lowerings of the same rules, under the same names. */
-export const BUILTIN_GRAPH_PASSES: GraphPass[] = [conv3dToDenseGraph, conv2dToDenseGraph, conv1dToDenseGraph] as GraphPass[];
+export const BUILTIN_GRAPH_PASSES: GraphPass[] = [conv3dToDenseGraph, conv2dToDenseGraph, conv1dToDenseGraph, conv2dTransposeToDenseGraph] as GraphPass[];
 
 interface Lowerings {
   layers?: Pass;

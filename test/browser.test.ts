@@ -201,6 +201,24 @@ describeBrowser('in headless Chromium', () => {
     expect(report.passed).toBe(webgpu.passed);
   }, 120000);
 
+  test('transposed-conv rewrites (Dense + depth-to-space, depth decomposition) run right on webgl and webgpu', async () => {
+    // A small 3D U-Net decoder: both rules, every tensor rank <= 5, no rank-5 pad, biases on rank <= 4.
+    const input = tf.input({ shape: [2, 3, 3, 4] });
+    const init = (seed: number) => tf.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed });
+    const up1 = tf.layers.conv3dTranspose({ name: 'up1', filters: 3, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(1), biasInitializer: init(2) });
+    const up2 = tf.layers.conv3dTranspose({ name: 'up2', filters: 2, kernelSize: 2, strides: 2, kernelInitializer: init(3), biasInitializer: init(4) });
+    const model = tf.model({ inputs: input, outputs: up2.apply(up1.apply(input)) as tf.SymbolicTensor, name: 'decoder' });
+    for (const backend of ['webgl', 'webgpu'] as const) {
+      const { report } = await optimize(model, { backend, policy: 'always' });
+      expect({ backend, rewritten: report.rewritten.filter((r) => r.layer.startsWith('up')).map((r) => r.pass) })
+        .toEqual({ backend, rewritten: ['conv3d-transpose-by-depth', 'conv3d-transpose-to-dense'] });
+      expect({ backend, passed: report.verification?.passed, exact: report.verification?.exact?.map((e) => e.exact) }).toEqual({ backend, passed: true, exact: [true, true] });
+      // Findings name only transposed convs here (WebGPU's rank-5 BiasAdd), never something else.
+      expect(report.findings?.every((f) => f.backend === backend && f.className === 'Conv3DTranspose')).toBe(true);
+    }
+    model.dispose();
+  }, 240000);
+
   test('float16 textures: the report says so and the tolerance follows float16 rounding', async () => {
     const { artifacts } = await optimize(MINI, { verify: false });
     const report = await verify(MINI, artifacts, { backend: 'webgl', batch: 64, browser: { forceFloat16: true } });

@@ -45,6 +45,20 @@ function audioFrontend(samples: number, frame: number, filters: number, seed: nu
   return model;
 }
 
+/**
+ * A 3D U-Net decoder's upsampling path (Cicek et al. 2016 shapes, scaled down): bottleneck
+ * [8,16,16,64] -> Conv3DTranspose 3x3x3 stride 2 'same' -> 32, relu -> Conv3DTranspose 2x2x2
+ * stride 2 -> 16. wasm computes both originals wrong (stride > 1); the rows time them anyway.
+ */
+function unetDecoder(seed: number): tf.LayersModel {
+  const input = tf.input({ shape: [8, 16, 16, 64], name: 'bottleneck' });
+  const up1 = tf.layers.conv3dTranspose({ name: 'up1', filters: 32, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' });
+  const up2 = tf.layers.conv3dTranspose({ name: 'up2', filters: 16, kernelSize: 2, strides: 2 });
+  const model = tf.model({ inputs: input, outputs: up2.apply(up1.apply(input)) as tf.SymbolicTensor, name: 'unet3d_decoder' });
+  fillDeterministic(model, seed);
+  return model;
+}
+
 const fromFixture = (name: string) => () => FIXTURES.find((spec) => spec.name === name)!.build();
 
 export const BENCH_CASES: BenchCase[] = [
@@ -103,5 +117,15 @@ export const BENCH_CASES: BenchCase[] = [
     unit: 'waveforms',
     passes: ['conv1d-to-dense', ...CLEANUPS],
     build: () => audioFrontend(16000, 400, 512, 7107),
+  },
+  {
+    name: 'unet3d-decoder',
+    description: '3D U-Net decoder: [8,16,16,64] -> Conv3DTranspose 3x3x3 s2 same -> 32 -> Conv3DTranspose 2x2x2 s2 -> 16 ([32,64,64,16] out)',
+    batches: [1],
+    unit: 'volumes',
+    // wasm computes the originals wrong: the default must rewrite both there, whatever the timing.
+    checkDefaultOn: ['wasm'],
+    passes: ['conv3d-transpose-to-dense', 'conv3d-transpose-by-depth', ...CLEANUPS],
+    build: () => unetDecoder(8108),
   },
 ];
