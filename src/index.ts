@@ -5,6 +5,8 @@ import { benchModel as benchModelAnyBackend } from './bench/model-bench';
 import * as graph from './graphdef';
 
 export { optimize, inspect, verify } from './optimize';
+export { convertKeras3, ALREADY_LOADABLE } from './convert';
+export type { ConvertResult, ConvertReport } from './convert';
 export type { OptimizeOptions, OptimizeResult, Report, AnyModelSource } from './optimize';
 export type {
   VerifyOptions, LayersVerifyOptions, VerificationReport, LayerAccuracy, SkippedBackend, VerifyInput, RewrittenLayer,

@@ -196,8 +196,8 @@ describe('nested models: node indices (functional.py serialize_node / get_config
 describe('refusals name the layer and the option', () => {
   const withLayer = (entry: unknown) => wrap(functional('m', [inputLayer('x'), entry], [['x', 0, 0]], [[(entry as any).name, 0, 0]]));
   test('a layer class tfjs-layers lacks', () => {
-    expect(refusal(withLayer(call('aug', { name: 'aug', trainable: true, dtype: policy(), mode: 'horizontal' }, 'RandomFlip', [kt('x', 0)]))))
-      .toBe('m/aug (RandomFlip): layer class RandomFlip has no tfjs-layers equivalent');
+    expect(refusal(withLayer(call('gn', { name: 'gn', trainable: true, dtype: policy(), groups: 2 }, 'GroupNormalization', [kt('x', 0)]))))
+      .toBe('m/gn (GroupNormalization): Keras layer class GroupNormalization has no tfjs-layers equivalent');
   });
   test('Keras 3-only options at a value that changes the result', () => {
     const conv = (extra: JsonObject) => call('c', { name: 'c', trainable: true, dtype: policy(), filters: 4, kernel_size: [1, 1, 1], strides: [1, 1, 1], padding: 'valid', data_format: 'channels_last', dilation_rate: [1, 1, 1], groups: 1, activation: 'linear', use_bias: true, ...extra }, 'Conv3D', [kt('x', 0)]);

@@ -13,6 +13,7 @@ import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
 import { inspect, optimize, verify } from '../optimize';
+import { convertKeras3 } from '../convert';
 import {
   benchmarkGraphArtifacts, inspectGraphModel, isGraphModelFile, optimizeGraphModel,
   readGraphModelFiles, verifyGraphModels,
@@ -75,6 +76,13 @@ const USAGE: Record<string, string> = {
   replaced by name, their accuracy against a float64 reference).
   --backend, --inputs, --input-shape, --batch-size, --atol, --rtol, --accuracy-factor, --rows, --seed, --json
                        as for optimize`,
+  convert: `usage: tfjs-rewrite convert <model.json> --out <dir> [--force] [--json]
+  Converts a Keras 3 export (tensorflowjs_converter on Keras 3) to the Keras 2 form stock
+  tfjs-layers loads, loads it once with stock tfjs to prove it, and writes it to <dir>. Nothing is
+  rewritten or optimized. What cannot be converted exactly is refused in one line (exit 2).
+  --out <dir>          output folder (model.json + shards); refused if it exists, unless --force
+  --force              replace an existing --out folder
+  --json               print one JSON report on stdout`,
   inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--policy mode] [--json]
   Lists what optimize would rewrite, and why every other candidate is left alone. Touches no
   tensors: candidates the policy would time are listed as not decided, with what would be timed.
@@ -84,6 +92,7 @@ const USAGE: Record<string, string> = {
 const MAIN_USAGE = `usage: tfjs-rewrite <command> [options]
 commands:
   optimize <model.json> --out <dir>   rewrite, verify, write
+  convert <model.json> --out <dir>    Keras 3 export -> the form stock tfjs loads, nothing else
   verify <a/model.json> <b/model.json> compare two models numerically
   inspect <model.json>                 what would be rewritten, and why not
   bench <model.json>                   time the model before and after the rewrite
@@ -216,7 +225,7 @@ async function run(argv: string[]): Promise<number> {
     print(packageVersion());
     return 0;
   }
-  if (!(command in USAGE)) throw new UsageError(`unknown command "${command}" (optimize, verify, inspect, bench)`);
+  if (!(command in USAGE)) throw new UsageError(`unknown command "${command}" (optimize, convert, verify, inspect, bench)`);
   if (rest.includes('--help') || rest.includes('-h')) {
     print(USAGE[command]);
     return 0;
@@ -231,6 +240,25 @@ async function run(argv: string[]): Promise<number> {
       : await inspect(model, { passes: passList(args), backend, ...policyOptions(args) });
     if (args.switches.has('--json')) print(JSON.stringify({ command, model, ...report }));
     else print(formatReport(report, `inspect ${model}`) + ('policy' in report && report.policy ? `\n${formatPolicy(report.policy)}` : ''));
+    return 0;
+  }
+
+  if (command === 'convert') {
+    const args = parseArgs(rest, { values: ['--out'], switches: ['--json', '--force'] });
+    const [model] = expectPositional(args, 1, command);
+    const out = args.values.get('--out');
+    if (!out) throw new UsageError('convert needs --out <dir>');
+    const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
+    checkOutputTarget(out, writeOptions);
+    if (isGraphModelFile(model)) throw new UsageError(`${model} is a graph model; convert reads Keras LayersModel exports`);
+    const result = await convertKeras3(model);
+    const written = result.save(out, writeOptions);
+    const { report } = result;
+    if (args.switches.has('--json')) print(JSON.stringify({ command, model, out: written, ...report }));
+    else {
+      const io = (list: [string, (number | null)[]][]) => list.map(([name, shape]) => `${name} [${shape.map((d) => d ?? '?').join(', ')}]`).join(', ');
+      print([`convert ${model} -> ${written}`, `inputs: ${io(report.inputs)}; outputs: ${io(report.outputs)} (loaded with stock tfjs)`, ...report.notes.map((n) => `note: ${n}`)].join('\n'));
+    }
     return 0;
   }
 

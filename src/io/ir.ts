@@ -10,6 +10,7 @@ import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { graphToJson, readTopology } from '../layers/json';
 import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, kerasFileRouteWeightName, keras3WeightName } from '../layers/keras3';
+import { normalizationWeights } from '../layers/keras3-normalization';
 import { lintGraph } from '../layers/lint';
 import { Conversion, JsonObject, ModelIR, Weight, WeightDtype, WeightQuantization, WeightValues } from '../layers/types';
 import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
@@ -34,18 +35,43 @@ export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
     converted = { from: 'keras3', kerasVersion: keras3.kerasVersion, changes: [...keras3.changes, ...renamed.changes] };
     specs = renamed.specs;
     dropped = renamed.drop;
-    notes.push(conversionNote(converted));
   }
+  if (converted) notes.push(conversionNote(converted));
   const quantized = specs.filter((spec) => spec.quantization);
   if (quantized.length) notes.push(`${describeEncodings(quantized)}: kept in their encoding`);
   const artifactExtra: JsonObject = {};
   for (const key of PASSED_THROUGH) {
     if (artifacts[key] != null) artifactExtra[key] = artifacts[key] as unknown as JsonObject;
   }
-  const weights = decode(artifacts, specs).filter((_, i) => !dropped.has(i));
+  let weights = decode(artifacts, specs).filter((_, i) => !dropped.has(i));
+  if (keras3 && keras3.normalizations.size) weights = convertedWeights(weights, keras3, converted!);
   const ir: ModelIR = { graph, topologyExtra: extra, weights, artifactExtra, notes };
   if (converted) ir.converted = converted;
   return ir;
+}
+
+/**
+ * Weights of layers the conversion replaced: a Normalization's stored mean/variance/count (or
+ * the statistics in its config) become its BatchNormalization's four weights, in its place.
+ */
+function convertedWeights(weights: Weight[], conversion: Keras3Conversion, converted: Conversion): Weight[] {
+  const owner = (weight: Weight) => weight.name.split('/')[0];
+  const out: Weight[] = [];
+  const made = new Set<string>();
+  const make = (name: string) => {
+    if (made.has(name)) return;
+    made.add(name);
+    const plan = conversion.normalizations.get(name)!;
+    const stored = new Map(weights.filter((w) => owner(w) === name).map((w) => [w.name.slice(name.length + 1), w]));
+    out.push(...normalizationWeights(name, plan, stored));
+  };
+  for (const weight of weights) {
+    if (conversion.normalizations.has(owner(weight))) make(owner(weight));
+    else out.push(weight);
+  }
+  for (const name of conversion.normalizations.keys()) make(name);
+  converted.changes.push(`Normalization statistics -> BatchNormalization weights gamma, beta, moving_mean, moving_variance (${made.size})`);
+  return out;
 }
 
 function conversionNote(converted: Conversion): string {
@@ -63,14 +89,22 @@ function keras3Specs(specs: io.WeightsManifestEntry[], conversion: Keras3Convers
   const seen = new Map<string, string>();
   const drop = new Set<number>();
   let renamed = 0;
+  let droppedState = 0;
+  let firstOther = '';
   let example = '';
   const out = specs.map((spec, i) => {
     const name = fileRoute ? kerasFileRouteWeightName(spec.name, conversion.topology) : keras3WeightName(spec.name, conversion);
     if (name === null && fileRoute) {
+      firstOther ||= spec.name;
       drop.add(i);
       return spec;
     }
     if (name === null) throw new Keras3Error(`weight "${spec.name}": no segment of its path names a layer of the model`);
+    if (conversion.dropped.has(name.split('/')[0])) {
+      drop.add(i);
+      droppedState++;
+      return spec;
+    }
     const clash = seen.get(name);
     if (clash !== undefined) {
       throw new Keras3Error(`weights "${clash}" and "${spec.name}" would both be "${name}" in tfjs-layers (layers of nested models share a name)`);
@@ -83,7 +117,8 @@ function keras3Specs(specs: io.WeightsManifestEntry[], conversion: Keras3Convers
     return name === spec.name ? spec : { ...spec, name };
   });
   const changes = renamed ? [`weights renamed to tfjs names, e.g. ${example} (${renamed})`] : [];
-  if (drop.size) changes.push(`.keras-route entries that are not model weights dropped, e.g. ${specs[[...drop][0]].name} (${drop.size})`);
+  if (droppedState) changes.push(`weights of layers dropped as the identity at inference dropped (${droppedState})`);
+  if (drop.size > droppedState) changes.push(`.keras-route entries that are not model weights dropped, e.g. ${firstOther} (${drop.size - droppedState})`);
   return { specs: out, drop, changes };
 }
 
@@ -96,7 +131,7 @@ export function loadableArtifacts(artifacts: io.ModelArtifacts, ir: ModelIR): io
   if (!ir.converted) return artifacts;
   const { keras3 } = readTopology(artifacts.modelTopology as JsonObject);
   const { specs, drop } = keras3Specs(checkWeightSpecs(artifacts.weightSpecs ?? [], 'weightSpecs'), keras3!);
-  if (drop.size) return { ...artifactsFromIR(ir), modelTopology: keras3!.topology };
+  if (drop.size || keras3!.normalizations.size) return { ...artifactsFromIR(ir), modelTopology: keras3!.topology };
   return { ...artifacts, modelTopology: keras3!.topology, weightSpecs: specs };
 }
 

@@ -28,15 +28,14 @@
  * Whatever tfjs-layers cannot express is refused naming the layer and the option, before
  * anything is produced.
  */
-import { InputError } from '../errors';
 import { describeValue as describe, isObject } from '../validate/describe';
+import { Keras3Error } from './keras3-errors';
+import { IDENTITY_AT_INFERENCE, MASK_OPS, removeMaskOps, rewireDropped, splitKeepdims } from './keras3-graph';
+import { NormalizationPlan, normalizationConfig } from './keras3-normalization';
 import { registry, toLayerArgs } from './shapes';
 import { CONTAINER_CLASSES, Json, JsonObject } from './types';
 
-/** A Keras 3 feature tfjs-layers cannot express. */
-export class Keras3Error extends InputError {
-  override name = 'Keras3Error';
-}
+export { Keras3Error };
 
 export interface Keras3Conversion {
   /** `{class_name, config}` in the Keras 2 form. */
@@ -44,8 +43,12 @@ export interface Keras3Conversion {
   kerasVersion: string | null;
   /** One line per kind of change, with counts (for the report). */
   changes: string[];
-  /** Names of every layer that is not itself a model, at any depth, with its class. */
+  /** Names of every layer that is not itself a model, at any depth, with its Keras 3 class. */
   layerClasses: Map<string, string>;
+  /** Layers removed as the identity at inference: weights stored under them are dropped. */
+  dropped: Set<string>;
+  /** Normalization layers now BatchNormalization: the weights to make for each, by layer name. */
+  normalizations: Map<string, NormalizationPlan>;
 }
 
 /** Counts changes by kind, in first-seen order. */
@@ -66,13 +69,16 @@ const ENTRY_KEYS = ['build_config', 'compile_config'];
 
 /**
  * Keras 3 layer options tfjs-layers does not read, with the values at which they change nothing
- * at inference (so dropping them is exact). Any other value is refused.
+ * at inference (so dropping them is exact): mostly Keras's defaults. Any other value is refused.
  */
 const NEUTRAL: Record<string, { neutral: (value: Json) => boolean; why: string }> = {
   // base_conv.py: groups > 1 splits channels; tfjs convs have no groups
   groups: { neutral: (v) => v === 1 || v === null, why: 'grouped convolution' },
-  // batch_normalization.py: cross-replica statistics while training only
+  // batch_normalization.py: cross-replica statistics, and renormalization, act while training only
   synchronized: { neutral: () => true, why: '' },
+  renorm: { neutral: () => true, why: '' },
+  renorm_clipping: { neutral: () => true, why: '' },
+  renorm_momentum: { neutral: () => true, why: '' },
   // layer_normalization.py: RMS scaling is another normalization
   rms_scaling: { neutral: (v) => v === false || v === null, why: 'RMS normalization' },
   // dense.py / embedding.py / einsum_dense.py: written only when LoRA is on, and adds weights
@@ -85,6 +91,13 @@ const NEUTRAL: Record<string, { neutral: (value: Json) => boolean; why: string }
   optional: { neutral: (v) => v === false || v === null, why: 'optional input' },
   // layer.py: a training loss term, nothing at inference
   activity_regularizer: { neutral: () => true, why: '' },
+  // lstm.py / gru.py: which kernel runs, same result
+  use_cudnn: { neutral: () => true, why: '' },
+  // activations/relu.py: f(x) = negative_slope * (x - threshold) below threshold (defaults 0, 0)
+  negative_slope: { neutral: (v) => v === 0 || v === null, why: 'leaky slope with a max_value or threshold' },
+  threshold: { neutral: (v) => v === 0 || v === null, why: 'thresholded ReLU' },
+  // pooling/base_global_pooling.py: keepdims=true is converted to pooling + Reshape before this
+  keepdims: { neutral: (v) => v === false || v === null, why: '' },
 };
 
 /**
@@ -99,6 +112,22 @@ const ACTIVATIONS: Record<string, string> = {
   // silu(x) = x * sigmoid(x) = tfjs swish with its default alpha 1
   silu: 'swish', swish: 'swish',
 };
+
+/**
+ * Layer classes keras 3 exports (keras/src/layers/__init__.py), to tell a Keras layer tfjs-layers
+ * lacks from a custom layer when the entry has no `module`.
+ */
+const KERAS_LAYER_CLASSES = new Set([
+  'AdaptiveAveragePooling1D', 'AdaptiveAveragePooling2D', 'AdaptiveAveragePooling3D', 'AdaptiveMaxPooling1D',
+  'AdaptiveMaxPooling2D', 'AdaptiveMaxPooling3D', 'AdditiveAttention', 'Attention', 'AugMix', 'AutoContrast',
+  'CategoryEncoding', 'CenterCrop', 'ConvLSTM1D', 'ConvLSTM2D', 'ConvLSTM3D', 'Conv1DTranspose', 'CutMix',
+  'DepthwiseConv1D', 'Discretization', 'EinsumDense', 'Equalization', 'GroupNormalization', 'GroupQueryAttention',
+  'HashedCrossing', 'Hashing', 'IntegerLookup', 'Lambda', 'MaxNumBoundingBoxes', 'MelSpectrogram', 'MixUp',
+  'MultiHeadAttention', 'Normalization', 'Pipeline', 'RandAugment', 'RandomCrop', 'RMSNormalization', 'Resizing',
+  'ReversibleEmbedding', 'STFTSpectrogram', 'Solarization', 'SpectralNormalization', 'StringLookup',
+  'TextVectorization', 'TorchModuleWrapper', 'JaxLayer', 'FlaxLayer', 'UnitNormalization', 'Wrapper',
+  'ZeroPadding1D', 'ZeroPadding3D', 'Cropping3D', 'UpSampling1D', 'UpSampling3D', ...IDENTITY_AT_INFERENCE,
+]);
 
 /** Whether a topology (model.json's modelTopology, possibly wrapping model_config) is Keras 3's. */
 export function isKeras3Topology(topology: JsonObject): boolean {
@@ -128,6 +157,11 @@ function refuse(where: string, message: string): never {
 interface Context {
   changes: Changes;
   layerClasses: Map<string, string>;
+  dropped: Set<string>;
+  normalizations: Map<string, NormalizationPlan>;
+  kerasVersion: string | null;
+  /** Every layer name in the file, to make new names unique. */
+  names: Set<string>;
 }
 
 /** Converts a Keras 3 topology (model.json's modelTopology, possibly wrapping model_config). */
@@ -135,14 +169,33 @@ export function convertKeras3Topology(topology: JsonObject): Keras3Conversion {
   // The caller's artifacts are never modified. (Not structuredClone: under a vm context, as in
   // jest, it makes arrays of another realm, which tfjs's `instanceof Array` checks reject.)
   const model = JSON.parse(JSON.stringify(isObject(topology.model_config) ? topology.model_config : topology)) as JsonObject;
-  const context: Context = { changes: new Changes(), layerClasses: new Map() };
+  const kerasVersion = typeof topology.keras_version === 'string' ? topology.keras_version : null;
+  const context: Context = {
+    changes: new Changes(), layerClasses: new Map(), dropped: new Set(), normalizations: new Map(), kerasVersion, names: allNames(model),
+  };
   const converted = convertModel(model, '', context, 0);
   return {
     topology: converted,
-    kerasVersion: typeof topology.keras_version === 'string' ? topology.keras_version : null,
+    kerasVersion,
     changes: context.changes.lines(),
     layerClasses: context.layerClasses,
+    dropped: context.dropped,
+    normalizations: context.normalizations,
   };
+}
+
+function allNames(model: Json): Set<string> {
+  const names = new Set<string>();
+  const visit = (value: Json, depth: number): void => {
+    if (depth > 200) return;
+    if (Array.isArray(value)) value.forEach((item) => visit(item, depth + 1));
+    else if (isObject(value)) {
+      if (typeof value.name === 'string') names.add(value.name);
+      Object.values(value).forEach((item) => visit(item, depth + 1));
+    }
+  };
+  visit(model, 0);
+  return names;
 }
 
 const MAX_NESTING = 32;
@@ -160,21 +213,53 @@ function convertModel(entry: JsonObject, parent: string, context: Context, depth
     const layers = Array.isArray(config) ? config : config.layers;
     if (!Array.isArray(layers)) return entry;
     const out: JsonObject = { name };
-    out.layers = layers.map((layer) => (isObject(layer) ? convertLayer(layer, where, null, context, depth) : layer));
+    const kept: Json[] = [];
+    for (const layer of layers) {
+      if (!isObject(layer)) {
+        kept.push(layer);
+        continue;
+      }
+      const { entries, drop } = convertLayer(layer, where, null, context, depth);
+      if (!drop) {
+        kept.push(...entries);
+        continue;
+      }
+      // A first layer that declares the input shape hands it to the next one.
+      const shape = isObject(entries[0].config) ? entries[0].config.batch_input_shape : undefined;
+      const next = layers[layers.indexOf(layer) + 1];
+      if (shape !== undefined && kept.length === 0 && isObject(next) && isObject(next.config) && !('batch_input_shape' in next.config) && !('batch_shape' in next.config)) {
+        next.config.batch_input_shape = shape;
+      }
+    }
+    out.layers = kept;
     dropModelKeys(config, ['name', 'layers'], context);
     return { class_name: className, config: out };
   }
   if (!isObject(config) || !Array.isArray(config.layers)) return entry;
+  const removed = removeMaskOps(config, where);
+  if (removed) context.changes.add('Masking mask op layers (NotEqual, Any) dropped: tfjs propagates the mask from the Masking layer', removed);
   const classes = new Map<string, string>();
   for (const layer of config.layers) {
     if (isObject(layer) && typeof layer.name === 'string' && typeof layer.class_name === 'string') classes.set(layer.name, layer.class_name);
   }
+  const layers: Json[] = [];
+  const dropped = new Set<string>();
+  for (const layer of config.layers) {
+    if (!isObject(layer)) {
+      layers.push(layer);
+      continue;
+    }
+    const { entries, drop } = convertLayer(layer, where, classes, context, depth);
+    layers.push(...entries);
+    if (drop) dropped.add(entries[0].name as string);
+  }
   const out: JsonObject = {
     name,
-    layers: config.layers.map((layer) => (isObject(layer) ? convertLayer(layer, where, classes, context, depth) : layer)),
+    layers,
     input_layers: ioRefs(config.input_layers, `${where} input_layers`, classes, context),
     output_layers: ioRefs(config.output_layers, `${where} output_layers`, classes, context),
   };
+  rewireDropped(out, dropped, where);
   dropModelKeys(config, ['name', 'layers', 'input_layers', 'output_layers'], context);
   return { class_name: className, config: out };
 }
@@ -224,27 +309,97 @@ function ioRefs(value: Json | undefined, where: string, classes: Map<string, str
   return out;
 }
 
-function convertLayer(entry: JsonObject, where: string, classes: Map<string, string> | null, context: Context, depth: number): JsonObject {
+/** keras_version as [major, minor], or null. */
+function versionOf(context: Context): [number, number] | null {
+  const match = /^(\d+)\.(\d+)/.exec(context.kerasVersion ?? '');
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+/**
+ * Whether a layer is the identity at inference. RandomCrop is, from keras 3.8 (#20677: "Add
+ * training status condition"); before, it resized and center-cropped at inference.
+ */
+function isIdentityAtInference(className: string, label: string, context: Context): boolean {
+  if (IDENTITY_AT_INFERENCE.has(className)) return true;
+  if (className !== 'RandomCrop') return false;
+  const version = versionOf(context);
+  if (version && (version[0] > 3 || (version[0] === 3 && version[1] >= 8))) return true;
+  refuse(label, `RandomCrop resizes and center-crops at inference in keras ${context.kerasVersion ?? '(version not given)'} before 3.8 (random_crop.py), which tfjs-layers has no layer for`);
+}
+
+/** Why a class tfjs-layers lacks is missing: a Keras layer tfjs lacks, or the user's own class. */
+function missingClass(entry: JsonObject, className: string, label: string): never {
+  const module = typeof entry.module === 'string' ? entry.module : null;
+  const registered = typeof entry.registered_name === 'string' ? entry.registered_name : null;
+  const custom = (module !== null && !/^keras(\.|$)/.test(module)) || (registered !== null && registered.includes('>') && !registered.startsWith('keras'));
+  if (custom || (module === null && !KERAS_LAYER_CLASSES.has(className) && !MASK_OPS.has(className))) {
+    const from = module ? ` (module "${module}")` : registered ? ` (registered as "${registered}")` : '';
+    refuse(label, `class ${className} is a custom layer${from}, not part of Keras: tfjs-layers needs its implementation registered (tf.serialization.registerClass) before loading`);
+  }
+  if (module !== null && /^keras(\.src)?\.ops/.test(module)) refuse(label, `Keras op ${className} (${module}) has no tfjs-layers layer`);
+  refuse(label, `Keras layer class ${className} has no tfjs-layers equivalent`);
+}
+
+/**
+ * One layer entry -> its Keras 2 form: usually one entry; two when one Keras option becomes two
+ * tfjs layers; `drop` when the layer is the identity at inference (the caller rewires around it).
+ */
+function convertLayer(entry: JsonObject, where: string, classes: Map<string, string> | null, context: Context, depth: number): { entries: JsonObject[]; drop: boolean } {
   const className = entry.class_name;
-  if (typeof className !== 'string') return entry;
-  const out: JsonObject = { ...entry };
+  if (typeof className !== 'string') return { entries: [entry], drop: false };
+  let out: JsonObject = { ...entry };
   dropKeys(out, [...OBJECT_KEYS, ...ENTRY_KEYS], context, 'entry keys module/registered_name/build_config/compile_config dropped');
+  const config = isObject(out.config) ? out.config : {};
+  const name = typeof out.name === 'string' ? out.name : typeof config.name === 'string' ? config.name : '?';
+  const label = `${where}/${name} (${className})`;
+  let drop = false;
+  let extra: JsonObject[] = [];
   if (CONTAINER_CLASSES.has(className)) {
     const model = convertModel({ class_name: className, config: out.config ?? null }, where, context, depth + 1);
     out.config = model.config;
-  } else {
-    const config = isObject(out.config) ? out.config : {};
-    const name = typeof out.name === 'string' ? out.name : typeof config.name === 'string' ? config.name : '?';
-    const label = `${where}/${name} (${className})`;
-    if (!(className in registry())) refuse(label, `layer class ${className} has no tfjs-layers equivalent`);
+    if (isIdentityModel(model)) {
+      drop = true;
+      context.changes.add('nested models left empty (only identity layers) dropped');
+    }
+  } else if (isIdentityAtInference(className, label, context)) {
+    drop = true;
     context.layerClasses.set(name, className);
-    if (isObject(out.config)) out.config = convertLayerConfig(className, out.config, label, context);
+    context.dropped.add(name);
+    context.changes.add(`${className} dropped: the identity at inference`);
+  } else {
+    // Keras ops share names with layers (ops.numpy.Add vs layers.Add) but not their calls.
+    if (typeof entry.module === 'string' && /^keras(\.src)?\.ops/.test(entry.module)) missingClass(entry, className, label);
+    if (!(className in registry()) && className !== 'Normalization') missingClass(entry, className, label);
+    context.layerClasses.set(name, className);
+    const converted = convertLayerConfig(className, config, label, context, entry);
+    out.class_name = converted.className;
+    out.config = converted.config;
+    if (converted.keepdims) {
+      const functional = classes !== null;
+      const [pool, reshape] = splitKeepdims(out, converted.keepdims, (n) => context.names.has(n), functional);
+      context.names.add(pool.name as string ?? (pool.config as JsonObject).name as string);
+      context.layerClasses.set((pool.config as JsonObject).name as string, className);
+      context.changes.add('keepdims=true -> pooling + Reshape keeping the size-1 axes');
+      out = pool;
+      extra = [reshape];
+    }
   }
   if (classes && Array.isArray(out.inbound_nodes)) {
-    const label = `${where}/${typeof out.name === 'string' ? out.name : '?'}`;
-    out.inbound_nodes = out.inbound_nodes.map((node) => (isObject(node) ? convertNode(node, label, classes, context) : node));
+    const nodeLabel = `${where}/${name}`;
+    out.inbound_nodes = out.inbound_nodes.map((node) => (isObject(node) ? convertNode(node, nodeLabel, classes, context) : node));
   }
-  return out;
+  return { entries: [out, ...extra], drop };
+}
+
+/** A converted model that only hands its single input to its single output. */
+function isIdentityModel(model: JsonObject): boolean {
+  const config = model.config;
+  if (!isObject(config) || !Array.isArray(config.layers)) return false;
+  const layers = config.layers.filter(isObject);
+  if (!layers.every((layer) => layer.class_name === 'InputLayer') || layers.length > 1) return false;
+  if (model.class_name === 'Sequential') return true;
+  const ins = JSON.stringify(config.input_layers);
+  return Array.isArray(config.input_layers) && config.input_layers.length === 1 && ins === JSON.stringify(config.output_layers);
 }
 
 /** {args, kwargs} -> [[layer, node, tensor, kwargs], ...] (the legacy form functional.py deserialize_node still reads). */
@@ -288,13 +443,45 @@ function tensorRef(tensor: JsonObject, label: string, classes: Map<string, strin
   return [layer, nodeIndex, index, kwargs];
 }
 
+const GLOBAL_POOLING = /^Global(Average|Max)Pooling([123])D$/;
+
+interface ConvertedConfig {
+  className: string;
+  config: JsonObject;
+  /** keepdims=true on a global pooling: the caller adds the Reshape. */
+  keepdims?: { rank: number; channelsFirst: boolean; channels: number | null };
+}
+
 /** A layer config in Keras 3 spelling -> what tfjs reads, refusing what it cannot express. */
-function convertLayerConfig(className: string, config: JsonObject, label: string, context: Context): JsonObject {
-  const out = cleanValue(config, label, context, 0) as JsonObject;
+function convertLayerConfig(className: string, config: JsonObject, label: string, context: Context, entry: JsonObject): ConvertedConfig {
+  let out = cleanValue(config, label, context, 0) as JsonObject;
+  let outClass = className;
+  let keepdims: ConvertedConfig['keepdims'];
   if (className === 'InputLayer' && 'batch_shape' in out) {
     out.batch_input_shape = out.batch_shape;
     delete out.batch_shape;
     context.changes.add('InputLayer batch_shape -> batch_input_shape');
+  }
+  const pooling = GLOBAL_POOLING.exec(className);
+  if (pooling && out.keepdims === true) {
+    // The Reshape needs the channel count to give its consumers a known shape: build_config says it.
+    const channelsFirst = out.data_format === 'channels_first';
+    const built = isObject(entry.build_config) ? entry.build_config.input_shape : undefined;
+    const channels = Array.isArray(built) ? built[channelsFirst ? 1 : built.length - 1] : null;
+    keepdims = { rank: Number(pooling[2]), channelsFirst, channels: typeof channels === 'number' ? channels : null };
+    delete out.keepdims;
+  }
+  // activations/relu.py with a slope and nothing else is LeakyReLU (advanced_activations.ts).
+  if (className === 'ReLU' && typeof out.negative_slope === 'number' && out.negative_slope !== 0 && (out.threshold ?? 0) === 0 && out.max_value == null) {
+    outClass = 'LeakyReLU';
+    out = { name: out.name, trainable: out.trainable, dtype: out.dtype, alpha: out.negative_slope };
+    context.changes.add('ReLU with negative_slope -> LeakyReLU');
+  }
+  if (className === 'Normalization') {
+    const normalization = normalizationConfig(out, entry, label);
+    context.normalizations.set(out.name as string, normalization.plan);
+    context.changes.add('Normalization -> BatchNormalization computing the same (x - mean) / max(sqrt(variance), epsilon)');
+    return { className: 'BatchNormalization', config: normalization.config };
   }
   for (const key of ['activation', 'recurrent_activation']) {
     const value = out[key];
@@ -306,10 +493,11 @@ function convertLayerConfig(className: string, config: JsonObject, label: string
       context.changes.add(`activation "${value}" -> "${mapped}"`);
     }
   }
-  const known = tfjsConfigKeys(className, out, label);
+  const known = tfjsConfigKeys(outClass, out, label);
   for (const [key, value] of Object.entries(out)) {
-    const rule = NEUTRAL[key];
-    if (known.has(key) && (!rule || rule.neutral(value))) continue;
+    const rule = NEUTRAL[snake(key)];
+    // Half-converted files spell some keys the tfjs way (batchInputShape): tfjs reads both.
+    if (known.has(snake(key)) && (!rule || rule.neutral(value))) continue;
     if (!rule || !rule.neutral(value)) {
       const why = rule?.why ? ` (${rule.why})` : '';
       refuse(label, `option ${key}=${JSON.stringify(value)} has no tfjs-layers equivalent${why}`);
@@ -317,8 +505,10 @@ function convertLayerConfig(className: string, config: JsonObject, label: string
     delete out[key];
     context.changes.add(`Keras 3-only option "${key}" at its no-op value dropped`);
   }
-  return out;
+  return { className: outClass, config: out, keepdims };
 }
+
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /**
  * Config keys tfjs-layers knows for this class: those its own getConfig writes for a layer built
@@ -333,7 +523,6 @@ function tfjsConfigKeys(className: string, config: JsonObject, label: string): S
   } catch (error) {
     refuse(label, `tfjs-layers cannot build this layer from its converted config: ${(error as Error).message}`);
   }
-  const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   return new Set([...Object.keys(written).map(snake), 'name', 'trainable', 'dtype', 'batch_input_shape', 'input_shape', 'batch_size', 'input_dtype']);
 }
 
@@ -411,6 +600,8 @@ const VARIABLES: Record<string, (c: JsonObject) => string[]> = {
   LayerNormalization: (c) => [...(c.scale === false ? [] : ['gamma']), ...(c.center === false ? [] : ['beta'])],
   Embedding: () => ['embeddings'],
   PReLU: () => ['alpha'],
+  // normalization.py build: adapt's variables, only when mean/variance are not in the config
+  Normalization: () => ['mean', 'variance', 'count'],
 };
 
 /**
@@ -441,6 +632,8 @@ export function kerasFileRouteWeightName(path: string, topology: JsonObject): st
     const layer = layerOfGroup(layers, group);
     if (!layer) refuse(`weight "${path}"`, `no layer of the model is stored as "${group}"`);
     const className = layer.class_name as string;
+    // seed generator state of augmentation layers: dropped with the layer
+    if (IDENTITY_AT_INFERENCE.has(className) || className === 'RandomCrop') return null;
     if (CONTAINER_CLASSES.has(className)) {
       model = layer;
       i += 2;

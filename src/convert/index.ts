@@ -1,0 +1,46 @@
+/**
+ * `convertKeras3` / `tfjs-rewrite convert`: a Keras 3 LayersModel export -> the Keras 2 form stock
+ * tfjs-layers loads, and nothing else (no rewrite, no optimization). The result is loaded once
+ * with stock tfjs before it is handed back, so "converted" means "tfjs loads it".
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { io } from '@tensorflow/tfjs';
+import { asGuest } from '../backend/guest';
+import { WriteOptions, writeModelFiles } from '../io/files';
+import { ModelSource, loadChecked } from '../io/source';
+import type { Conversion } from '../layers/types';
+import { disposeModel, instantiate } from '../verify/models';
+
+export interface ConvertReport {
+  /** What was converted (absent when the model was already in the form tfjs loads). */
+  converted?: Conversion;
+  notes: string[];
+  /** Inputs and outputs of the loaded model: [name, shape] pairs. */
+  inputs: [string, (number | null)[]][];
+  outputs: [string, (number | null)[]][];
+}
+
+export interface ConvertResult {
+  report: ConvertReport;
+  /** The model as tfjs loads it (topology in the Keras 2 form, weights named and made for it). */
+  artifacts: io.ModelArtifacts;
+  save(dir: string, options?: WriteOptions): string;
+}
+
+export const ALREADY_LOADABLE = 'not a Keras 3 topology: already in the form tfjs-layers loads; written through unchanged';
+
+async function convert(source: ModelSource): Promise<ConvertResult> {
+  const { artifacts, ir } = await loadChecked(source);
+  const model = await instantiate(artifacts, 'converted');
+  const shapes = (names: string[], tensors: tf.SymbolicTensor[]) => tensors.map((t, i): [string, (number | null)[]] => [names[i], t.shape]);
+  const inputs = shapes(model.inputNames, model.inputs);
+  const outputs = shapes(model.outputNames, model.outputs);
+  disposeModel(model);
+  const notes = ir.converted ? ir.notes : [...ir.notes, ALREADY_LOADABLE];
+  const report: ConvertReport = { notes, inputs, outputs };
+  if (ir.converted) report.converted = ir.converted;
+  return { report, artifacts, save: (dir, options) => writeModelFiles(artifacts, dir, options) };
+}
+
+/** Converts a Keras 3 model (path, artifacts or model) to the form stock tfjs loads; see docs/keras3.md. */
+export const convertKeras3 = asGuest(convert);
