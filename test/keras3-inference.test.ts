@@ -319,6 +319,17 @@ describe('5. field by field: a half-converted file stock tfjs loads goes through
   });
 });
 
+test('5. a file the conversion would refuse but stock tfjs loads as it is is read unconverted, with a note', async () => {
+  // a DTypePolicy object (a Keras 3 field stock tfjs tolerates) beside an option tfjs ignores
+  const seq = { class_name: 'Sequential', config: { name: 's', layers: [{ class_name: 'Dense', config: { name: 'd', units: 2, use_bias: false, dtype: policy(), batch_input_shape: [null, 3], future_option: 'x' } }] } };
+  const input = { modelTopology: seq, weightSpecs: [{ name: 'd/kernel', shape: [3, 2], dtype: 'float32' as const }], weightData: new Float32Array(6).buffer };
+  expect(refusal(() => irFromArtifacts(input))).toBe('s/d (Dense): option future_option="x" has no tfjs-layers equivalent');
+  const result = await convertKeras3(input);
+  expect(result.report.converted).toBeUndefined();
+  expect(result.report.notes).toEqual(['not converted from Keras 3 (s/d (Dense): option future_option="x" has no tfjs-layers equivalent), but stock tfjs loads the file as it is: read unconverted']);
+  expect(result.artifacts).toBe(input);
+});
+
 describe('6. classes tfjs-layers lacks: a custom layer is named as such', () => {
   const withClass = (entry: J) => topology(functional('m', [input('x', [null, 3]), entry], [['x', 0, 0]], [[entry.name, 0, 0]]));
   test('custom (non-keras module, or unknown class without a module) vs a Keras layer tfjs lacks', () => {

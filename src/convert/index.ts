@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { asGuest } from '../backend/guest';
 import { WriteOptions, writeModelFiles } from '../io/files';
-import { ModelSource, loadChecked } from '../io/source';
+import { ModelSource, NOT_CONVERTED, loadChecked } from '../io/source';
 import type { Conversion } from '../layers/types';
 import { disposeModel, instantiate } from '../verify/models';
 
@@ -36,7 +36,8 @@ async function convert(source: ModelSource): Promise<ConvertResult> {
   const inputs = shapes(model.inputNames, model.inputs);
   const outputs = shapes(model.outputNames, model.outputs);
   disposeModel(model);
-  const notes = ir.converted ? ir.notes : [...ir.notes, ALREADY_LOADABLE];
+  // A file read unconverted because stock tfjs loads it as it is already says so in a note.
+  const notes = ir.converted || ir.notes.some((note) => note.startsWith(NOT_CONVERTED)) ? ir.notes : [...ir.notes, ALREADY_LOADABLE];
   const report: ConvertReport = { notes, inputs, outputs };
   if (ir.converted) report.converted = ir.converted;
   return { report, artifacts, save: (dir, options) => writeModelFiles(artifacts, dir, options) };

@@ -8,7 +8,7 @@
  */
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
-import { graphToJson, readTopology } from '../layers/json';
+import { ReadOptions, graphToJson, readTopology } from '../layers/json';
 import { Keras3Conversion, Keras3Error, isKerasFileRouteWeightName, kerasFileRouteWeightName, keras3WeightName } from '../layers/keras3';
 import { normalizationWeights } from '../layers/keras3-normalization';
 import { lintGraph } from '../layers/lint';
@@ -17,12 +17,12 @@ import { checkWeightSpecs, groupBytes, specBytes } from '../validate/manifest';
 
 const PASSED_THROUGH = ['format', 'generatedBy', 'convertedBy', 'trainingConfig', 'userDefinedMetadata', 'signature'] as const;
 
-export function irFromArtifacts(artifacts: io.ModelArtifacts): ModelIR {
+export function irFromArtifacts(artifacts: io.ModelArtifacts, options: ReadOptions = {}): ModelIR {
   const topology = artifacts.modelTopology as JsonObject | ArrayBuffer | undefined;
   if (topology == null || topology instanceof ArrayBuffer) {
     throw new InputError('modelTopology is missing or binary; only JSON layers-model topologies are supported');
   }
-  const { graph, extra, keras3 } = readTopology(topology);
+  const { graph, extra, keras3 } = readTopology(topology, options);
   lintGraph(graph);
 
   const notes: string[] = [];

@@ -9,6 +9,8 @@ import { Graph, ModelIR, Weight } from '../layers/types';
 import { artifactsOfModel, readModelFiles } from './files';
 import { irFromArtifacts, loadableArtifacts } from './ir';
 import { checkLayerConfigs } from '../validate/config';
+import type { ReadOptions } from '../layers/json';
+import { Keras3Error } from '../layers/keras3-errors';
 import { checkWeightsAgainstLayers } from '../validate/weights';
 
 export type ModelSource = string | tf.LayersModel | io.ModelArtifacts;
@@ -35,8 +37,8 @@ export async function artifactsOf(source: ModelSource): Promise<io.ModelArtifact
  * Reads and checks a model: structure, references, known layer classes, weights against the
  * layers that use them, finite weights. Everything tfjs would hang or fail obscurely on.
  */
-export function checkedIR(artifacts: io.ModelArtifacts): ModelIR {
-  const ir = irFromArtifacts(artifacts);
+export function checkedIR(artifacts: io.ModelArtifacts, options: ReadOptions = {}): ModelIR {
+  const ir = irFromArtifacts(artifacts, options);
   checkLayerClasses(ir.graph, ir.graph.name);
   checkLayerConfigs(ir.graph);
   checkWeightsAgainstLayers(ir.graph, inferShapes(ir.graph), ir.weights);
@@ -73,13 +75,54 @@ function nonFinite(weight: Weight): { bad: number; first: number } {
 export async function loadChecked(source: ModelSource): Promise<{ artifacts: io.ModelArtifacts; ir: ModelIR }> {
   const artifacts = await artifactsOf(source);
   try {
-    const ir = checkedIR(artifacts);
+    const ir = await checkedOrAsStockLoads(artifacts);
     // A Keras 3 file is compared as tfjs would load it: its Keras 2 form, same weight bytes.
     return { artifacts: loadableArtifacts(artifacts, ir), ir };
   } catch (error) {
     const file = typeof source === 'string' ? modelJsonPath(source) : undefined;
     if (file && error instanceof InputError && !error.message.startsWith(file)) error.message = `${file}: ${error.message}`;
     throw error;
+  }
+}
+
+/**
+ * The checked IR; when the Keras 3 conversion refuses a file that stock tfjs loads as it is (a
+ * half-converted file whose Keras 3 fields tfjs happens to tolerate), the file unconverted, with
+ * a note: tfjs-rewrite never refuses what stock tfjs loads. Stock tfjs is only asked after our
+ * own checks passed on the unconverted file (it hangs on dangling references, tfjs #7271).
+ */
+export const NOT_CONVERTED = 'not converted from Keras 3';
+
+async function checkedOrAsStockLoads(artifacts: io.ModelArtifacts): Promise<ModelIR> {
+  try {
+    return checkedIR(artifacts);
+  } catch (error) {
+    if (!(error instanceof Keras3Error)) throw error;
+    let ir: ModelIR;
+    try {
+      ir = checkedIR(artifacts, { keras3: false });
+    } catch {
+      throw error;
+    }
+    if (!(await stockBuilds(artifacts.modelTopology))) throw error;
+    ir.notes.push(`${NOT_CONVERTED} (${error.message}), but stock tfjs loads the file as it is: read unconverted`);
+    return ir;
+  }
+}
+
+/** Whether stock tfjs builds the topology (weights initialized, then freed: nothing is left behind). */
+async function stockBuilds(topology: unknown): Promise<boolean> {
+  const known = new Set(Object.keys(tf.engine().state.registeredVariables));
+  tf.engine().startScope();
+  try {
+    const model = await tf.models.modelFromJSON({ modelTopology: topology } as io.ModelJSON);
+    model.dispose();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    tf.engine().endScope();
+    for (const [name, variable] of Object.entries(tf.engine().state.registeredVariables)) if (!known.has(name)) variable.dispose();
   }
 }
 

@@ -79,8 +79,8 @@ function parseLayer(entry: unknown, path: string, inFunctional: boolean, depth: 
     : undefined;
   // tfjs refuses a layer without a config object ("Improper config format"), naming no layer.
   const config = graph ? {} : expectObject(object.config, `${path}.config`);
-  // Keras 3 writes dtype policies as objects; tfjs would fail on them with an opaque message.
-  if (isObject(config.dtype) && config.dtype.class_name === 'DTypePolicy') fail(`${path}.config.dtype`, `${KERAS3} (dtype policy objects)`);
+  // (A dtype policy object makes the file Keras 3 and converted; one is only read here when the
+  // conversion refused a file stock tfjs loads as it is: it tolerates them.)
   const name = inFunctional
     ? expectString(object.name, `${path}.name`)
     : graph?.name ?? expectString(config.name, `${path}.config.name`);
@@ -202,12 +202,17 @@ export interface TopologyRead {
   keras3: Keras3Conversion | null;
 }
 
+export interface ReadOptions {
+  /** false: read the topology as it is, without the Keras 3 conversion (for files stock tfjs loads as they are). */
+  keras3?: boolean;
+}
+
 /**
  * Reads modelTopology as a model.json holds it: Keras .h5 exports wrap the model in
  * `model_config`; Keras 3 topologies are converted to the Keras 2 form tfjs loads.
  */
-export function readTopology(topology: JsonObject): TopologyRead {
-  const keras3 = isKeras3Topology(topology) ? convertKeras3Topology(topology) : null;
+export function readTopology(topology: JsonObject, options: ReadOptions = {}): TopologyRead {
+  const keras3 = options.keras3 !== false && isKeras3Topology(topology) ? convertKeras3Topology(topology) : null;
   const model = keras3?.topology ?? (isObject(topology.model_config) ? topology.model_config : topology);
   const { class_name: _c, config: _cfg, ...extra } = model;
   return { graph: parseGraph(model), extra, keras3 };

@@ -138,8 +138,9 @@ export function isKeras3Topology(topology: JsonObject): boolean {
 }
 
 /**
- * A spelling only Keras 3 writes: a DTypePolicy object, a `__keras_tensor__` node argument, an
- * InputLayer `batch_shape`. (`module` keys alone are not one: tf.keras 2.13+ writes them too.)
+ * A spelling only Keras 3 writes, in any one field: a DTypePolicy object, a `__keras_tensor__`
+ * node argument, an InputLayer `batch_shape`, an `{args, kwargs}` node, a bare input/output
+ * reference. (`module` keys alone are not one: tf.keras 2.13+ writes them too.)
  */
 function hasKeras3Marker(value: Json, depth: number): boolean {
   if (depth > 64) return false;
@@ -147,6 +148,10 @@ function hasKeras3Marker(value: Json, depth: number): boolean {
   if (!isObject(value)) return false;
   if (value.class_name === 'DTypePolicy' || value.class_name === '__keras_tensor__') return true;
   if (value.class_name === 'InputLayer' && isObject(value.config) && 'batch_shape' in value.config) return true;
+  // Half-converted files keep some fields in the Keras 3 form only: {args, kwargs} nodes, a bare
+  // [name, node, tensor] for a single model input or output.
+  if (Array.isArray(value.inbound_nodes) && value.inbound_nodes.some((node) => isObject(node) && 'args' in node)) return true;
+  if ([value.input_layers, value.output_layers].some((refs) => Array.isArray(refs) && typeof refs[0] === 'string')) return true;
   return Object.values(value).some((item) => hasKeras3Marker(item, depth + 1));
 }
 
@@ -286,6 +291,7 @@ function dropKeys(object: JsonObject, keys: string[], context: Context, kind: st
  */
 function ioRefs(value: Json | undefined, where: string, classes: Map<string, string>, context: Context): Json {
   const out: Json[] = [];
+  if (Array.isArray(value) && typeof value[0] === 'string') context.changes.add('a single [layer, node, tensor] input/output reference -> a list of one');
   const visit = (item: Json | undefined, depth: number): void => {
     if (depth > 8) refuse(where, 'nested more than 8 deep');
     if (Array.isArray(item) && item.length === 3 && typeof item[0] === 'string') {
