@@ -202,7 +202,7 @@ describe('3. the NotEqual/Any op layers Keras 3 writes for a Masking mask become
     { module: 'keras.src.ops.numpy', class_name: 'Any', config: extra.anyConfig ?? { axis: -1, keepdims: false }, registered_name: 'Any', name: 'any', inbound_nodes: [{ args: [kt('not_equal')], kwargs: {} }] },
     ...(extra.consumer ?? [layer('Bidirectional', 'bi', {
       merge_mode: 'concat',
-      layer: { module: 'keras.layers', class_name: 'LSTM', registered_name: null, config: { name: 'lstm', trainable: true, dtype: policy(), units, activation: 'tanh', recurrent_activation: 'sigmoid', use_bias: true, return_sequences: false, return_state: false, go_backwards: false, stateful: false, unroll: false, unit_forget_bias: true, dropout: 0, recurrent_dropout: 0, seed: null, use_cudnn: 'auto' } },
+      layer: { module: 'keras.layers', class_name: 'LSTM', registered_name: null, config: { name: 'lstm', trainable: true, dtype: policy(), units, activation: 'tanh', recurrent_activation: 'sigmoid', use_bias: true, return_sequences: false, return_state: false, go_backwards: false, stateful: false, unroll: false, zero_output_for_mask: false, unit_forget_bias: true, dropout: 0, recurrent_dropout: 0, seed: null, use_cudnn: 'auto' } },
     }, [kt('masking')], { mask: kt('any') })]),
   ], [['x', 0, 0]], [['bi', 0, 0]]);
   const lstmWeights = (direction: string, seed: number): [string, number[], Float32Array][] => [
@@ -249,6 +249,12 @@ describe('3. the NotEqual/Any op layers Keras 3 writes for a Masking mask become
     ];
     expect(refusal(() => convertKeras3Topology(topology(masked({ consumer: throughDense })))))
       .toBe('m/bi (LSTM): receives the mask of a Masking layer through proj (Dense), which tfjs-layers does not pass masks through the same way');
+    // bidirectional.py forces zero_output_for_mask = return_sequences: zeros at masked steps, where tfjs repeats the last output
+    const zeroing = [layer('Bidirectional', 'bi', { merge_mode: 'concat', layer: { class_name: 'LSTM', config: { name: 'lstm', units, return_sequences: true, zero_output_for_mask: true } } }, [kt('masking')], { mask: kt('any') })];
+    expect(refusal(() => convertKeras3Topology(topology(masked({ consumer: zeroing })))))
+      .toBe('m/bi (Bidirectional): option zero_output_for_mask=true with return_sequences has no tfjs-layers equivalent (Keras outputs zeros at masked steps, tfjs repeats the last output)');
+    const unmasked = functional('m', [input('x', [null, 4, features]), layer('Bidirectional', 'bi', { merge_mode: 'concat', layer: { class_name: 'LSTM', config: { name: 'lstm', units, return_sequences: true, zero_output_for_mask: true } } }, [kt('x')])], [['x', 0, 0]], [['bi', 0, 0]]);
+    expect(convertKeras3Topology(topology(unmasked)).topology).toBeDefined();
     const usesCompare = [layer('Dense', 'bi', { units: 2 }, [kt('not_equal')])];
     expect(refusal(() => convertKeras3Topology(topology(masked({ consumer: usesCompare })))))
       .toBe('m/not_equal (NotEqual): an op layer tfjs-layers has no layer for (its result is used by bi, not only as a Masking mask)');
@@ -302,6 +308,71 @@ describe('4. Normalization -> BatchNormalization computing (x - mean) / max(sqrt
     expect(refusal(() => convertKeras3Topology(topology(norm({ axis: [1, 2], mean: [[1, 2, 3]], variance: [[1, 1, 2]] })))))
       .toBe('m/norm (Normalization): Normalization over axes [1,2] with per-position statistics has no stock tfjs equivalent (BatchNormalization normalizes along one axis)');
   });
+});
+
+test('an EfficientNetB0-shaped classifier (keras applications efficientnet.py stem): augmentation, Rescaling, adapted Normalization, per-channel Rescaling, silu', async () => {
+  const aug = (cls: string, name: string, config: J) => ({ module: 'keras.layers', class_name: cls, config: { name, trainable: true, dtype: policy(), seed: null, ...config }, registered_name: null });
+  const augment = {
+    module: 'keras', class_name: 'Sequential', registered_name: null, name: 'augmentation',
+    config: { name: 'augmentation', trainable: true, dtype: policy(), layers: [
+      { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, 8, 8, 3], dtype: 'float32', sparse: false, ragged: false, name: 'augmentation_in' }, registered_name: null },
+      aug('RandomRotation', 'random_rotation', { factor: 0.15, fill_mode: 'reflect', interpolation: 'bilinear', fill_value: 0, data_format: 'channels_last' }),
+      aug('RandomTranslation', 'random_translation', { height_factor: 0.1, width_factor: 0.1 }),
+      aug('RandomFlip', 'random_flip', { mode: 'horizontal_and_vertical' }),
+      aug('RandomContrast', 'random_contrast', { factor: 0.1, value_range: [0, 255] }),
+      aug('RandomZoom', 'random_zoom', { height_factor: 0.1, width_factor: null }),
+    ], build_input_shape: [null, 8, 8, 3] },
+    inbound_nodes: [{ args: [kt('image')], kwargs: {} }],
+  };
+  const scale = [1 / Math.sqrt(0.229), 1 / Math.sqrt(0.224), 1 / Math.sqrt(0.225)];
+  const effnet = functional('efficientnetb0', [
+    input('input_layer', [null, 8, 8, 3]),
+    layer('Rescaling', 'rescaling', { scale: 1 / 255, offset: 0 }, [kt('input_layer')]),
+    layer('Normalization', 'normalization', { axis: -1, invert: false, mean: null, variance: null }, [kt('rescaling')], {}, { build_config: { input_shape: [null, 8, 8, 3] } }),
+    layer('Rescaling', 'rescaling_1', { scale, offset: 0 }, [kt('normalization')]),
+    layer('ZeroPadding2D', 'stem_conv_pad', { padding: [[0, 1], [0, 1]], data_format: 'channels_last' }, [kt('rescaling_1')]),
+    layer('Conv2D', 'stem_conv', { filters: 4, kernel_size: [3, 3], strides: [2, 2], padding: 'valid', data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation: 'linear', use_bias: false }, [kt('stem_conv_pad')]),
+    layer('BatchNormalization', 'stem_bn', { axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true, synchronized: false }, [kt('stem_conv')]),
+    layer('Activation', 'stem_activation', { activation: 'silu' }, [kt('stem_bn')]),
+    layer('GlobalAveragePooling2D', 'avg_pool', { data_format: 'channels_last', keepdims: false }, [kt('stem_activation')]),
+  ], [['input_layer', 0, 0]], [['avg_pool', 0, 0]]);
+  const model = functional('classifier', [
+    input('image', [null, 8, 8, 3]),
+    augment,
+    { ...effnet, module: 'keras.src.models.functional', registered_name: 'Functional', name: 'efficientnetb0', inbound_nodes: [{ args: [kt('augmentation', 0)], kwargs: {} }] },
+    layer('Dropout', 'top_dropout', { rate: 0.2, seed: null, noise_shape: null }, [kt('efficientnetb0', 0)]),
+    layer('Dense', 'predictions', { units: 3, activation: 'softmax', use_bias: true }, [kt('top_dropout')]),
+  ], [['image', 0, 0]], [['predictions', 0, 0]]);
+  const mean = [0.485, 0.456, 0.406];
+  const variance = [0.229 ** 2, 0.224 ** 2, 0.225 ** 2];
+  const w = {
+    kernel: seeded(30, 3 * 3 * 3 * 4), gamma: seeded(31, 4).map((v) => 1 + v / 4), beta: seeded(32, 4), mm: seeded(33, 4), mv: seeded(34, 4).map((v) => 1 + v / 2),
+    dense: seeded(35, 12), bias: seeded(36, 3),
+  };
+  // h5-route names: variable paths, layers of a Functional built outside its scope (notes/keras3-format.md)
+  const input3 = artifacts(model, [
+    ['normalization/mean', [3], Float32Array.from(mean)], ['normalization/variance', [3], Float32Array.from(variance)], ['normalization/count', [], Float32Array.of(1000)],
+    ['stem_conv/kernel', [3, 3, 3, 4], w.kernel], ['stem_bn/gamma', [4], w.gamma], ['stem_bn/beta', [4], w.beta], ['stem_bn/moving_mean', [4], w.mm], ['stem_bn/moving_variance', [4], w.mv],
+    ['predictions/kernel', [4, 3], w.dense], ['predictions/bias', [3], w.bias],
+  ]);
+  const images = tf.tensor4d(seeded(37, 2 * 8 * 8 * 3).map((v) => (v + 1) * 127.5), [2, 8, 8, 3]);
+  const expected = tf.tidy(() => {
+    let x = tf.div(images, 255);
+    x = tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(variance.map((v) => Math.max(Math.sqrt(v), 1e-7))));
+    x = tf.mul(x, tf.tensor1d(scale));
+    x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]]);
+    x = tf.conv2d(x as tf.Tensor4D, tf.tensor4d(w.kernel, [3, 3, 3, 4]), 2, 'valid');
+    x = tf.batchNorm(x, tf.tensor1d(w.mm), tf.tensor1d(w.mv), tf.tensor1d(w.beta), tf.tensor1d(w.gamma), 0.001);
+    x = tf.mul(x, tf.sigmoid(x));
+    x = tf.mean(x, [1, 2]);
+    return tf.softmax(tf.add(tf.matMul(x as tf.Tensor2D, tf.tensor2d(w.dense, [4, 3])), tf.tensor1d(w.bias)));
+  });
+  await loaded(input3, async (converted, changes) => {
+    expect(converted.layers.map((l) => l.name)).toEqual(['image', 'efficientnetb0', 'top_dropout', 'predictions']);
+    expect(changes).toContain('nested models left empty (only identity layers) dropped (1)');
+    await expectSame(converted.predict(images) as tf.Tensor, expected, 1e-5);
+  });
+  images.dispose();
 });
 
 describe('5. field by field: a half-converted file stock tfjs loads goes through', () => {

@@ -98,6 +98,8 @@ const NEUTRAL: Record<string, { neutral: (value: Json) => boolean; why: string }
   threshold: { neutral: (v) => v === 0 || v === null, why: 'thresholded ReLU' },
   // pooling/base_global_pooling.py: keepdims=true is converted to pooling + Reshape before this
   keepdims: { neutral: (v) => v === false || v === null, why: '' },
+  // rnn.py: zeros instead of the last output at masked steps; checked against masks before this
+  zero_output_for_mask: { neutral: () => true, why: '' },
 };
 
 /**
@@ -167,6 +169,8 @@ interface Context {
   kerasVersion: string | null;
   /** Every layer name in the file, to make new names unique. */
   names: Set<string>;
+  /** Whether the model makes masks (a Masking layer, an Embedding with mask_zero). */
+  masks: boolean;
 }
 
 /** Converts a Keras 3 topology (model.json's modelTopology, possibly wrapping model_config). */
@@ -177,6 +181,7 @@ export function convertKeras3Topology(topology: JsonObject): Keras3Conversion {
   const kerasVersion = typeof topology.keras_version === 'string' ? topology.keras_version : null;
   const context: Context = {
     changes: new Changes(), layerClasses: new Map(), dropped: new Set(), normalizations: new Map(), kerasVersion, names: allNames(model),
+    masks: /"class_name":"Masking"|"mask_zero":true/.test(JSON.stringify(model)),
   };
   const converted = convertModel(model, '', context, 0);
   return {
@@ -489,6 +494,7 @@ function convertLayerConfig(className: string, config: JsonObject, label: string
     context.changes.add('Normalization -> BatchNormalization computing the same (x - mean) / max(sqrt(variance), epsilon)');
     return { className: 'BatchNormalization', config: normalization.config };
   }
+  checkZeroOutputForMask(out, label, context);
   for (const key of ['activation', 'recurrent_activation']) {
     const value = out[key];
     if (typeof value !== 'string') continue;
@@ -512,6 +518,20 @@ function convertLayerConfig(className: string, config: JsonObject, label: string
     context.changes.add(`Keras 3-only option "${key}" at its no-op value dropped`);
   }
   return { className: outClass, config: out, keepdims };
+}
+
+/**
+ * rnn.py zero_output_for_mask (Bidirectional forces it to return_sequences): Keras outputs zeros
+ * at masked steps, tfjs (recurrent.ts rnn) repeats the last output. The same only when no mask
+ * reaches the layer: refused when the model makes masks (Masking, Embedding mask_zero).
+ */
+function checkZeroOutputForMask(config: JsonObject, label: string, context: Context): void {
+  const inner = isObject(config.layer) && isObject(config.layer.config) ? config.layer.config : null;
+  for (const c of [config, inner]) {
+    if (c && c.zero_output_for_mask === true && c.return_sequences === true && context.masks) {
+      refuse(label, 'option zero_output_for_mask=true with return_sequences has no tfjs-layers equivalent (Keras outputs zeros at masked steps, tfjs repeats the last output)');
+    }
+  }
 }
 
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
