@@ -127,6 +127,56 @@ describe('1. options: Keras defaults dropped with a note, exact equivalents conv
   });
 });
 
+describe('1b. each common layer config as keras 3.10 get_config writes it (layer.py, rnn/*.py, convolutional/*.py, ...) converts and stock tfjs builds it', () => {
+  const init = (c: string, config: J = { seed: null }) => ({ module: 'keras.initializers', class_name: c, config, registered_name: null });
+  const base = { trainable: true, dtype: policy() };
+  const cases: [string, J, number[]][] = [
+    ['LSTM', { units: 4, activation: 'tanh', recurrent_activation: 'sigmoid', use_bias: true, kernel_initializer: init('GlorotUniform'), recurrent_initializer: init('Orthogonal', { gain: 1.0, seed: null }), bias_initializer: init('Zeros', {}), unit_forget_bias: true, kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, recurrent_constraint: null, bias_constraint: null, dropout: 0.0, recurrent_dropout: 0.0, seed: null, return_sequences: false, return_state: false, go_backwards: false, stateful: false, unroll: false, zero_output_for_mask: false, use_cudnn: 'auto' }, [5, 3]],
+    ['SimpleRNN', { units: 4, activation: 'tanh', use_bias: true, kernel_initializer: init('GlorotUniform'), recurrent_initializer: init('Orthogonal', { gain: 1.0, seed: null }), bias_initializer: init('Zeros', {}), kernel_regularizer: null, recurrent_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, recurrent_constraint: null, bias_constraint: null, dropout: 0.0, recurrent_dropout: 0.0, seed: null, return_sequences: false, return_state: false, go_backwards: false, stateful: false, unroll: false, zero_output_for_mask: false }, [5, 3]],
+    ['Embedding', { input_dim: 10, output_dim: 4, embeddings_initializer: init('RandomUniform', { minval: -0.05, maxval: 0.05, seed: null }), embeddings_regularizer: null, activity_regularizer: null, embeddings_constraint: null, mask_zero: false }, [5]],
+    ['Dropout', { rate: 0.5, seed: null, noise_shape: null }, [5]],
+    ['LayerNormalization', { axis: -1, epsilon: 0.001, center: true, scale: true, rms_scaling: false, beta_initializer: init('Zeros', {}), gamma_initializer: init('Ones', {}), beta_regularizer: null, gamma_regularizer: null, beta_constraint: null, gamma_constraint: null }, [5]],
+    ['Conv1D', { filters: 4, kernel_size: [3], strides: [1], padding: 'same', data_format: 'channels_last', dilation_rate: [1], groups: 1, activation: 'relu', use_bias: true, kernel_initializer: init('GlorotUniform'), bias_initializer: init('Zeros', {}), kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null }, [6, 3]],
+    ['MaxPooling1D', { pool_size: [2], padding: 'valid', strides: [2], data_format: 'channels_last' }, [6, 3]],
+    ['GlobalMaxPooling1D', { data_format: 'channels_last', keepdims: false }, [6, 3]],
+    ['DepthwiseConv2D', { kernel_size: [3, 3], strides: [1, 1], padding: 'same', data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation: 'linear', use_bias: false, bias_initializer: init('Zeros', {}), bias_regularizer: null, activity_regularizer: null, bias_constraint: null, depth_multiplier: 1, depthwise_initializer: init('GlorotUniform'), depthwise_regularizer: null, depthwise_constraint: null }, [6, 6, 3]],
+    ['SeparableConv2D', { filters: 4, kernel_size: [3, 3], strides: [1, 1], padding: 'same', data_format: 'channels_last', dilation_rate: [1, 1], depth_multiplier: 1, activation: 'relu', use_bias: true, depthwise_initializer: init('GlorotUniform'), pointwise_initializer: init('GlorotUniform'), bias_initializer: init('Zeros', {}), depthwise_regularizer: null, pointwise_regularizer: null, bias_regularizer: null, activity_regularizer: null, depthwise_constraint: null, pointwise_constraint: null, bias_constraint: null }, [6, 6, 3]],
+    ['Conv2DTranspose', { filters: 4, kernel_size: [3, 3], strides: [2, 2], padding: 'same', data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation: 'linear', use_bias: true, kernel_initializer: init('GlorotUniform'), bias_initializer: init('Zeros', {}), kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null, output_padding: null }, [6, 6, 3]],
+    ['UpSampling2D', { size: [2, 2], data_format: 'channels_last', interpolation: 'nearest' }, [6, 6, 3]],
+    ['Flatten', { data_format: 'channels_last' }, [6, 6, 3]],
+    ['Reshape', { target_shape: [36, 3] }, [6, 6, 3]],
+    ['Permute', { dims: [2, 1] }, [6, 3]],
+    ['Activation', { activation: 'relu' }, [6]],
+    ['Softmax', { axis: -1 }, [6]],
+    ['LeakyReLU', { negative_slope: 0.3 }, [6]],
+    ['ELU', { alpha: 1.0 }, [6]],
+    ['PReLU', { alpha_initializer: init('Constant', { value: 0.25 }), alpha_regularizer: null, alpha_constraint: null, shared_axes: null }, [6]],
+    ['MaxPooling2D', { pool_size: [2, 2], padding: 'valid', strides: [2, 2], data_format: 'channels_last' }, [6, 6, 3]],
+    ['AveragePooling2D', { pool_size: [2, 2], padding: 'valid', strides: [2, 2], data_format: 'channels_last' }, [6, 6, 3]],
+    ['Cropping2D', { cropping: [[1, 1], [1, 1]], data_format: 'channels_last' }, [6, 6, 3]],
+    ['RepeatVector', { n: 3 }, [6]],
+    ['TimeDistributed', { layer: { module: 'keras.layers', class_name: 'Dense', config: { name: 'td_d', ...base, units: 2, activation: 'linear', use_bias: true }, registered_name: null } }, [5, 3]],
+    ['Masking', { mask_value: 0.0 }, [5, 3]],
+    ['ZeroPadding2D', { padding: [[1, 1], [1, 1]], data_format: 'channels_last' }, [6, 6, 3]],
+  ];
+  const one = (cls: string, config: J, shape: number[]) => topology({ class_name: 'Sequential', config: { name: 's', layers: [
+    { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, ...shape], dtype: 'float32', sparse: false, ragged: false, name: 'x' }, registered_name: null },
+    { module: 'keras.layers', class_name: cls, config: { name: 'l', ...base, ...config }, registered_name: null },
+  ] } });
+  test.each(cases)('%s', async (cls, config, shape) => {
+    const model = await tf.models.modelFromJSON({ modelTopology: convertKeras3Topology(one(cls, config, shape)).topology } as J);
+    const x = tf.zeros([2, ...shape]);
+    const y = model.predict(x) as tf.Tensor;
+    expect(y.shape[0]).toBe(2);
+    tf.dispose([x, y]);
+    disposeModel(model);
+  });
+  test('GRU with reset_after=true (the Keras 3 default) is refused with tfjs\'s reason', () => {
+    const gru = { units: 4, reset_after: true, return_sequences: false };
+    expect(refusal(() => convertKeras3Topology(one('GRU', gru, [5, 3])))).toBe('s/l (GRU): tfjs-layers cannot build this layer from its converted config: GRUCell does not support reset_after parameter set to true.');
+  });
+});
+
 describe('2. layers that are the identity at inference are dropped and their consumers rewired', () => {
   const dense = (name: string, from: J) => layer('Dense', name, { units: 3, activation: 'tanh', use_bias: true }, [from]);
   // nested Sequential of augmentations only (keras.Sequential([RandomFlip(), RandomRotation()])), called first after Input

@@ -100,6 +100,28 @@ const NEUTRAL: Record<string, { neutral: (value: Json) => boolean; why: string }
   keepdims: { neutral: (v) => v === false || v === null, why: '' },
   // rnn.py: zeros instead of the last output at masked steps; checked against masks before this
   zero_output_for_mask: { neutral: () => true, why: '' },
+  // random draws (dropout, noise) happen in training only
+  seed: { neutral: () => true, why: '' },
+  // tfjs 1D convs/pooling and CenterCrop compute channels_last only
+  data_format: { neutral: (v) => v === 'channels_last' || v === null, why: 'channels_first' },
+  // conv_transpose: tfjs Conv2DTranspose has no dilation
+  dilation_rate: { neutral: (v) => (Array.isArray(v) ? v.every((d) => d === 1) : v === 1 || v === null), why: 'dilated transposed convolution' },
+  // resizing.py: padding instead of stretching, and antialiasing, change the result
+  pad_to_aspect_ratio: { neutral: (v) => v === false || v === null, why: 'padding to the aspect ratio' },
+  antialias: { neutral: (v) => v === false || v === null, why: 'antialiased resizing' },
+  // conv_transpose: tfjs infers the output size as Keras does without output_padding
+  output_padding: { neutral: (v) => v === null, why: 'explicit output padding' },
+  fill_mode: { neutral: () => true, why: '' },
+  fill_value: { neutral: () => true, why: '' },
+};
+
+/** Options that act in training only: regularizers, constraints, initializers (the weights are stored). */
+const TRAINING_ONLY = /_(regularizer|constraint|initializer)$/;
+
+/** Options tfjs-layers reads but its getConfig does not write back (so they look unknown). */
+const READ_NOT_WRITTEN: Record<string, string[]> = {
+  SeparableConv1D: ['depth_multiplier'],
+  SeparableConv2D: ['depth_multiplier'],
 };
 
 /**
@@ -488,6 +510,12 @@ function convertLayerConfig(className: string, config: JsonObject, label: string
     out = { name: out.name, trainable: out.trainable, dtype: out.dtype, alpha: out.negative_slope };
     context.changes.add('ReLU with negative_slope -> LeakyReLU');
   }
+  // Keras 3's LeakyReLU names its slope negative_slope (leaky_relu.py), tfjs (and Keras 2) alpha.
+  if (className === 'LeakyReLU' && 'negative_slope' in out) {
+    out.alpha = out.negative_slope;
+    delete out.negative_slope;
+    context.changes.add('LeakyReLU negative_slope -> alpha');
+  }
   if (className === 'Normalization') {
     const normalization = normalizationConfig(out, entry, label);
     context.normalizations.set(out.name as string, normalization.plan);
@@ -506,7 +534,13 @@ function convertLayerConfig(className: string, config: JsonObject, label: string
     }
   }
   const known = tfjsConfigKeys(outClass, out, label);
+  for (const key of READ_NOT_WRITTEN[outClass] ?? []) known.add(key);
   for (const [key, value] of Object.entries(out)) {
+    if (!known.has(snake(key)) && TRAINING_ONLY.test(snake(key))) {
+      delete out[key];
+      context.changes.add('training-only options (regularizers, constraints, initializers) tfjs-layers has no field for dropped');
+      continue;
+    }
     const rule = NEUTRAL[snake(key)];
     // Half-converted files spell some keys the tfjs way (batchInputShape): tfjs reads both.
     if (known.has(snake(key)) && (!rule || rule.neutral(value))) continue;
