@@ -32,9 +32,10 @@ export const ALREADY_LOADABLE = 'not a Keras 3 topology: already in the form tfj
 async function convert(source: ModelSource): Promise<ConvertResult> {
   const { artifacts, ir } = await loadChecked(source);
   const model = await instantiate(artifacts, 'converted');
-  const shapes = (names: string[], tensors: tf.SymbolicTensor[]) => tensors.map((t, i): [string, (number | null)[]] => [names[i], t.shape]);
-  const inputs = shapes(model.inputNames, model.inputs);
-  const outputs = shapes(model.outputNames, model.outputs);
+  // By the layer that makes each tensor (a Sequential has no inputNames/outputNames).
+  const shapes = (tensors: tf.SymbolicTensor[]) => tensors.map((t): [string, (number | null)[]] => [t.sourceLayer.name, t.shape]);
+  const inputs = shapes(model.inputs);
+  const outputs = shapes(model.outputs);
   disposeModel(model);
   // A file read unconverted because stock tfjs loads it as it is already says so in a note.
   const notes = ir.converted || ir.notes.some((note) => note.startsWith(NOT_CONVERTED)) ? ir.notes : [...ir.notes, ALREADY_LOADABLE];
