@@ -257,6 +257,33 @@ describe('decisions files: record, then replay exactly', () => {
   });
 });
 
+describe('candidate fingerprints (graph models)', () => {
+  test('the kernel and the bias add\'s bytes are part of the fingerprint; metadata is not', async () => {
+    const { readGraphModelFiles } = await import('../src/graphdef');
+    const original = await readGraphModelFiles(graphModel('graph-patch-embed-mini'));
+    const { report } = await optimizeGraphModel(original, { backend: 'cpu', verify: false, policy: 'always' });
+    const decisions = report.policy!;
+    const bytes = new Uint8Array(Array.isArray(original.weightData) ? tf.io.concatenateArrayBuffers(original.weightData) : original.weightData!);
+    /** A copy with one byte of weight `name` flipped. */
+    const flipped = (name: string) => {
+      let offset = 0;
+      for (const spec of original.weightSpecs!) {
+        if (spec.name.endsWith(name)) break;
+        offset += spec.shape.reduce((a, b) => a * b, 1) * 4;
+      }
+      const copy = bytes.slice();
+      copy[offset + 1] ^= 0xff;
+      return { ...original, weightData: copy.buffer };
+    };
+    for (const name of ['patch_embed/Conv3D/ReadVariableOp', 'patch_embed/BiasAdd/ReadVariableOp']) {
+      await expect(optimizeGraphModel(flipped(name), { backend: 'cpu', verify: false, decisions })).rejects.toThrow(/was made for another model: graph\/.*patch_embed\/Conv3D \(conv3d-to-dense\) differs/);
+    }
+    const renamed = { ...original, userDefinedMetadata: { note: 'another build' } };
+    const replayed = await optimizeGraphModel(renamed, { backend: 'cpu', verify: false, decisions });
+    expect(replayed.report.policy!.decisions.map((d) => d.replayed)).toEqual(['the decisions object']);
+  });
+});
+
 describe('deterministic outputs', () => {
   test('optimize twice with policy always gives the same bytes (model.json and shards), both formats', async () => {
     const sources = [
