@@ -15,6 +15,7 @@ import { collapseReshapes } from './collapse-reshapes';
 import { conv1dToDense, conv1dToDenseGraph } from './conv1d-to-dense';
 import { conv2dToDense, conv2dToDenseGraph } from './conv2d-to-dense';
 import { conv3dToDense, conv3dToDenseGraph } from './conv3d-to-dense';
+import { conv3dToConv2dSlices, conv3dToConv2dSlicesGraph } from './conv3d-to-conv2d-slices';
 import { dropIdentityViews } from './drop-identity-views';
 import { foldViewsIntoDense } from './fold-views-into-dense';
 import { conv2dTransposeToDense, conv2dTransposeToDenseGraph, conv3dTransposeToDense } from './conv3d-transpose-to-dense';
@@ -24,6 +25,8 @@ export type Dialect = 'layers' | 'graph';
 
 export const BUILTIN_PASSES: Pass[] = [
   conv3dToDense,
+  // After conv3d-to-dense: a conv that does not slide is one Dense, not kd Conv2Ds.
+  conv3dToConv2dSlices,
   conv2dToDense,
   conv1dToDense,
   // Transposed convs: the Dense form (kernel == strides) before the general depth decomposition.
@@ -36,7 +39,7 @@ export const BUILTIN_PASSES: Pass[] = [
 ] as Pass[];
 
 /** GraphDef lowerings of the same rules, under the same names. */
-export const BUILTIN_GRAPH_PASSES: GraphPass[] = [conv3dToDenseGraph, conv2dToDenseGraph, conv1dToDenseGraph, conv2dTransposeToDenseGraph] as GraphPass[];
+export const BUILTIN_GRAPH_PASSES: GraphPass[] = [conv3dToDenseGraph, conv3dToConv2dSlicesGraph, conv2dToDenseGraph, conv1dToDenseGraph, conv2dTransposeToDenseGraph] as GraphPass[];
 
 interface Lowerings {
   layers?: Pass;

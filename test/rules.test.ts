@@ -125,6 +125,37 @@ describe.each([
   });
 });
 
+describe('conv3d-to-conv2d-slices', () => {
+  tested.add('conv3d-to-conv2d-slices');
+  const rule = 'conv3d-to-conv2d-slices';
+  // 'same', depth dilation 2: kernel depth 0 and 2 read padding at the ends, so they cover fewer
+  // output depths than depth 1, which carries the bias.
+  const sliding = () => functional([5, 6, 7, 2], [tf.layers.conv3d({ name: 'c3', filters: 3, kernelSize: 3, padding: 'same', dilationRate: [2, 1, 1], activation: 'relu', biasInitializer: 'ones' })], 's3m');
+
+  test('IR: the conv becomes one Conv2D per kernel depth, summed, with the same parameters', async () => {
+    const report = await inspectWith(rule, sliding);
+    expect(withoutInput(report.before.layers)).toEqual({ Conv3D: 1 });
+    const after = withoutInput(report.after.layers);
+    expect(after.Conv2D).toBe(3);
+    expect(after.Add).toBe(1);
+    expect(after.Activation).toBe(1);
+    expect(Object.keys(after).sort()).toEqual(['Activation', 'Add', 'Conv2D', 'Cropping2D', 'Reshape', 'ZeroPadding2D']);
+    expect(report.after.params).toBe(report.before.params);
+    expect(report.rewritten.map((r) => [r.layer, r.pass])).toEqual([['c3', rule]]);
+  });
+
+  test('IR: a conv with a weight constraint stays, with the reason', async () => {
+    const constrained = () => functional([4, 4, 4, 2], [tf.layers.conv3d({ name: 'c3', filters: 2, kernelSize: 3, kernelConstraint: 'nonNeg' })], 's3n');
+    const report = await inspectWith(rule, constrained);
+    expect(report.rewritten).toEqual([]);
+    expect(report.skipped.map((s) => [s.pass, s.reason])).toEqual([[rule, 'kernel_constraint/bias_constraint set (no Conv2D equivalent of their axes)']]);
+  });
+
+  test('numerically equal to the conv on stock tfjs', async () => {
+    await expectSameOutputs(rule, sliding);
+  });
+});
+
 describe('fold-views-into-dense', () => {
   tested.add('fold-views-into-dense');
   const rule = 'fold-views-into-dense';

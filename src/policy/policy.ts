@@ -47,7 +47,11 @@ export const MIN_SPEEDUP = 1.1;
 
 /** Where a rewrite wins so clearly that timing it is not worth the seconds. */
 export interface TableEntry {
+  /** The rule the entry speaks for; absent: any rule producing `replacement`. */
+  pass?: string;
   className: string;
+  /** What the table says; absent: rewrite. */
+  verdict?: 'keep';
   backends: string[];
   /** Layer classes the rewritten subgraph may hold (no crop, no transpose). */
   replacement: string[];
@@ -55,6 +59,9 @@ export interface TableEntry {
   /** Where the table comes from, quoted in every decision it makes. */
   source: string;
 }
+
+/** Layer classes of a conv3d-to-conv2d-slices replacement (src/rewrite/sliding-conv-layers.ts). */
+const SLICES_REPLACEMENT = ['Reshape', 'ZeroPadding2D', 'Cropping2D', 'Conv2D', 'Add', 'Permute', 'Activation'];
 
 export const TABLE: TableEntry[] = [{
   className: 'Conv3D',
@@ -65,10 +72,31 @@ export const TABLE: TableEntry[] = [{
   source: 'Conv3D as Reshape + Dense only (no crop, no transpose), >= 1M multiply-adds per item, on wasm: ' +
     'tfjs-backend-wasm runs Conv3D as scalar loops, the Dense as one XNNPACK matMul; npm run bench checks it ' +
     '(qwen3vl patch embed >= 40x at 1024 rows, table-floor row >= 0.9x)',
+}, {
+  pass: 'conv3d-to-conv2d-slices',
+  className: 'Conv3D',
+  backends: ['wasm'],
+  replacement: SLICES_REPLACEMENT,
+  minMacsPerItem: 2 ** 20,
+  source: 'sliding Conv3D as Conv2Ds over depth slices, >= 1M multiply-adds per item, on wasm: tfjs-backend-wasm runs ' +
+    'Conv3D as scalar loops and Conv2D on XNNPACK (measured 37x on [16,48,48,16] 3x3x3, issue 18); npm run bench checks it ' +
+    '(meshnet-segmenter >= 20x end to end, c3d-block >= 0.9x, with default settings)',
+}, {
+  pass: 'conv3d-to-conv2d-slices',
+  className: 'Conv3D',
+  verdict: 'keep',
+  // cpu runs Conv3D and Conv2D as the same plain JS loops; the views and the sum only add.
+  backends: ['cpu'],
+  replacement: SLICES_REPLACEMENT,
+  minMacsPerItem: 0,
+  source: 'sliding Conv3D on cpu: tfjs-backend-cpu runs Conv3D and Conv2D as the same JS loops, so the depth sum ' +
+    'only adds views and copies (measured 0.74x, issue 18); npm run bench checks the kept model (--policy always rows time the rewrite)',
 }];
 
 /** What the table needs to know of a candidate, whatever its dialect. */
 export interface TableFacts {
+  /** The rule whose replacement this is. */
+  pass?: string;
   className: string;
   macsPerItem: number;
   /** Layer classes of the replacement (a graph plan's view steps map to Reshape/Permute/Cropping2D). */
@@ -77,7 +105,7 @@ export interface TableFacts {
 
 export function tableEntryFor(facts: TableFacts[], backend: string): TableEntry | undefined {
   return TABLE.find((entry) => entry.backends.includes(backend) && facts.length > 0 && facts.every((f) =>
-    f.className === entry.className && f.macsPerItem >= entry.minMacsPerItem && f.replacement.every((c) => entry.replacement.includes(c))));
+    (entry.pass === undefined || entry.pass === f.pass) && f.className === entry.className && f.macsPerItem >= entry.minMacsPerItem && f.replacement.every((c) => entry.replacement.includes(c))));
 }
 
 export interface PolicyDecision {
@@ -198,7 +226,7 @@ async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: Policy
   const probes = await probesFor(candidate, passes);
   if (typeof probes === 'string') return { decision: 'keep', evidence: 'unmeasured', reason: `cannot be timed alone: ${probes}` };
   const entry = o.mode === 'auto' ? tableEntryFor(probes, o.backend) : undefined;
-  if (entry) return { decision: 'rewrite', evidence: 'table', reason: `table: ${entry.source}` };
+  if (entry) return { decision: entry.verdict ?? 'rewrite', evidence: 'table', reason: `table: ${entry.source}` };
   if (o.dryRun) {
     return { decision: 'pending', evidence: 'unmeasured', reason: `optimize would time it on ${o.backend} at batch ${o.batch} (the layer alone vs its replacement alone) and rewrite it only if >= ${MIN_SPEEDUP}x faster; inspect touches no tensors` };
   }
@@ -223,7 +251,9 @@ async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: Policy
   }
   const used = [...new Set(batches)];
   const at = used.length === 1 && used[0] === o.batch ? `batch ${o.batch}` : `batch ${used.join('/')} (${o.batch} asked; the timer keeps a run within its budget)`;
-  const evidence = `measured here: ${ms(timed.originalMs)} ms -> ${ms(timed.rewrittenMs)} ms (${describeInterval(timed)}) on ${o.backend} at ${at}`;
+  const cut = probes.find((probe) => probe.cutOutOf);
+  const where = cut ? ` on a [${cut.shape.join(',')}] cut-out of its [${cut.cutOutOf!.join(',')}] input (a conv is the same work everywhere; timing the whole volume would take as long as running it)` : '';
+  const evidence = `measured here: ${ms(timed.originalMs)} ms -> ${ms(timed.rewrittenMs)} ms (${describeInterval(timed)}) on ${o.backend} at ${at}${where}`;
   const { decision, originalMs, rewrittenMs, speedup, interval, rounds } = timed;
   return { decision, evidence: 'measured', originalMs, rewrittenMs, speedup, ...(interval ? { interval, rounds } : {}), reason: `${evidence}; ${describeVerdict(timed, MIN_SPEEDUP)}` };
 }

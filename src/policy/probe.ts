@@ -10,6 +10,7 @@ import type { Pass } from '../pass';
 import { artifactsFromIR } from '../io/ir';
 import { runPasses } from '../layers/driver';
 import type { Candidate } from '../layers/driver';
+import { cutOutSpatial } from '../rewrite/sliding-conv';
 
 /** A candidate's subgraphs for one input shape: what a timer (any backend) is given. */
 export interface Probe {
@@ -28,6 +29,10 @@ export interface Probe {
   replacement: string[];
   /** Multiply-adds of the conv per batch item: output positions x kernel rows x filters. */
   macsPerItem: number;
+  /** The rule the probe times. */
+  pass: string;
+  /** Set when the probe runs on a cut-out of the layer's input, not the whole (sizes without batch). */
+  cutOutOf?: number[];
 }
 
 const ref = (layer: string): TensorRef => ({ layer, node: 0, tensor: 0, kwargs: {} });
@@ -62,12 +67,29 @@ export function probeIR(ir: ModelIR, layer: LayerNode, shape: number[]): ModelIR
 function macsOf(layer: LayerNode, shape: number[]): number {
   const c = layer.config;
   const rank = shape.length - 1;
-  const kernel = typeof c.kernel_size === 'number' ? new Array(rank).fill(c.kernel_size) : (c.kernel_size as number[]);
+  const tuple = (v: unknown, fallback: number) => (typeof v === 'number' ? new Array(rank).fill(v) : Array.isArray(v) ? (v as number[]) : new Array(rank).fill(fallback));
+  const [kernel, strides, dilation] = [tuple(c.kernel_size, 1), tuple(c.strides, 1), tuple(c.dilation_rate, 1)];
   const channelsFirst = c.data_format === 'channels_first';
   const spatial = channelsFirst ? shape.slice(1) : shape.slice(0, rank);
   const channels = channelsFirst ? shape[0] : shape[rank];
-  const positions = spatial.reduce((n, size, a) => n * Math.floor(size / kernel[a]), 1);
+  // Output positions as TF counts them ('same': ceil(size / stride); else the window must fit).
+  const positions = spatial.reduce((n, size, a) => n * (c.padding === 'same'
+    ? Math.ceil(size / strides[a])
+    : Math.max(0, Math.floor((size - (kernel[a] - 1) * dilation[a] - 1) / strides[a]) + 1)), 1);
   return positions * kernel.reduce((a, b) => a * b, 1) * channels * (c.filters as number);
+}
+
+const SLIDING_PASS = 'conv3d-to-conv2d-slices';
+const fmt = (dims: number[]) => dims.join(',');
+
+/** A sliding Conv3D's input cut down to what times it faithfully (sliding-conv.ts). */
+function cutOut(layer: LayerNode, dims: number[]): number[] {
+  const c = layer.config;
+  const triple = (v: unknown) => (typeof v === 'number' ? [v, v, v] : Array.isArray(v) ? (v as number[]) : [1, 1, 1]);
+  const first = c.data_format === 'channels_first';
+  const spatial = first ? dims.slice(1) : dims.slice(0, 3);
+  const cut = cutOutSpatial(spatial, triple(c.kernel_size), triple(c.dilation_rate));
+  return first ? [dims[0], ...cut] : [...cut, dims[3]];
 }
 
 /**
@@ -84,6 +106,7 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     if (shapes.length !== 1) return `${shapes.length} inputs per call`;
     const dims = (shapes[0] as Shape).slice(1);
     if (dims.some((dim) => dim === null)) return `input shape ${JSON.stringify(shapes[0])} is not static beyond the batch`;
+    if (pass.name === SLIDING_PASS) dims.splice(0, dims.length, ...cutOut(layer, dims as number[]));
     const key = dims.join(',');
     const entry = counts.get(key) ?? { shape: dims as number[], calls: 0 };
     entry.calls++;
@@ -92,6 +115,7 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
   if (counts.size === 0) return 'the layer is never called';
   const probes: Probe[] = [];
   for (const { shape, calls } of counts.values()) {
+    const whole = perCall.map((shapes) => (shapes as Shape[])[0].slice(1) as number[]).find((dims) => fmt(cutOut(layer, dims)) === fmt(shape) && fmt(dims) !== fmt(shape));
     const before = probeIR(context.ir, layer, shape);
     const original = artifactsFromIR(before);
     const after = probeIR(context.ir, layer, shape);
@@ -99,7 +123,10 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     const run = runPasses(after, passes, { backend: context.backend });
     if (!run.rewritten.some((record) => record.layer === layer.name && record.pass === pass.name)) return `${pass.name} does not rewrite the layer on its own (${run.skipped[0]?.reason ?? 'no match'})`;
     const replacement = after.graph.layers.filter((l) => l.className !== 'InputLayer').map((l) => l.className);
-    probes.push({ layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement, macsPerItem: macsOf(layer, shape) });
+    probes.push({
+      layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement,
+      macsPerItem: macsOf(layer, whole ?? shape), pass: pass.name, ...(whole ? { cutOutOf: whole } : {}),
+    });
   }
   return probes;
 }

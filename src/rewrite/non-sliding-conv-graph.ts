@@ -58,7 +58,7 @@ export interface GraphConvPlan extends ConvAnalysis {
 const FUSABLE = new Set(['relu', 'relu6', 'elu', 'leakyrelu', 'sigmoid', 'prelu']);
 
 /** The Const behind `tensor`, looking through Identity nodes (the converter leaves some). */
-function constBehind(tensor: string, context: GraphMatchContext): GraphNode | undefined {
+export function constBehind(tensor: string, context: GraphMatchContext): GraphNode | undefined {
   let node = context.node(parseTensorName(tensor).node);
   for (let hops = 0; node && node.op === 'Identity' && node.input.length >= 1 && hops < 8; hops++) {
     node = context.node(parseTensorName(node.input[0]).node);
@@ -114,7 +114,7 @@ function fusedOf(conv: GraphNode, context: GraphMatchContext, filters: number): 
 }
 
 /** The following BiasAdd to fold into a plain conv: its only reader, adding a float32 Const [F]. */
-function foldableBias(last: GraphNode, filters: number, context: GraphMatchContext): GraphNode | undefined {
+export function foldableBias(last: GraphNode, filters: number, context: GraphMatchContext): GraphNode | undefined {
   const add = soleReader(last, context);
   if (!add || add.op !== 'BiasAdd') return undefined;
   const data = dataInputs(add);

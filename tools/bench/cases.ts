@@ -5,7 +5,7 @@
  * default policy returns.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FIXTURES, fillDeterministic } from '../../fixtures/models';
+import { FIXTURES, buildC3dBlock, fillDeterministic } from '../../fixtures/models';
 
 export interface BenchCase {
   name: string;
@@ -127,5 +127,23 @@ export const BENCH_CASES: BenchCase[] = [
     checkDefaultOn: ['wasm'],
     passes: ['conv3d-transpose-to-dense', 'conv3d-transpose-by-depth', ...CLEANUPS],
     build: () => unetDecoder(8108),
+  },
+  {
+    name: 'meshnet-38',
+    description: 'MeshNet-shaped segmenter (fixture): [38,38,38,1] -> 9 sliding Conv3D 3x3x3 same, dilation 1..16..1, 21 filters -> 1x1x1 -> 3',
+    batches: [1],
+    unit: 'volumes',
+    // ~1 min per run on cpu (plain JS loops on both sides; the default policy keeps it there).
+    fullOnlyOn: ['cpu'],
+    checkDefaultOn: ['wasm'],
+    build: fromFixture('meshnet-38'),
+  },
+  {
+    name: 'c3d-block',
+    description: 'C3D-style block: clip [8,56,56,3] -> Conv3D 3x3x3 32 relu -> MaxPool 1x2x2 -> Conv3D 3x3x3 32 relu',
+    batches: [1],
+    unit: 'clips',
+    checkDefaultOn: ['wasm'],
+    build: () => buildC3dBlock({ modelName: 'c3d_block', frames: 8, size: 56, filters: [32, 32], seed: 8106 }),
   },
 ];

@@ -1,0 +1,274 @@
+/**
+ * conv3d-to-conv2d-slices (layers models): the geometry on its own (padding split, term ranges),
+ * priority against conv3d-to-dense, refusals, and a property test that draws sliding convs
+ * across every dimension the identity depends on and compares the rewritten model, loaded by
+ * stock tfjs, with tf.conv3d on cpu (tight, explicit tolerances). MeshNet-shaped fixture: the
+ * default policy on wasm (table: rewrite) and cpu (table: keep), and a run on wasm.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { artifactsOfModel, inspect, optimize } from '../src';
+import { convAxis, depthTerms, planSliding } from '../src/rewrite/sliding-conv';
+import { fixture, mulberry32 } from '../fixtures/models';
+import { disposeModel, useBackendForFile } from './helpers/tf';
+
+useBackendForFile('cpu');
+
+const RULE = 'conv3d-to-conv2d-slices';
+const ATOL = 1e-5;
+const RTOL = 1e-4;
+
+/** max(|a - b| - (atol + rtol |b|)): <= 0 when every element is within tolerance. */
+function excess(actual: tf.Tensor, expected: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.sub(tf.abs(tf.sub(actual, expected)), tf.add(ATOL, tf.mul(RTOL, tf.abs(expected))))).dataSync()[0]);
+}
+
+describe('geometry', () => {
+  test("'same' splits the padding as TF does: the odd zero goes after", () => {
+    // size 6, kernel 2, stride 1: total 1 -> [0, 1]; size 7, kernel 4, stride 2: out 4, total 3 -> [1, 2].
+    expect(convAxis(6, 2, 1, 1, 'same').pad).toEqual([0, 1]);
+    expect(convAxis(7, 4, 2, 1, 'same')).toMatchObject({ out: 4, pad: [1, 2] });
+    // dilation 3, kernel 3: extent 7, size 5 -> total 6 -> [3, 3].
+    expect(convAxis(5, 3, 1, 3, 'same')).toMatchObject({ extent: 7, out: 5, pad: [3, 3] });
+    expect(convAxis(9, 3, 2, 1, 'valid')).toMatchObject({ out: 4, pad: [0, 0] });
+  });
+
+  test('depth terms skip output depths whose input slice is padding, and terms that read only padding', () => {
+    const plan = planSliding({
+      kernel: [3, 1, 1], strides: [1, 1, 1], dilation: [4, 1, 1], padding: 'same', groups: 1, filters: 1,
+      spatial: [5, 1, 1], channels: 1, kernelWeight: { shape: [3, 1, 1, 1, 1], dtype: 'float32' }, bias: null, owner: 'c',
+    });
+    if ('refusal' in plan) throw new Error(plan.refusal);
+    // pad 4 before: term 0 reads d - 4 (outputs 4..4), term 1 reads d, term 2 reads d + 4 (outputs 0..0).
+    expect(depthTerms(plan)).toEqual([{ i: 0, lo: 4, hi: 5, first: 0 }, { i: 1, lo: 0, hi: 5, first: 0 }, { i: 2, lo: 0, hi: 1, first: 4 }]);
+    const tiny = planSliding({
+      kernel: [2, 1, 1], strides: [1, 1, 1], dilation: [5, 1, 1], padding: 'same', groups: 1, filters: 1,
+      spatial: [2, 1, 1], channels: 1, kernelWeight: { shape: [2, 1, 1, 1, 1], dtype: 'float32' }, bias: null, owner: 'c',
+    });
+    if ('refusal' in tiny) throw new Error(tiny.refusal);
+    // Every tap of every output falls in the padding: no term at all (the output is zeros + bias).
+    expect(depthTerms(tiny)).toEqual([]);
+  });
+
+  test('refusals name the failing value', () => {
+    const base = {
+      kernel: [3, 3, 3], strides: [1, 1, 1], dilation: [1, 1, 1], padding: 'valid', groups: 1, filters: 2,
+      spatial: [4, 4, 4], channels: 1, kernelWeight: { shape: [3, 3, 3, 1, 2], dtype: 'float32' }, bias: null, owner: 'c',
+    };
+    expect(planSliding({ ...base, spatial: [2, 4, 4] })).toEqual({ refusal: 'input D=2 is smaller than the dilated kernel 3' });
+    expect(planSliding({ ...base, spatial: [null, 4, 4] })).toEqual({ refusal: 'input sizes [null, 4, 4] x 1 channels are not static beyond the batch' });
+    expect(planSliding({ ...base, padding: 'causal' })).toEqual({ refusal: "padding 'causal' is not 'valid' or 'same'" });
+    expect(planSliding({ ...base, kernelWeight: { shape: [3, 3, 3, 1, 2], dtype: 'int32' } })).toEqual({ refusal: 'kernel dtype int32 is not float32' });
+    // tfjs's conv3d reads from H=1 here where TF pads nothing (see test 'tfjs pads ... negative').
+    expect(planSliding({ ...base, kernel: [1, 1, 1], strides: [1, 3, 1], padding: 'same', spatial: [2, 3, 1], kernelWeight: { shape: [1, 1, 1, 1, 2], dtype: 'float32' } }))
+      .toEqual({ refusal: "padding 'same' with stride 3 on H=3 needs -2 padding: tfjs's Conv3D does not clamp it to 0 as TF does (it reads from H=1), so the original differs from TF there" });
+  });
+
+  test("tfjs pads a 'same' Conv3D with a negative amount where TF pads 0 (why the rule refuses those)", () => {
+    // [1,2,3,1,1] = 1..6, kernel 1x1x1 = 2, strides [1,3,1]: TF gives rows 0 -> [2, 8]; tfjs 4.22 reads row 1.
+    const out = tf.tidy(() => tf.conv3d(tf.tensor5d([1, 2, 3, 4, 5, 6], [1, 2, 3, 1, 1]), tf.tensor5d([2], [1, 1, 1, 1, 1]), [1, 3, 1], 'same').dataSync());
+    const conv2d = tf.tidy(() => tf.conv2d(tf.tensor4d([1, 2, 3, 4, 5, 6], [2, 3, 1, 1]), tf.tensor4d([2], [1, 1, 1, 1]), [3, 1], 'same').dataSync());
+    expect(Array.from(conv2d)).toEqual([2, 8]);
+    // If a tfjs upgrade fixes this, the refusal above can go: this assertion will say so.
+    expect(Array.from(out)).toEqual([4, 10]);
+  });
+});
+
+describe('rule', () => {
+  const one = (shape: number[], args: tf.layers.Layer | object, name = 'm') => {
+    const input = tf.input({ shape, name: `${name}_x` });
+    const layer = args instanceof tf.layers.Layer ? args : tf.layers.conv3d({ name: 'c', ...(args as object) } as never);
+    return tf.model({ inputs: input, outputs: layer.apply(input) as tf.SymbolicTensor, name });
+  };
+  const inspectDefault = async (model: tf.LayersModel, backend: string) => {
+    try {
+      return await inspect(await artifactsOfModel(model), { backend });
+    } finally {
+      disposeModel(model);
+    }
+  };
+
+  test('priority: a conv that does not slide stays conv3d-to-dense\'s (one Dense, not kd Conv2Ds)', async () => {
+    const model = one([4, 8, 8, 2], { filters: 3, kernelSize: [2, 4, 4], strides: [2, 4, 4] });
+    // The default pipeline, in registry order; 'always' so the policy does not decide instead.
+    const report = await inspect(await artifactsOfModel(model), { backend: 'cpu', policy: 'always' });
+    disposeModel(model);
+    expect(report.rewritten.map((r) => r.pass)).toEqual(['conv3d-to-dense']);
+  });
+
+  test('a dynamic depth stays, with the reason', async () => {
+    const report = await inspect(await artifactsOfModel(one([null, 6, 6, 2] as unknown as number[], { filters: 2, kernelSize: 3 })), { passes: [RULE], backend: 'cpu' });
+    expect(report.rewritten).toEqual([]);
+    expect(report.skipped.map((s) => s.reason)).toEqual(['input sizes [null, 6, 6] x 2 channels are not static beyond the batch']);
+  });
+
+  test('an activity regularizer stays (it would see partial sums)', async () => {
+    // tfjs cannot call a layer with one; Keras writes them, so the topology gets one by hand.
+    const artifacts = await artifactsOfModel(one([4, 4, 4, 1], { filters: 2, kernelSize: 3 }));
+    const layers = (artifacts.modelTopology as { config: { layers: { config: Record<string, unknown> }[] } }).config.layers;
+    layers[1].config.activity_regularizer = { class_name: 'L1L2', config: { l1: 0, l2: 0.01 } };
+    const report = await inspect(artifacts, { passes: [RULE], backend: 'cpu' });
+    expect(report.skipped.map((s) => s.reason)).toEqual(['activity_regularizer set (it would see partial sums)']);
+  });
+
+  test('default policy: the table rewrites a large sliding Conv3D on wasm and keeps it on cpu, quoting its evidence', async () => {
+    const build = () => one([8, 16, 16, 16], { filters: 16, kernelSize: 3, padding: 'same' });
+    const wasm = await inspectDefault(build(), 'wasm');
+    expect(wasm.rewritten.map((r) => r.pass)).toEqual([RULE]);
+    expect(wasm.policy!.decisions).toEqual([expect.objectContaining({ pass: RULE, decision: 'rewrite', evidence: 'table', reason: expect.stringContaining('XNNPACK') })]);
+    const cpu = await inspectDefault(build(), 'cpu');
+    expect(cpu.rewritten).toEqual([]);
+    expect(cpu.policy!.decisions).toEqual([expect.objectContaining({ pass: RULE, decision: 'keep', evidence: 'table', reason: expect.stringContaining('same JS loops') })]);
+  });
+});
+
+interface Case {
+  id: number;
+  spatial: number[];
+  channels: number;
+  filters: number;
+  kernel: number[];
+  strides: number[];
+  dilation: number[];
+  padding: 'valid' | 'same';
+  channelsFirst: boolean;
+  bias: boolean;
+  activation: string;
+  consumer: 'none' | 'conv' | 'flatten-dense' | 'residual';
+  batch: number;
+}
+
+const ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'];
+const CONSUMERS: Case['consumer'][] = ['none', 'conv', 'flatten-dense', 'residual'];
+
+function drawCase(id: number, rand: () => number): Case {
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const pick = <T>(items: readonly T[]) => items[Math.floor(rand() * items.length)];
+  const kernel = [int(1, 3), int(1, 3), int(1, 3)];
+  // tfjs runs no conv with strides > 1 and dilation > 1 at once: draw one or the other.
+  const strided = rand() < 0.5;
+  const strides = strided ? [int(1, 3), int(1, 3), int(1, 3)] : [1, 1, 1];
+  const dilation = strided ? [1, 1, 1] : [int(1, 3), int(1, 2), int(1, 2)];
+  const padding = pick(['valid', 'same'] as const);
+  // 'valid' needs the dilated kernel to fit; add a stride remainder now and then.
+  const spatial = kernel.map((k, a) => (k - 1) * dilation[a] + 1 + int(0, 4) + (padding === 'same' ? int(0, 2) : 0));
+  const consumer = pick(CONSUMERS);
+  const channels = int(1, 3);
+  const filters = consumer === 'residual' ? channels : int(1, 4);
+  return {
+    id, spatial, channels, filters, kernel, strides, dilation, padding, channelsFirst: rand() < 0.3, bias: rand() < 0.7,
+    activation: pick(ACTIVATIONS), consumer, batch: int(1, 2),
+  };
+}
+
+/**
+ * 'residual' needs the input's shape back (stride 1, 'same'). A 'same' axis whose padding would
+ * be negative (stride beyond the window) grows until it is not: tfjs's conv3d computes another
+ * function there and the rule refuses it (tested above).
+ */
+function normalize(drawn: Case): Case {
+  const c = drawn.consumer === 'residual' ? { ...drawn, strides: [1, 1, 1], padding: 'same' as const } : drawn;
+  const spatial = c.spatial.map((size, a) => {
+    const extent = (c.kernel[a] - 1) * c.dilation[a] + 1;
+    let s = size;
+    while (c.padding === 'same' && (Math.ceil(s / c.strides[a]) - 1) * c.strides[a] + extent - s < 0) s++;
+    return s;
+  });
+  return { ...c, spatial };
+}
+
+function buildCase(c: Case): tf.LayersModel {
+  const shape = c.channelsFirst ? [c.channels, ...c.spatial] : [...c.spatial, c.channels];
+  const input = tf.input({ shape, name: `p${c.id}_x` });
+  const conv = tf.layers.conv3d({
+    name: `p${c.id}_conv`, filters: c.filters, kernelSize: c.kernel, strides: c.strides, dilationRate: c.dilation, padding: c.padding,
+    dataFormat: c.channelsFirst ? 'channelsFirst' : 'channelsLast', useBias: c.bias, activation: c.activation as never,
+  });
+  let y = conv.apply(input) as tf.SymbolicTensor;
+  if (c.consumer === 'conv') y = tf.layers.conv3d({ name: `p${c.id}_next`, filters: 2, kernelSize: 1, dataFormat: c.channelsFirst ? 'channelsFirst' : 'channelsLast' }).apply(y) as tf.SymbolicTensor;
+  if (c.consumer === 'flatten-dense') y = tf.layers.dense({ name: `p${c.id}_head`, units: 3 }).apply(tf.layers.flatten({ name: `p${c.id}_flat` }).apply(y)) as tf.SymbolicTensor;
+  if (c.consumer === 'residual') y = tf.layers.add({ name: `p${c.id}_add` }).apply([y, input]) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: y, name: `p${c.id}` });
+  // Non-zero biases and weights of both signs (the default bias initializer is zeros).
+  const rand = mulberry32(7000 + c.id);
+  const values = model.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, () => rand() * 2 - 1), w.shape));
+  model.setWeights(values);
+  tf.dispose(values);
+  return model;
+}
+
+/** tf.conv3d (+ bias, activation) directly: the reference the conv layer must match. */
+function reference(c: Case, model: tf.LayersModel, x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const [kernel, bias] = model.getLayer(`p${c.id}_conv`).getWeights();
+    let input = c.channelsFirst ? tf.transpose(x, [0, 2, 3, 4, 1]) : x;
+    let y = tf.conv3d(input as tf.Tensor5D, kernel as tf.Tensor5D, c.strides as [number, number, number], c.padding, 'NDHWC', c.dilation as [number, number, number]);
+    if (bias) y = tf.add(y, bias);
+    if (c.channelsFirst) y = tf.transpose(y, [0, 4, 1, 2, 3]);
+    input = y;
+    switch (c.activation) {
+      case 'relu': return tf.relu(input);
+      case 'sigmoid': return tf.sigmoid(input);
+      case 'tanh': return tf.tanh(input);
+      case 'softmax': return tf.softmax(input);
+      default: return input;
+    }
+  });
+}
+
+describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)', () => {
+  const rand = mulberry32(20261205);
+  const cases = Array.from({ length: 28 }, (_, id) => normalize(drawCase(id, rand)));
+
+  beforeAll(() => {
+    const count = (f: (c: Case) => string) => Object.entries(cases.reduce<Record<string, number>>((acc, c) => ({ ...acc, [f(c)]: (acc[f(c)] ?? 0) + 1 }), {}))
+      .map(([k, v]) => `${k}:${v}`).join(' ');
+    // Printed once so a reader can check what was drawn.
+    console.log([
+      `conv3d-to-conv2d-slices property cases (${cases.length}, mulberry32 seed 20261205):`,
+      `  kernel ${count((c) => c.kernel.join('x'))}`,
+      `  strides ${count((c) => c.strides.join('x'))}`,
+      `  dilation ${count((c) => c.dilation.join('x'))} (depth dilated: ${cases.filter((c) => c.dilation[0] > 1).length})`,
+      `  padding ${count((c) => c.padding)}; asymmetric 'same' split on some axis: ${cases.filter((c) => c.padding === 'same' && c.spatial.some((s, a) => ((Math.ceil(s / c.strides[a]) - 1) * c.strides[a] + (c.kernel[a] - 1) * c.dilation[a] + 1 - s) % 2 === 1)).length}`,
+      `  stride remainder on some axis: ${cases.filter((c) => c.spatial.some((s, a) => c.strides[a] > 1 && (s - ((c.kernel[a] - 1) * c.dilation[a] + 1)) % c.strides[a] !== 0)).length}`,
+      `  channels_first ${cases.filter((c) => c.channelsFirst).length}, bias ${cases.filter((c) => c.bias).length}`,
+      `  activation ${count((c) => c.activation)}`,
+      `  consumer ${count((c) => c.consumer)}, batch ${count((c) => String(c.batch))}`,
+    ].join('\n'));
+  });
+
+  test.each(cases.map((c) => [`${c.id}: ${c.spatial.join('x')}x${c.channels} k${c.kernel.join('')} s${c.strides.join('')} d${c.dilation.join('')} ${c.padding}${c.channelsFirst ? ' cf' : ''}${c.bias ? ' bias' : ''} ${c.activation} -> ${c.consumer}`, c] as const))('%s', async (_, c) => {
+    const tensors = tf.memory().numTensors;
+    const model = buildCase(c);
+    const result = await optimize(model, { passes: [RULE], backend: 'cpu', verify: false });
+    expect(result.report.rewritten.map((r) => [r.layer, r.pass])).toEqual([[`p${c.id}_conv`, RULE]]);
+    const rewritten = await result.load();
+    expect(rewritten.layers.some((l) => l.getClassName() === 'Conv3D' && l.name === `p${c.id}_conv`)).toBe(false);
+    const x = tf.randomUniform([c.batch, ...(model.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', 100 + c.id);
+    const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
+    expect(b.shape).toEqual(a.shape);
+    expect(excess(b, a)).toBeLessThanOrEqual(0);
+    if (c.consumer === 'none') {
+      const expected = reference(c, model, x);
+      expect(excess(b, expected)).toBeLessThanOrEqual(0);
+      expected.dispose();
+    }
+    tf.dispose([x, a, b]);
+    disposeModel(rewritten);
+    disposeModel(model);
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+});
+
+describe('MeshNet-shaped fixture', () => {
+  test('optimize --backend wasm with default settings rewrites every conv and verifies on wasm', async () => {
+    const model = fixture('meshnet-mini').build();
+    try {
+      const result = await optimize(model, { backend: 'wasm', batch: 1 });
+      expect(result.report.rewritten.map((r) => r.pass).sort()).toEqual([...new Array(5).fill(RULE), 'conv3d-to-dense'].sort());
+      expect(result.report.verification).toMatchObject({ passed: true, backend: 'wasm' });
+      expect(tf.getBackend()).toBe('cpu');
+    } finally {
+      disposeModel(model);
+    }
+  });
+});
