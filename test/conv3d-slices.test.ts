@@ -9,6 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import { artifactsOfModel, inspect, optimize } from '../src';
 import { convAxis, depthTerms, planSliding } from '../src/rewrite/sliding-conv';
 import { fixture, mulberry32 } from '../fixtures/models';
+import { GraphBuilder } from '../fixtures/graph-models';
+import { attr } from '../src/graphdef/attrs';
+import { optimizeGraphModel } from '../src/graphdef';
 import { disposeModel, useBackendForFile } from './helpers/tf';
 
 useBackendForFile('cpu');
@@ -270,5 +273,63 @@ describe('MeshNet-shaped fixture', () => {
     } finally {
       disposeModel(model);
     }
+  });
+});
+
+/**
+ * The graph lowering on the converter's Conv3D (+ BiasAdd) ops, drawn like the layers cases
+ * (NDHWC only: TF's CPU kernels, hence converted models, run no other), loaded by stock
+ * tf.loadGraphModel and compared with tf.conv3d.
+ */
+describe('property (graph models): Conv3D op == its Conv2D depth sum, on stock tfjs (cpu)', () => {
+  const rand = mulberry32(20261206);
+  const cases = Array.from({ length: 14 }, (_, id) => normalize({ ...drawCase(id, rand), channelsFirst: false, activation: 'linear', consumer: 'none' }));
+
+  beforeAll(() => {
+    console.log(`conv3d-to-conv2d-slices graph cases (${cases.length}, mulberry32 seed 20261206): ${cases.map((c) =>
+      `${c.spatial.join('x')}x${c.channels} k${c.kernel.join('')} s${c.strides.join('')} d${c.dilation.join('')} ${c.padding}${c.bias ? ' bias' : ''} b${c.batch}`).join('; ')}`);
+  });
+
+  function graphOf(c: Case): { artifacts: tf.io.ModelArtifacts; kernel: tf.Tensor5D; bias?: tf.Tensor1D } {
+    const g = new GraphBuilder(9000 + c.id);
+    const x = g.placeholder('x', [-1, ...c.spatial, c.channels]);
+    const filter = g.weight('conv/kernel', [...c.kernel, c.channels, c.filters]);
+    let y = g.op('conv/Conv3D', 'Conv3D', [x, filter], {
+      T: attr.type('DT_FLOAT'), strides: attr.ints([1, ...c.strides, 1]), padding: attr.str(c.padding.toUpperCase()),
+      data_format: attr.str('NDHWC'), dilations: attr.ints([1, ...c.dilation, 1]),
+    });
+    if (c.bias) y = g.biasAdd('conv/BiasAdd', y, g.weight('conv/bias', [c.filters]));
+    g.output(y, [-1, 1, 1, 1, c.filters]);
+    const artifacts = g.artifacts();
+    const values = new Float32Array(artifacts.weightData as ArrayBuffer);
+    const kernelSize = c.kernel.reduce((a, b) => a * b, c.channels * c.filters);
+    return {
+      artifacts,
+      kernel: tf.tensor5d(values.slice(0, kernelSize), [...c.kernel, c.channels, c.filters] as [number, number, number, number, number]),
+      ...(c.bias ? { bias: tf.tensor1d(values.slice(kernelSize, kernelSize + c.filters)) } : {}),
+    };
+  }
+
+  test.each(cases.map((c) => [`${c.id}: ${c.spatial.join('x')}x${c.channels} k${c.kernel.join('')} s${c.strides.join('')} d${c.dilation.join('')} ${c.padding}${c.bias ? ' bias' : ''}`, c] as const))('%s', async (_, c) => {
+    const tensors = tf.memory().numTensors;
+    const { artifacts, kernel, bias } = graphOf(c);
+    const result = await optimizeGraphModel(artifacts, { passes: [RULE], backend: 'cpu', atol: ATOL, rtol: RTOL, batch: c.batch });
+    expect(result.report.rewritten.map((r) => [r.layer, r.pass])).toEqual([['conv/Conv3D', RULE]]);
+    expect(result.report.verification?.passed).toBe(true);
+    const model = await tf.loadGraphModel(tf.io.fromMemory(result.artifacts));
+    const ops = (result.artifacts.modelTopology as { node: { op: string }[] }).node.map((n) => n.op);
+    expect(ops).not.toContain('Conv3D');
+    expect(ops).toContain('Conv2D');
+    const x = tf.randomUniform([c.batch, ...c.spatial, c.channels], -1, 1, 'float32', 300 + c.id);
+    const actual = model.predict(x) as tf.Tensor;
+    const expected = tf.tidy(() => {
+      const y = tf.conv3d(x as tf.Tensor5D, kernel, c.strides as [number, number, number], c.padding, 'NDHWC', c.dilation as [number, number, number]);
+      return bias ? tf.add(y, bias) : y;
+    });
+    expect(actual.shape).toEqual(expected.shape);
+    expect(excess(actual, expected)).toBeLessThanOrEqual(0);
+    tf.dispose([x, actual, expected, kernel, ...(bias ? [bias] : [])]);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 });
