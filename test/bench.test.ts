@@ -82,8 +82,16 @@ describe('guarantee rows', () => {
     original: rewritten ? speed : null, returned: rewritten ? speed : null, ratio, pass: ratio >= 0.9,
   });
 
-  test('cover remainder crop, channels_first (with and without remainder), a general tubelet and the table floor', () => {
-    expect(GUARANTEE_CASES.map((c) => c.name)).toEqual(['remainder-crop', 'channels-first-remainder', 'channels-first', 'general-tubelet', 'table-floor']);
+  test('cover remainder crop, channels_first (with and without remainder), a general tubelet, the table floor and a MeshNet', () => {
+    expect(GUARANTEE_CASES.map((c) => c.name)).toEqual(['remainder-crop', 'channels-first-remainder', 'channels-first', 'general-tubelet', 'table-floor', 'meshnet-38-default']);
+  });
+
+  test('the MeshNet line asks >= 20x end to end on wasm, from the default output', () => {
+    const row = (ratio: number, rewritten = true) => ({ ...guarantee('meshnet-38-default', ratio, rewritten), backend: 'wasm', batch: 1 });
+    const line = (r: GuaranteeRow) => checkTargets([], null, [], [r]).find((l) => l.target.startsWith('meshnet-38-default on wasm'))!;
+    expect(line(row(24.5))).toMatchObject({ pass: true, measured: '24.5x' });
+    expect(line(row(19.9)).pass).toBe(false);
+    expect(line(row(1, false))).toMatchObject({ pass: false, measured: 'nothing rewritten' });
   });
 
   test('one target line per row at 0.9x; a kept conv is the same model', () => {

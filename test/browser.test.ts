@@ -183,6 +183,26 @@ describeBrowser('in headless Chromium', () => {
     }
   }, 180000);
 
+  test('a MeshNet-shaped model rewritten by conv3d-to-conv2d-slices verifies on webgl, and runs on webgpu', () => {
+    const meshnet = committedModel('meshnet-mini');
+    const out = path.join(dir, 'meshnet');
+    const result = run(['optimize', meshnet, '--out', out, '--backend', 'webgl', '--passes', 'conv3d-to-conv2d-slices', '--json']);
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.rewritten.map((r: { pass: string }) => r.pass)).toEqual(new Array(5).fill('conv3d-to-conv2d-slices'));
+    expect(report.verification).toMatchObject({ passed: true, backend: 'webgl' });
+    const gpu = run(['verify', meshnet, path.join(out, 'model.json'), '--backend', 'webgpu', '--json']);
+    if (gpu.status === 2) {
+      expect(gpu.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^tfjs-rewrite: backend webgpu unavailable in .*: (no WebGPU adapter|this browser exposes no WebGPU)/)]);
+    } else {
+      const verification = JSON.parse(gpu.stdout).verification;
+      expect(verification.backend).toBe('webgpu');
+      // tfjs 4.22 computes the original's rank-5 BiasAdd wrong on WebGPU; the rewrite adds its bias on rank 4.
+      if (!verification.passed) expect(verification.notes.join('\n')).toMatch(/original.*wrong/);
+      else expect(gpu.status).toBe(0);
+    }
+  }, 300000);
+
   test('graph models verify on webgl too', () => {
     const result = run(['optimize', GRAPH_MINI, '--out', path.join(dir, 'graph'), '--backend', 'webgl', '--policy', 'always', '--json']);
     expect(result.status).toBe(0);

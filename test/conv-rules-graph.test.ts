@@ -428,5 +428,5 @@ test('one registry: graph lowerings register by name; a name without a graph low
   const report = await inspectGraphModel(vitPatchEmbed(true), { passes: ['drop-inner-identity', 'fold-views-into-dense'] });
   expect(report.skipped).toEqual([{ layer: 'Identity', graph: 'graph', pass: 'drop-inner-identity', reason: 'a model output' }]);
   expect(report.notes).toContain('fold-views-into-dense: no graph-model lowering; not applied');
-  await expect(inspectGraphModel(vitPatchEmbed(true), { passes: ['no-such-rule'] })).rejects.toThrow(/unknown pass "no-such-rule" \(available: conv3d-to-dense, conv2d-to-dense, conv1d-to-dense, /);
+  await expect(inspectGraphModel(vitPatchEmbed(true), { passes: ['no-such-rule'] })).rejects.toThrow(/unknown pass "no-such-rule" \(available: conv3d-to-dense, conv3d-to-conv2d-slices, conv2d-to-dense, conv1d-to-dense, /);
 });

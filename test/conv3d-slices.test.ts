@@ -10,6 +10,7 @@ import { artifactsOfModel, inspect, optimize } from '../src';
 import { convAxis, depthTerms, planSliding } from '../src/rewrite/sliding-conv';
 import { fixture, mulberry32 } from '../fixtures/models';
 import { GraphBuilder } from '../fixtures/graph-models';
+import { quantizeArtifacts } from '../fixtures/quantize';
 import { attr } from '../src/graphdef/attrs';
 import { optimizeGraphModel } from '../src/graphdef';
 import { disposeModel, useBackendForFile } from './helpers/tf';
@@ -273,7 +274,8 @@ describe('MeshNet-shaped fixture', () => {
     } finally {
       disposeModel(model);
     }
-  });
+    // ~20 s alone here; minutes when the 2 cores are shared by many jobs.
+  }, 300000);
 });
 
 /**
@@ -331,5 +333,21 @@ describe('property (graph models): Conv3D op == its Conv2D depth sum, on stock t
     tf.dispose([x, actual, expected, kernel, ...(bias ? [bias] : [])]);
     model.dispose();
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+});
+
+describe('quantized weights', () => {
+  test.each(['uint8', 'float16'] as const)('%s: each Conv2D kernel keeps the encoding (a slice of the stored elements); verified on cpu', async (dtype) => {
+    const input = tf.input({ shape: [5, 6, 6, 2], name: 'q_x' });
+    const model = tf.model({ inputs: input, outputs: tf.layers.conv3d({ name: 'q', filters: 3, kernelSize: 3, padding: 'same', biasInitializer: 'ones' }).apply(input) as tf.SymbolicTensor });
+    const artifacts = quantizeArtifacts(await artifactsOfModel(model), dtype);
+    disposeModel(model);
+    const result = await optimize(artifacts, { passes: [RULE], backend: 'cpu', batch: 1 });
+    expect(result.report.rewritten.map((r) => r.pass)).toEqual([RULE]);
+    expect(result.report.verification?.passed).toBe(true);
+    const kernels = result.artifacts.weightSpecs!.filter((s) => /q_conv2d_\d+\/kernel$/.test(s.name));
+    expect(kernels.length).toBe(3);
+    for (const spec of kernels) expect(spec.quantization?.dtype).toBe(dtype);
+    expect(result.report.notes.join('\n')).toContain(`the ${dtype}-quantized kernel keeps its encoding in the Conv2D kernels`);
   });
 });

@@ -80,7 +80,7 @@ export const TABLE: TableEntry[] = [{
   minMacsPerItem: 2 ** 20,
   source: 'sliding Conv3D as Conv2Ds over depth slices, >= 1M multiply-adds per item, on wasm: tfjs-backend-wasm runs ' +
     'Conv3D as scalar loops and Conv2D on XNNPACK (measured 37x on [16,48,48,16] 3x3x3, issue 18); npm run bench checks it ' +
-    '(meshnet-segmenter >= 20x end to end, c3d-block >= 0.9x, with default settings)',
+    '(meshnet-38-default: >= 20x end to end with default settings; meshnet-38 and c3d-block rows time the rewrite)',
 }, {
   pass: 'conv3d-to-conv2d-slices',
   className: 'Conv3D',

@@ -14,7 +14,7 @@ import { InterleaveOptions, Samples, interleave } from '../../src/bench/stats';
 import { predictRunner } from '../../src/bench/timing';
 import { makeInputs } from '../../src/verify/inputs';
 import { disposeModel, instantiate } from '../../src/verify/models';
-import { buildC3dBlock, fillDeterministic, fixture } from '../../fixtures/models';
+import { fillDeterministic, fixture } from '../../fixtures/models';
 
 export const MIN_RATIO = 0.9;
 export const GUARANTEE_BATCH = 8;
@@ -65,16 +65,10 @@ export const GUARANTEE_CASES: GuaranteeCase[] = [
   },
   {
     // Issue 18's target: >= 20x end to end on wasm with default settings (targets.ts).
-    name: 'meshnet-38',
+    name: 'meshnet-38-default',
     description: 'MeshNet-shaped segmenter (fixture meshnet-38): [38,38,38,1], 9 sliding 3x3x3 convs dilated 1..16, 21 filters, + 1x1x1',
     batch: 1,
     build: () => fixture('meshnet-38').build(),
-  },
-  {
-    name: 'c3d-block',
-    description: 'C3D-style block: clip [8,56,56,3] -> Conv3D 3x3x3 32 relu -> MaxPool 1x2x2 -> Conv3D 3x3x3 32 relu',
-    batch: 1,
-    build: () => buildC3dBlock({ modelName: 'c3d_block', frames: 8, size: 56, filters: [32, 32], seed: 8106 }),
   },
 ];
 
