@@ -22,6 +22,7 @@ const EXPECTED_OUTPUT_SHAPES: Record<string, number[][]> = {
   'audio-conv1d-frontend': [[2, 40, 64]],
   // 64 (3-D, exact) + 36 (2-D, exact) + 54 (2-D 'same' padded to 3x3)
   'same-exact': [[2, 154]],
+  'meshnet-mini': [[2, 20, 20, 20, 3]],
 };
 
 /** All layers, recursing into nested models (Sequential / functional used as layers). */

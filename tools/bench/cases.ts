@@ -5,7 +5,7 @@
  * default policy returns.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FIXTURES, buildC3dBlock, fillDeterministic } from '../../fixtures/models';
+import { FIXTURES, MESHNET_38, buildC3dBlock, buildMeshnet, fillDeterministic } from '../../fixtures/models';
 
 export interface BenchCase {
   name: string;
@@ -130,13 +130,13 @@ export const BENCH_CASES: BenchCase[] = [
   },
   {
     name: 'meshnet-38',
-    description: 'MeshNet-shaped segmenter (fixture): [38,38,38,1] -> 9 sliding Conv3D 3x3x3 same, dilation 1..16..1, 21 filters -> 1x1x1 -> 3',
+    description: 'MeshNet-shaped segmenter (MESHNET_38): [38,38,38,1] -> 9 sliding Conv3D 3x3x3 same, dilation 1..16..1, 21 filters -> 1x1x1 -> 3',
     batches: [1],
     unit: 'volumes',
     // ~1 min per run on cpu (plain JS loops on both sides; the default policy keeps it there).
     fullOnlyOn: ['cpu'],
     checkDefaultOn: ['wasm'],
-    build: fromFixture('meshnet-38'),
+    build: () => buildMeshnet(MESHNET_38),
   },
   {
     name: 'c3d-block',

@@ -14,7 +14,7 @@ import { InterleaveOptions, Samples, interleave } from '../../src/bench/stats';
 import { predictRunner } from '../../src/bench/timing';
 import { makeInputs } from '../../src/verify/inputs';
 import { disposeModel, instantiate } from '../../src/verify/models';
-import { fillDeterministic, fixture } from '../../fixtures/models';
+import { MESHNET_38, buildMeshnet, fillDeterministic } from '../../fixtures/models';
 
 export const MIN_RATIO = 0.9;
 export const GUARANTEE_BATCH = 8;
@@ -66,9 +66,9 @@ export const GUARANTEE_CASES: GuaranteeCase[] = [
   {
     // Issue 18's target: >= 20x end to end on wasm with default settings (targets.ts).
     name: 'meshnet-38-default',
-    description: 'MeshNet-shaped segmenter (fixture meshnet-38): [38,38,38,1], 9 sliding 3x3x3 convs dilated 1..16, 21 filters, + 1x1x1',
+    description: 'MeshNet-shaped segmenter (fixtures MESHNET_38): [38,38,38,1], 9 sliding 3x3x3 convs dilated 1..16, 21 filters, + 1x1x1',
     batch: 1,
-    build: () => fixture('meshnet-38').build(),
+    build: () => buildMeshnet(MESHNET_38),
   },
 ];
 
