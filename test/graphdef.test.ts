@@ -233,7 +233,8 @@ describe('guards', () => {
     ['batch stride', { strides: [2, 2, 4, 4, 1] }, 'conv: strides [2, 2, 4, 4, 1] step over batch or channels'],
     ['dynamic spatial dims', { input: [-1, -1, 8, 8, 3] }, 'conv: input shape [null, null, 8, 8, 3] is not static beyond the batch'],
     ['input smaller than kernel', { input: [-1, 1, 8, 8, 3] }, 'conv: input D=1 is smaller than kernel 2'],
-    ['unmodelled op before the conv', { inputOp: 'Cumsum' }, 'conv: input shape is unknown: op Cumsum of "pre" is not modelled by shape inference'],
+    ['a shape only a run tells, on a model that cannot run at an unknown size', { input: [-1, -1, 8, 8, 3], inputOp: 'Unique' },
+      'conv: input shape is unknown: Unique "pre" has an output shape that only running the model tells, and the model cannot be run to learn it: input "x" has sizes [-1,-1,8,8,3] (give its shape with --input-shape)'],
   ])('%s', async (_, options, reason) => {
     expect(await reasonOf(convModel(options as Parameters<typeof convModel>[0]))).toEqual([reason]);
   });

@@ -15,6 +15,7 @@ import type { LayersVerifyOptions, VerificationReport } from '../verify/verify';
 import { graphPassesByName, registeredGraphPasses, withoutLowering } from '../../passes';
 import { selectBackend } from '../backend/select';
 import { GraphCandidate, GraphRunOptions, runGraphPasses } from './driver';
+import { learnUnknownShapes } from './learned-shapes';
 import { GraphProbeTimer, measureGraphCandidates } from './policy';
 import { isBrowserBackend } from '../browser/session';
 import { readGraphModelFiles } from './files';
@@ -87,7 +88,7 @@ function pipeline(chosen?: (GraphPass | string)[]): { passes: GraphPass[]; force
   return { passes, forced: new Set(passes.map((pass) => pass.name)), notes };
 }
 
-type RewriteOptions = Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer'> & { dryRun?: boolean; replay?: LoadedDecisions };
+type RewriteOptions = Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'policyTimer' | 'inputShapes'> & { dryRun?: boolean; replay?: LoadedDecisions };
 
 async function rewrite(source: GraphModelSource, options: RewriteOptions = {}) {
   const { passes, forced, notes } = pipeline(options.passes);
@@ -95,6 +96,8 @@ async function rewrite(source: GraphModelSource, options: RewriteOptions = {}) {
   // The IR copies the weight bytes: passes edit it in place, `original` stays as read.
   const ir: GraphModelIR = graphIRFromArtifacts(original);
   ir.notes.push(...notes);
+  // Before any backend switch: the one run that learns shapes uses the caller's backend.
+  ir.notes.push(...await learnUnknownShapes(ir, { inputShapes: options.inputShapes }));
   // Policies judge a rewrite on the backend the model will be verified (and deployed) on.
   // A browser backend is only named here (policies read its name); verification opens the browser.
   const request = options.backend === 'all' || options.backend === undefined ? 'auto' : options.backend;
@@ -141,8 +144,8 @@ async function optimizeGraph(source: GraphModelSource, options: GraphOptimizeOpt
   };
 }
 
-/** What optimizeGraphModel would rewrite, and why each other Conv3D stays; touches no tensors. */
-export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'decisions'> = {}): Promise<Report> {
+/** What optimizeGraphModel would rewrite, and why each other conv stays; runs the model once only if shapes need it (learned-shapes.ts). */
+export async function inspectGraphModel(source: GraphModelSource, options: Pick<GraphOptimizeOptions, 'passes' | 'backend' | 'keep' | 'policy' | 'policyBatch' | 'decisions' | 'inputShapes'> = {}): Promise<Report> {
   const { replay } = planDecisions(options.decisions, 'graph-model', false);
   const { ir, before, rewritten, skipped, kept, policy } = await rewrite(source, { ...options, dryRun: true, replay });
   return { rewritten, skipped, verification: null, before, after: summarizeGraph(ir), notes: ir.notes, kept, policy };

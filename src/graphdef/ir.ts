@@ -35,6 +35,15 @@ export interface GraphModelIR {
   /** format, signature, userDefinedMetadata, modelInitializer...: passed through. */
   artifactExtra: Partial<io.ModelArtifacts>;
   notes: string[];
+  /** Shapes learned by one execution of the model (learned-shapes.ts), and why some were not. */
+  learnedShapes?: LearnedShapes;
+}
+
+export interface LearnedShapes {
+  /** By tensor name ("node", "node:1"); a dynamic batch stays null. */
+  shapes: Map<string, (number | null)[]>;
+  /** Why the tensors asked for were not all learned (the run failed, or could not be made). */
+  failure?: string;
 }
 
 export interface TensorName {

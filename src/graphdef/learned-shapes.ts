@@ -1,0 +1,115 @@
+/**
+ * Where static shape inference (shapes.ts) cannot tell the input or output shape of a conv (a
+ * TF2 while loop in front of it, NonMaxSuppression, an op without a rule), one execution of the
+ * model on zeros tells: tfjs's own GraphModel.executeAsync(inputs, names) at the model's sizes
+ * (or the --input-shape sizes), asked only for the tensors still unknown (and where their
+ * unknown started, so the static rules carry on from there). Runs on the caller's engine and
+ * backend, as they are, and disposes everything it makes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parseShapeProto } from './attrs';
+import type { InputShapes } from '../verify/inputs';
+import { GraphModelIR, LearnedShapes, artifactsFromGraphIR, parseTensorName } from './ir';
+import { GraphShapes, tensorName } from './shapes';
+import type { Dims } from './shape-rules';
+
+/** Ops whose inputs and outputs the conv rules read shapes of. */
+export const CONV_OPS = new Set(['Conv2D', '_FusedConv2D', 'Conv3D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative',
+  'Conv2DBackpropInput', 'Conv3DBackpropInputV2']);
+
+/** The batch the model runs at when its batch is dynamic (learned leading sizes of 1 stay null). */
+const RUN_BATCH = 1;
+
+const partial = (dims: Dims, batchFree: boolean) => dims.includes(null) && !(batchFree && dims.indexOf(null) === 0 && !dims.slice(1).includes(null));
+
+/**
+ * The tensors around convs whose shape static inference leaves unknown (or with unknown sizes
+ * besides a dynamic batch), and the tensors where each of those unknowns started.
+ */
+export function unknownConvTensors(ir: GraphModelIR, shapes = new GraphShapes(ir, null)): string[] {
+  const wanted = new Set<string>();
+  const nodes = new Map(ir.nodes.map((n) => [n.name, n]));
+  const ask = (tensor: string) => {
+    const shape = shapes.of(tensor);
+    if ('unknown' in shape) {
+      wanted.add(canonical(tensor));
+      if (shape.origin && nodes.has(shape.origin)) wanted.add(shape.origin);
+    } else if (partial(shape.dims, true)) wanted.add(canonical(tensor));
+  };
+  for (const node of ir.nodes) {
+    if (!CONV_OPS.has(node.op)) continue;
+    const data = node.input.filter((i) => !i.startsWith('^'));
+    data.forEach(ask);
+    ask(node.name);
+    // The Conv1D form reads the shape in front of its ExpandDims.
+    const expand = nodes.get(parseTensorName(data[0] ?? '').node);
+    if (expand?.op === 'ExpandDims' && expand.input[0]) ask(expand.input[0]);
+  }
+  // Placeholders are fed, not fetched.
+  return [...wanted].filter((t) => nodes.get(parseTensorName(t).node)?.op !== 'Placeholder');
+}
+
+const canonical = (tensor: string) => {
+  const ref = parseTensorName(tensor);
+  return tensorName(ref.node, ref.index);
+};
+
+/**
+ * Learns the shapes static inference leaves unknown around convs, by one run of the model on
+ * zeros, and keeps them on the IR (GraphShapes reads them). Returns notes for the report.
+ */
+export async function learnUnknownShapes(ir: GraphModelIR, options: { inputShapes?: InputShapes } = {}): Promise<string[]> {
+  const wanted = unknownConvTensors(ir);
+  if (wanted.length === 0) return [];
+  const learned: LearnedShapes = { shapes: new Map() };
+  ir.learnedShapes = learned;
+  let model: tf.GraphModel | undefined;
+  const made: tf.Tensor[] = [];
+  try {
+    model = await tf.loadGraphModel(tf.io.fromMemory(artifactsFromGraphIR(ir)));
+    const feed: tf.NamedTensorMap = {};
+    let dynamicBatch = false;
+    const signature = (ir.artifactExtra.signature as { inputs?: Record<string, { name?: string; tensorShape?: unknown }> } | undefined)?.inputs ?? {};
+    for (const input of model.inputs) {
+      const given = givenShape(options.inputShapes, input.name);
+      // The signature can know sizes the Placeholder leaves open (TF2 exports with a fixed size).
+      const entry = Object.values(signature).find((e) => e?.name === `${input.name}:0` || e?.name === input.name);
+      const signed = parseShapeProto(entry?.tensorShape);
+      const declared = input.shape && signed?.length === input.shape.length ? input.shape.map((d, i) => (d < 0 ? signed[i] ?? -1 : d)) : input.shape;
+      if (!given && (!declared || declared.slice(1).some((d) => d < 0))) {
+        learned.failure = `the model cannot be run to learn it: input "${input.name}" has ${declared ? `sizes ${JSON.stringify(declared)}` : 'no static rank'} (give its shape with --input-shape)`;
+        return [];
+      }
+      if (!given && declared![0] < 0) dynamicBatch = true;
+      const shape = given ?? declared!.map((d) => (d < 0 ? RUN_BATCH : d));
+      if (given) learned.shapes.set(canonical(input.name), given.map((d, i) => (i === 0 && declared?.[0] !== undefined && declared[0] < 0 ? null : d)));
+      feed[input.name] = tf.zeros(shape, input.dtype);
+      made.push(feed[input.name]);
+    }
+    let outputs: tf.Tensor | tf.Tensor[];
+    try {
+      outputs = model.execute(feed, wanted);
+    } catch (error) {
+      // Control flow (TF2 while loops) and dynamic ops need the async executor.
+      if (!/executeAsync/.test((error as Error).message)) throw error;
+      outputs = await model.executeAsync(feed, wanted);
+    }
+    const tensors = Array.isArray(outputs) ? outputs : [outputs];
+    made.push(...tensors);
+    tensors.forEach((t, i) => learned.shapes.set(wanted[i], t.shape.map((d, axis) => (axis === 0 && dynamicBatch && d === RUN_BATCH ? null : d))));
+    return [`shapes of ${wanted.length} tensor(s) static inference could not tell were learned by running the model once on zeros`];
+  } catch (error) {
+    learned.failure = `running the model on zeros to learn it failed: ${String((error as Error).message ?? error).split('\n')[0]}`;
+    return [];
+  } finally {
+    tf.dispose(made);
+    model?.dispose();
+  }
+}
+
+/** `shapes[name]`, also under "name:0" (as --input-shape is matched for verification). */
+function givenShape(shapes: InputShapes | undefined, name: string): number[] | undefined {
+  if (!shapes) return undefined;
+  const bare = name.replace(/:0$/, '');
+  return shapes[name] ?? shapes[bare] ?? shapes[`${bare}:0`];
+}
