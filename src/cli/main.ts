@@ -83,9 +83,11 @@ const USAGE: Record<string, string> = {
   --out <dir>          output folder (model.json + shards); refused if it exists, unless --force
   --force              replace an existing --out folder
   --json               print one JSON report on stdout`,
-  inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--policy mode] [--json]
-  Lists what optimize would rewrite, and why every other candidate is left alone. Touches no
-  tensors: candidates the policy would time are listed as not decided, with what would be timed.
+  inspect: `usage: tfjs-rewrite inspect <model.json> [--passes a,b] [--backend name] [--policy mode] [--input-shape name=NxHxWxC] [--json]
+  Lists what optimize would rewrite, and why every other candidate is left alone. Times
+  nothing: candidates the policy would time are listed as not decided, with what would be timed.
+  A graph model whose conv shapes static inference cannot tell is run once on zeros to learn them.
+  --input-shape        graph models: the input sizes to learn shapes at (for inputs of unknown size)
   --passes, --backend, --policy, --policy-batch  as for optimize
   --decisions <file>   show what optimize would do replaying <file> (which must exist)`,
 };
@@ -232,11 +234,14 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'inspect') {
-    const args = parseArgs(rest, { values: ['--passes', '--backend', '--policy', '--policy-batch', '--decisions'], switches: ['--json'] });
+    const { argv: inspectArgs, inputShapes } = takeInputShapes(rest);
+    const args = parseArgs(inspectArgs, { values: ['--passes', '--backend', '--policy', '--policy-batch', '--decisions'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
     const { backend } = verifyOptions(args); // the backend decides what the policy does
-    const report = isGraphModelFile(model)
-      ? await inspectGraphModel(model, { passes: passList(args), backend: backend === 'all' ? 'auto' : backend, ...policyOptions(args) })
+    const graph = isGraphModelFile(model);
+    if (inputShapes && !graph) throw new UsageError('inspect takes --input-shape for graph models only (a layers model\'s shapes come from its config)');
+    const report = graph
+      ? await inspectGraphModel(model, { passes: passList(args), backend: backend === 'all' ? 'auto' : backend, ...policyOptions(args), inputShapes })
       : await inspect(model, { passes: passList(args), backend, ...policyOptions(args) });
     if (args.switches.has('--json')) print(JSON.stringify({ command, model, ...report }));
     else print(formatReport(report, `inspect ${model}`) + ('policy' in report && report.policy ? `\n${formatPolicy(report.policy)}` : ''));

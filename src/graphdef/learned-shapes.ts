@@ -7,6 +7,7 @@
  * backend, as they are, and disposes everything it makes.
  */
 import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors';
 import { parseShapeProto } from './attrs';
 import type { InputShapes } from '../verify/inputs';
 import { GraphModelIR, LearnedShapes, artifactsFromGraphIR, parseTensorName } from './ir';
@@ -17,7 +18,7 @@ import type { Dims } from './shape-rules';
 export const CONV_OPS = new Set(['Conv2D', '_FusedConv2D', 'Conv3D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative',
   'Conv2DBackpropInput', 'Conv3DBackpropInputV2']);
 
-/** The batch the model runs at when its batch is dynamic (learned leading sizes of 1 stay null). */
+/** The batch the model runs at when its batch is dynamic and no --input-shape gives one. */
 const RUN_BATCH = 1;
 
 const partial = (dims: Dims, batchFree: boolean) => dims.includes(null) && !(batchFree && dims.indexOf(null) === 0 && !dims.slice(1).includes(null));
@@ -45,8 +46,35 @@ export function unknownConvTensors(ir: GraphModelIR, shapes = new GraphShapes(ir
     const expand = nodes.get(parseTensorName(data[0] ?? '').node);
     if (expand?.op === 'ExpandDims' && expand.input[0]) ask(expand.input[0]);
   }
-  // Placeholders are fed, not fetched.
-  return [...wanted].filter((t) => nodes.get(parseTensorName(t).node)?.op !== 'Placeholder');
+  // Placeholders are fed, not fetched; a tensor inside a TF1 while loop has one value per
+  // iteration, and asking tfjs for it would fail the whole run.
+  const looped = loopBodies(ir);
+  return [...wanted].filter((t) => {
+    const node = parseTensorName(t).node;
+    return nodes.get(node)?.op !== 'Placeholder' && !looped.has(node);
+  });
+}
+
+/** Nodes inside TF1 while-loop frames: from each Enter forward, up to the loop's Exit nodes. */
+function loopBodies(ir: GraphModelIR): Set<string> {
+  const readers = new Map<string, string[]>();
+  for (const node of ir.nodes) {
+    for (const input of node.input) {
+      const from = parseTensorName(input).node;
+      if (!readers.has(from)) readers.set(from, []);
+      readers.get(from)!.push(node.name);
+    }
+  }
+  const ops = new Map(ir.nodes.map((n) => [n.name, n.op]));
+  const inside = new Set<string>();
+  const pending = ir.nodes.filter((n) => n.op === 'Enter').map((n) => n.name);
+  while (pending.length) {
+    const name = pending.pop()!;
+    if (inside.has(name)) continue;
+    inside.add(name);
+    for (const next of readers.get(name) ?? []) if (ops.get(next) !== 'Exit') pending.push(next);
+  }
+  return inside;
 }
 
 const canonical = (tensor: string) => {
@@ -59,6 +87,11 @@ const canonical = (tensor: string) => {
  * zeros, and keeps them on the IR (GraphShapes reads them). Returns notes for the report.
  */
 export async function learnUnknownShapes(ir: GraphModelIR, options: { inputShapes?: InputShapes } = {}): Promise<string[]> {
+  // A typo in --input-shape would otherwise go unnoticed (verification refuses it the same way).
+  const inputs = ir.nodes.filter((n) => n.op === 'Placeholder').map((n) => n.name);
+  for (const name of Object.keys(options.inputShapes ?? {})) {
+    if (!inputs.includes(name.replace(/:0$/, ''))) throw new InputError(`--input-shape names "${name}", which is not a model input (inputs: ${inputs.join(', ')})`);
+  }
   const wanted = unknownConvTensors(ir);
   if (wanted.length === 0) return [];
   const learned: LearnedShapes = { shapes: new Map() };
@@ -68,8 +101,14 @@ export async function learnUnknownShapes(ir: GraphModelIR, options: { inputShape
   try {
     model = await tf.loadGraphModel(tf.io.fromMemory(artifactsFromGraphIR(ir)));
     const feed: tf.NamedTensorMap = {};
-    let dynamicBatch = false;
+    /** The batch sizes the run feeds inputs of dynamic batch with: a learned leading size equal to one stays null. */
+    const batches = new Set<number>();
     const signature = (ir.artifactExtra.signature as { inputs?: Record<string, { name?: string; tensorShape?: unknown }> } | undefined)?.inputs ?? {};
+    // Sizes the user gave are known whether or not the run can be made.
+    for (const input of model.inputs) {
+      const given = givenShape(options.inputShapes, input.name);
+      if (given) learned.shapes.set(canonical(input.name), given.map((d, i) => (i === 0 && (input.shape?.[0] ?? -1) < 0 ? null : d)));
+    }
     for (const input of model.inputs) {
       const given = givenShape(options.inputShapes, input.name);
       // The signature can know sizes the Placeholder leaves open (TF2 exports with a fixed size).
@@ -80,9 +119,8 @@ export async function learnUnknownShapes(ir: GraphModelIR, options: { inputShape
         learned.failure = `the model cannot be run to learn it: input "${input.name}" has ${declared ? `sizes ${JSON.stringify(declared)}` : 'no static rank'} (give its shape with --input-shape)`;
         return [];
       }
-      if (!given && declared![0] < 0) dynamicBatch = true;
       const shape = given ?? declared!.map((d) => (d < 0 ? RUN_BATCH : d));
-      if (given) learned.shapes.set(canonical(input.name), given.map((d, i) => (i === 0 && declared?.[0] !== undefined && declared[0] < 0 ? null : d)));
+      if ((input.shape?.[0] ?? -1) < 0 && shape.length) batches.add(shape[0]);
       feed[input.name] = tf.zeros(shape, input.dtype);
       made.push(feed[input.name]);
     }
@@ -96,7 +134,7 @@ export async function learnUnknownShapes(ir: GraphModelIR, options: { inputShape
     }
     const tensors = Array.isArray(outputs) ? outputs : [outputs];
     made.push(...tensors);
-    tensors.forEach((t, i) => learned.shapes.set(wanted[i], t.shape.map((d, axis) => (axis === 0 && dynamicBatch && d === RUN_BATCH ? null : d))));
+    tensors.forEach((t, i) => learned.shapes.set(wanted[i], t.shape.map((d, axis) => (axis === 0 && batches.has(d) ? null : d))));
     return [`shapes of ${wanted.length} tensor(s) static inference could not tell were learned by running the model once on zeros`];
   } catch (error) {
     learned.failure = `running the model on zeros to learn it failed: ${String((error as Error).message ?? error).split('\n')[0]}`;

@@ -39,9 +39,9 @@ const UNARY = ['Identity', 'Snapshot', 'StopGradient', 'PreventGradient', 'Relu'
   'Erf', 'LeakyRelu', 'Softmax', 'LogSoftmax', 'Floor', 'Ceil', 'Round', 'Rint', 'Sign', 'Reciprocal', 'Inv', 'Sin',
   'Cos', 'Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh', 'IsNan', 'IsInf', 'IsFinite',
   'LogicalNot', 'ZerosLike', 'OnesLike', 'ClipByValue', 'LRN', 'Cumsum', 'Cumprod', 'ReverseV2', 'Reverse',
-  'FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3', 'Enter', 'Exit', 'Switch', 'LoopCond', 'Bitcast',
+  'FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3', 'Enter', 'Exit', 'Switch', 'LoopCond',
   'Relu1', 'Gelu', 'Swish', 'Mish', 'HardSigmoid', 'CheckNumerics', 'EnsureShape', 'PlaceholderWithDefault', 'Print',
-  'MirrorPadGrad', 'Conj', 'Real', 'Imag', 'Complex', 'ComplexAbs', 'FakeQuantWithMinMaxVars', 'FakeQuantWithMinMaxArgs'];
+  'Conj', 'Real', 'Imag', 'Complex', 'ComplexAbs', 'FakeQuantWithMinMaxVars', 'FakeQuantWithMinMaxArgs'];
 export const SAME_SHAPE = new Set(UNARY);
 /** Ops whose output 0 broadcasts all data inputs (TF's BroadcastBinaryOpShapeFn, extended to n). */
 export const BROADCAST = new Set(['Add', 'AddV2', 'Sub', 'Mul', 'RealDiv', 'Div', 'DivNoNan', 'FloorDiv', 'FloorMod',
@@ -403,8 +403,11 @@ export function inferOutputs(node: GraphNode, inputs: Input[], outputCount: numb
     case 'Einsum':
       return einsum(node, inputs.map((_, i) => dims(i)), fail);
     case 'Merge': {
-      // Loop merges meet their back edge later: the entering value decides the shape.
-      return [{ dims: dims(0) }, { dims: [] }];
+      // A loop's Merge also reads its back edge, whose shape can change from one iteration to
+      // the next: known only where every input agrees.
+      const shapes = inputs.map((_, i) => dims(i));
+      if (shapes.some((d) => JSON.stringify(d) !== JSON.stringify(shapes[0]))) return fail('merges inputs of different shapes');
+      return [{ dims: shapes[0] }, { dims: [] }];
     }
     case 'NoOp':
       return [];
