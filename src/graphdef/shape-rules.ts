@@ -348,7 +348,8 @@ export function inferOutputs(node: GraphNode, inputs: Input[], outputCount: numb
     case 'ResizeNearestNeighbor':
     case 'ResizeBicubic': {
       const x = dims(0);
-      const size = ints(1, 'size', true);
+      // A size computed from an input's value (a downsample ratio) leaves only the sizes unknown.
+      const size = input(1).value ?? [null, null];
       if (x.length !== 4 || size.length !== 2) return fail(`resizes rank ${x.length} to ${size.length} sizes`);
       return one([x[0], size[0], size[1], x[3]]);
     }
@@ -403,11 +404,11 @@ export function inferOutputs(node: GraphNode, inputs: Input[], outputCount: numb
     case 'Einsum':
       return einsum(node, inputs.map((_, i) => dims(i)), fail);
     case 'Merge': {
-      // A loop's Merge also reads its back edge, whose shape can change from one iteration to
-      // the next: known only where every input agrees.
+      // Either branch of a cond, or a loop's entry and back edge (whose shape can change from one
+      // iteration to the next): a size is known where every input agrees (TF's Merge shape fn).
       const shapes = inputs.map((_, i) => dims(i));
-      if (shapes.some((d) => JSON.stringify(d) !== JSON.stringify(shapes[0]))) return fail('merges inputs of different shapes');
-      return [{ dims: shapes[0] }, { dims: [] }];
+      if (shapes.some((d) => d.length !== shapes[0].length)) return fail('merges inputs of different ranks');
+      return [{ dims: shapes[0].map((d, a) => (shapes.every((s) => s[a] === d) ? d : null)) }, { dims: [] }];
     }
     case 'NoOp':
       return [];
