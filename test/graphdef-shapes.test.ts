@@ -165,6 +165,29 @@ describe('shapes agree with what tfjs computes', () => {
   });
 });
 
+test('a cond: Merge keeps the sizes both branches agree on, which match what either branch computes', async () => {
+  // Once with the predicate, once with its negation: each branch is taken once.
+  for (const taken of [true, false]) {
+    const g = new GraphBuilder(2);
+    const x = g.placeholder('x', [-1, 4, 6, 3]);
+    const pred = g.op('pred', 'Greater', [g.weight('a', []), g.weight('b', [])], { T: F32 });
+    const when = g.op('switch', 'Switch', [x, taken ? pred : g.op('not', 'LogicalNot', [pred])], { T: F32 });
+    const small = g.op('small', 'ResizeBilinear', ['switch', ints(g, 'small/size', [2, 3])], { T: F32, align_corners: attr.bool(false), half_pixel_centers: attr.bool(false) });
+    const same = g.op('same', 'Identity', [`${when}:1`], { T: F32 });
+    const merged = g.op('merge', 'Merge', [small, same], { T: F32, N: attr.int(2) });
+    g.output(merged, []);
+    const artifacts = g.artifacts();
+    expect(new GraphShapes(graphIRFromArtifacts(artifacts), null).of(merged)).toEqual({ dims: [null, null, null, 3] });
+    const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+    const input = tf.zeros([2, 4, 6, 3]);
+    const out = (await model.executeAsync({ x: input }, merged)) as tf.Tensor;
+    // Rank and channels are what inference claims; the branch taken decides the rest.
+    expect([out.shape.length, out.shape[3]]).toEqual([4, 3]);
+    tf.dispose([input, out]);
+    model.dispose();
+  }
+});
+
 interface Drawn {
   op: string;
   input: number[];
