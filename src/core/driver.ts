@@ -56,6 +56,9 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
   options: DriverOptions<RuleCandidate<Unit, Context, R>> = {},
 ): PassRun {
   const taken = new Set(dialect.names());
+  // Refusals speak of the model's own units: a unit a rewrite made (the Conv2Ds of
+  // conv3d-to-conv2d-slices) is not a conv the user has to be told about.
+  const own = new Set(taken);
   const freshName = (base: string) => {
     let name = base;
     for (let i = 2; taken.has(name); i++) name = `${base}_${i}`;
@@ -84,7 +87,7 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
         if (!rule.appliesTo(unit, context)) continue;
         const result = rule.match(unit, context);
         if ('refusal' in result) {
-          if (rule.reportRefusals !== false) skipped.push({ layer: name, graph: scope.path, pass: rule.name, reason: result.refusal });
+          if (rule.reportRefusals !== false && own.has(name)) skipped.push({ layer: name, graph: scope.path, pass: rule.name, reason: result.refusal });
           continue;
         }
         const keepReason = options.keep?.({ layer: unit, graph: scope.path, pass: rule, plan: result.plan, context }) ?? null;
