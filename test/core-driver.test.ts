@@ -63,9 +63,10 @@ test('rules are tried in priority order; the first match wins, refusals before i
   // decrement (forced) wins on 6 -> 5 -> ... -> 1; split never gets a turn on an even value first.
   expect(run.rewritten.map((r) => r.pass)).toEqual(['decrement', 'decrement', 'decrement', 'decrement', 'decrement']);
   expect(items).toEqual([{ name: 'a', value: 1 }]);
-  const unforced = runRules(toy([{ name: 'a', value: 6 }]), [decrementIfForced, split]);
+  const unforced = runRules(toy([{ name: 'a', value: 6 }, { name: 'b', value: 3 }]), [decrementIfForced, split]);
   expect(unforced.rewritten.map((r) => r.pass)).toEqual(['split-even']);
-  expect(unforced.skipped.map((s) => `${s.layer} ${s.pass}: ${s.reason}`)).toEqual(['a_2 decrement: not forced', 'a_2 split-even: 3 is odd', 'a_3 decrement: not forced', 'a_3 split-even: 3 is odd']);
+  // The model's own unit b gets every refusal, in rule order; a_2 and a_3, made by the rewrite, get none.
+  expect(unforced.skipped.map((s) => `${s.layer} ${s.pass}: ${s.reason}`)).toEqual(['b decrement: not forced', 'b split-even: 3 is odd']);
 });
 
 test('the keep hook sees each match before its rewrite and can keep the unit, quoting its reason', () => {
