@@ -25,4 +25,4 @@ export const conv2dTransposeToDense = transposedDensePass('conv2d-transpose-to-d
  * Conv3DBackpropInputV2 kernel, so a converted Conv3DTranspose graph does not run in tfjs at all
  * and a rewrite of it could not be verified against the original.
  */
-export const conv2dTransposeToDenseGraph = graphTransposedDensePass('conv2d-transpose-to-dense', 2);
+export const conv2dTransposeToDenseGraphDef = graphTransposedDensePass('conv2d-transpose-to-dense', 2);

@@ -8,7 +8,7 @@ import { GraphShapes, inferShapes } from './shapes';
 import { lintGraph } from './lint';
 import { Graph, LayerNode, ModelIR, TensorRef, ownNodeCount } from './types';
 import { MatchContext, Pass, REPLACED_INPUT, Replacement } from '../pass';
-import { ownerOf } from '../rewrite/weights';
+import { ownerOf } from './weights';
 
 export type { RewriteRecord, SkipRecord, PassRun } from '../core/rule';
 

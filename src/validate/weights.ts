@@ -10,7 +10,7 @@
 import { InputError } from '../errors';
 import { GraphShapes, Shape, isUnknown } from '../layers/shapes';
 import type { Graph, Json, JsonObject } from '../layers/types';
-import { findWeight } from '../rewrite/weights';
+import { findWeight } from '../layers/weights';
 
 export interface SpecLike {
   name: string;

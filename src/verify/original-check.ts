@@ -16,10 +16,10 @@ import { artifactsFromIR } from '../io/ir';
 import { inferShapes, isUnknown } from '../layers/shapes';
 import type { GraphShapes } from '../layers/shapes';
 import type { Graph, LayerNode, ModelIR } from '../layers/types';
-import { probeIR } from '../policy/probe';
+import { probeIR } from '../layers/cutout';
 import { BrowserOptions, BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';
 import { float64Of, magnitudesFor } from './exact';
-import { disposeModel, instantiate } from './models';
+import { disposeModel, instantiate } from '../formats/load';
 
 export interface Finding {
   layer: string;

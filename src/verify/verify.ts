@@ -16,7 +16,7 @@ import { MetricsAccumulator, OutputMetrics } from './compare';
 import { InputSet, InputShapes, VerifyInput, openInputs, rowsOfShapes } from './inputs';
 import { LayerProbe, PageProbeModel, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
-import { disposeModel, instantiate } from './models';
+import { disposeModel, instantiate } from '../formats/load';
 import { yieldToEventLoop } from '../yield';
 import { RowPacer, StepTimer } from './pacing';
 import { ExactCheck, ExactSubject, runExactChecks } from './exact';

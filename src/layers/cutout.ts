@@ -1,31 +1,18 @@
 /**
- * A candidate rewrite in isolation: the matched layer alone behind an Input of the shape it
- * sees in the model, and the same after the pass, as two small models built through the normal
- * IR -> artifacts path. Timing these isolates the rewritten subgraph from the rest of the model.
+ * The layers cut-out of a candidate (src/formats/cutout.ts): the matched layer alone behind an
+ * Input of the shape it sees in the model, and the same after the rules, as two small
+ * LayersModels built through the normal IR -> artifacts path.
  */
-import type { io } from '@tensorflow/tfjs';
-import { Shape, isUnknown } from '../layers/shapes';
-import { Graph, LayerNode, ModelIR, TensorRef } from '../layers/types';
+import { Shape, isUnknown } from './shapes';
+import { Graph, LayerNode, ModelIR, TensorRef } from './types';
 import type { Pass } from '../pass';
 import { artifactsFromIR } from '../io/ir';
-import { runPasses } from '../layers/driver';
-import type { Candidate } from '../layers/driver';
+import { runPasses } from './driver';
+import type { Candidate } from './driver';
+import type { CutOut } from '../formats/cutout';
 
-/** A candidate's subgraphs for one input shape: what a timer (any backend) is given. */
-export interface Probe {
-  layer: string;
-  /** The conv's class ("Conv3D"). */
-  className: string;
-  /** Input shape without the batch. */
-  shape: number[];
-  /** How many calls of the layer see this shape (their times add up). */
-  calls: number;
-  /** The layer alone behind an Input, as a stock-tfjs LayersModel. */
-  original: io.ModelArtifacts;
-  /** The same after the whole pipeline (the replacement and its clean-ups). */
-  rewritten: io.ModelArtifacts;
-  /** Classes of the rewritten probe's layers, Input excluded, in order ("Reshape", "Dense"). */
-  replacement: string[];
+/** A layers cut-out, with the conv's work for the policy's table. */
+export interface LayersCutOut extends CutOut {
   /** Multiply-adds of the conv per batch item: output positions x kernel rows x filters. */
   macsPerItem: number;
 }
@@ -75,7 +62,7 @@ function macsOf(layer: LayerNode, shape: number[]): number {
  * (several inputs, unknown or dynamic shapes, or the pass does not rewrite it on its own).
  * `passes` is the whole pipeline, so clean-ups of the replacement happen as in the real run.
  */
-export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<Probe[] | string> {
+export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<LayersCutOut[] | string> {
   const { layer, pass, context } = candidate;
   const perCall = context.shapes.callInputs.get(layer.name) ?? [];
   const counts = new Map<string, { shape: number[]; calls: number }>();
@@ -90,7 +77,7 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     counts.set(key, entry);
   }
   if (counts.size === 0) return 'the layer is never called';
-  const probes: Probe[] = [];
+  const probes: LayersCutOut[] = [];
   for (const { shape, calls } of counts.values()) {
     const before = probeIR(context.ir, layer, shape);
     const original = artifactsFromIR(before);
@@ -99,7 +86,33 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     const run = runPasses(after, passes, { backend: context.backend });
     if (!run.rewritten.some((record) => record.layer === layer.name && record.pass === pass.name)) return `${pass.name} does not rewrite the layer on its own (${run.skipped[0]?.reason ?? 'no match'})`;
     const replacement = after.graph.layers.filter((l) => l.className !== 'InputLayer').map((l) => l.className);
-    probes.push({ layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement, macsPerItem: macsOf(layer, shape) });
+    probes.push({ format: 'layers', layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement, macsPerItem: macsOf(layer, shape) });
   }
   return probes;
+}
+
+/**
+ * The exact check's subject for a layers candidate (src/verify/exact.ts), captured before the
+ * rewrite: a snapshot of the layer's own weights, refilled with integers and a linear activation
+ * (the activation is the same call before and after; only the layout is under test).
+ */
+export function layersExactSubject(candidate: Candidate, passes: Pass[]) {
+  const owned = candidate.context.ir.weights.filter((w) => w.name.split('/').slice(-2, -1)[0] === candidate.layer.name);
+  const kernel = owned.find((w) => w.name.endsWith('/kernel'));
+  const filters = kernel?.shape[kernel.shape.length - 1] ?? 1;
+  return {
+    layer: candidate.layer.name,
+    graph: candidate.graph,
+    pass: candidate.pass.name,
+    patch: kernel ? kernel.shape.reduce((a, b) => a * b, 1) / filters : 'the conv has no kernel weight',
+    hasBias: owned.some((w) => w.name.endsWith('/bias')),
+    cutOuts: async (fill: (role: 'kernel' | 'bias', count: number) => Float32Array) => {
+      // Plain float32 integers: a quantized original's stored encoding does not apply to them.
+      const weights = owned.map(({ quantization: _stored, ...w }) => ({
+        ...w, dtype: 'float32' as const, values: fill(w.name.endsWith('/kernel') ? 'kernel' : 'bias', w.values.length),
+      }));
+      const layer: LayerNode = { ...candidate.layer, config: { ...candidate.layer.config, activation: 'linear' } };
+      return probesFor({ ...candidate, layer, context: { ...candidate.context, ir: { ...candidate.context.ir, weights } } }, passes);
+    },
+  };
 }

@@ -8,25 +8,19 @@ import type { io } from '@tensorflow/tfjs';
 import { InputError, oneLine } from '../errors';
 import type { BrowserSession } from '../browser/session';
 import { OriginalModelError, TargetName } from '../backend/select';
-import { MetricsAccumulator, OutputMetrics } from '../verify/compare';
-import { InputSet, InputShapes, openInputs } from '../verify/inputs';
+import { loadGraph, runGraph } from '../formats/load';
+import { MetricsAccumulator, OutputMetrics } from './compare';
+import { InputSet, InputShapes, openInputs } from './inputs';
 import {
   DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, Target, onBackends, runHeader, runSettings, targetTolerance, VerificationReport, VerifyOptions,
-} from '../verify/verify';
-import { GraphProbe, planGraphProbes } from './reference';
+} from './verify';
+import { GraphDefTaps, planGraphDefTaps } from './graphdef-taps';
+import { runExactChecks } from './exact';
 import { yieldToEventLoop } from '../yield';
-import { RowPacer, StepTimer } from '../verify/pacing';
+import { RowPacer, StepTimer } from './pacing';
 
 /** An output that does not keep the rows on axis 0, so passes cannot be stitched. */
 class BatchAxisError extends InputError {}
-
-export async function loadGraph(artifacts: io.ModelArtifacts, label: string): Promise<tf.GraphModel> {
-  try {
-    return await tf.loadGraphModel(tf.io.fromMemory(artifacts));
-  } catch (error) {
-    throw new InputError(`stock tfjs cannot load the ${label} graph model: ${(error as Error).message}`);
-  }
-}
 
 /**
  * The input rows for a graph model, through the layers verifier's reader (.npy files, arrays,
@@ -39,18 +33,6 @@ export function openGraphInputs(
   // Unknown rank stays null: user rows of any rank feed it, generated ones need --input-shape.
   const signature = model.inputs.map((input) => ({ name: input.name, dtype: input.dtype, shape: input.shape?.map((d) => (d < 0 ? null : d)) ?? null }));
   return openInputs({ inputs: signature } as unknown as tf.LayersModel, inputs, generated);
-}
-
-/** `execute`, or `executeAsync` when the graph has control flow or dynamic ops. */
-export async function runGraph(model: tf.GraphModel, feed: tf.NamedTensorMap, outputs: string[]): Promise<tf.Tensor[]> {
-  let result: tf.Tensor | tf.Tensor[];
-  try {
-    result = model.execute(feed, outputs);
-  } catch (error) {
-    if (!/executeAsync/.test((error as Error).message)) throw error;
-    result = await model.executeAsync(feed, outputs);
-  }
-  return Array.isArray(result) ? result : [result];
 }
 
 type Values = { data: Float32Array; shape: number[] }[];
@@ -109,13 +91,13 @@ export async function verifyGraphArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
 ): Promise<VerificationReport> {
   // Planned once, from the artifacts: the same taps on every backend.
-  const { probes, notes } = planGraphProbes(original, rewritten, options.rewrittenLayers);
+  const { probes, notes } = planGraphDefTaps(original, rewritten, options.rewrittenLayers);
   return onBackends(options, (target) => runOn(target, original, rewritten, options, probes, notes));
 }
 
 async function runOn(
   target: Target, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
-  probes: GraphProbe[], planNotes: string[],
+  probes: GraphDefTaps[], planNotes: string[],
 ): Promise<VerificationReport> {
   const backend = target.info;
   const { session } = target;
@@ -205,12 +187,15 @@ async function runOn(
       ...(zeroed.length ? [`the original model returns only zeros for ${zeroed.join(', ')} on ${backend.name}: the original, not the rewrite, is wrong there${backend.name === 'webgpu' ? ' (tfjs 4.22 WebGPU: BiasAdd on rank-5 tensors, WGSL vec5)' : ''}`] : []),
       ...planNotes,
     ];
+    const exact = options.exactSubjects ? await runExactChecks(options.exactSubjects, { float16: session?.float16 ?? false, session }) : undefined;
+    if (!exact && probes.length) notes.push('exact integer check not run: it re-applies the passes to each conv, which optimize does (verify compares two given models)');
     return {
-      passed: outputs.every((output) => output.passed) && layers.every((l) => l.passed),
+      passed: outputs.every((output) => output.passed) && layers.every((l) => l.passed) && (exact ?? []).every((e) => e.exact !== false),
       ...runHeader(target, settings, rows),
       accuracyFactor: factor,
       outputs,
       layers,
+      ...(exact ? { exact } : {}),
       notes,
     };
   } finally {
