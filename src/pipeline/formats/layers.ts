@@ -12,7 +12,7 @@ import type { ModelIR } from '../../layers/types';
 import type { Pass } from '../../pass';
 import { layersCandidateFingerprint } from '../../policy/fingerprint';
 import { originalFindings } from '../../verify/original-check';
-import { verifyArtifacts } from '../../verify/verify';
+import { verifyLayersArtifacts } from '../../verify/layers';
 import type { FormatAdapter } from '../adapter';
 
 export const layersAdapter: FormatAdapter<ModelIR, Pass, Candidate, tf.LayersModel> = {
@@ -48,5 +48,5 @@ export const layersAdapter: FormatAdapter<ModelIR, Pass, Candidate, tf.LayersMod
   load: (artifacts) => tf.loadLayersModel(tf.io.fromMemory(artifacts)),
   checkLoads: async (artifacts) => disposeModel(await instantiate(artifacts, 'original')),
   originalFindings: (ir, target, browser) => originalFindings(ir, target, browser),
-  verify: verifyArtifacts,
+  verify: verifyLayersArtifacts,
 };
