@@ -36,7 +36,7 @@ export type { Rule, RuleCandidate, RunSettings, RewriteRecord, SkipRecord, PassR
 export type { Candidate, KeepHook } from './layers/driver';
 export { nonSlidingConvPass } from './rewrite/non-sliding-conv';
 export type { Graph, LayerNode, TensorRef, Weight, ModelIR } from './layers/types';
-export type { GraphShapes, Shape } from './layers/shapes';
+export type { LayersShapes, Shape } from './layers/shapes';
 export { isGraphModelJson } from './graphdef/ir';
 export { isGraphModelFile, readGraphModelFiles } from './graphdef/files';
 export type { GraphDefPass, GraphDefMatchContext, GraphDefReplacement } from './graphdef/pass';
