@@ -86,10 +86,7 @@ async function openGraphPair(
         }
       },
       rewritten: (rowBatch, count) => runBatch(loaded[1], rowBatch, count, rows.rows, tapsB),
-      close: async () => {
-        rows.close();
-        await close();
-      },
+      close,
     };
   } catch (error) {
     await close();

@@ -72,10 +72,7 @@ async function openLayersPair(target: Target, original: io.ModelArtifacts, rewri
         }
       },
       rewritten: ({ xs, staged }) => probeB.values(staged ?? xs),
-      close: async () => {
-        rows.close();
-        await close();
-      },
+      close,
     };
   } catch (error) {
     await close();

@@ -43,6 +43,7 @@ export interface OpenPair {
    */
   original(batch: RowBatch, count: number): Promise<Values>;
   rewritten(batch: RowBatch, count: number): Promise<Values>;
+  /** Frees the models (the loop closes `rows`). */
   close(): Promise<void>;
 }
 
@@ -52,6 +53,7 @@ export async function verifyPair(target: Target, options: LayersVerifyOptions, o
   try {
     return await runRows(target, options, pair);
   } finally {
+    pair.rows.close();
     await pair.close();
   }
 }
