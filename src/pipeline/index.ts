@@ -171,8 +171,9 @@ export async function rewrite(adapter: SomeAdapter, source: unknown, options: Re
   const subjects = options.verify === false || options.dryRun ? [] : judged.map((candidate) => adapter.exactSubject(candidate, passes));
   // bench times the rewritten convs' cut-outs: built now, from the IR as it was matched.
   if (options.cutOuts) await Promise.all(judged.map(cutOutsOf));
-  // Files read for this run with nothing to verify against: kernels may be reordered in place.
-  const reuseWeights = adapter.reusesWeights && typeof source === 'string' && options.verify === false;
+  // Files read for this run with nothing to verify against and no original to time (bench):
+  // kernels may be reordered in place.
+  const reuseWeights = adapter.reusesWeights && typeof source === 'string' && options.verify === false && !options.cutOuts;
   const { rewritten, skipped, kept } = adapter.run(ir, passes, { keep: policy.keep, backend: target.name, forced, reuseWeights });
   const done = (c: AnyCandidate) => rewritten.some((r) => r.layer === c.layer.name && r.graph === c.graph && r.pass === c.pass.name);
   return {
