@@ -5,7 +5,7 @@
  *   7 cli                          src/cli
  *   6 pipeline                     src/pipeline, src/convert, src/report, src/index.ts, src/jest.ts
  *   5 policy, verify, bench        src/policy, src/verify, src/bench
- *   4 measurement and backends     src/measure, src/backend, src/browser, src/workers
+ *   4 measurement and backends     src/backend, src/browser, src/workers
  *   3 rules                        passes/, src/rewrite
  *   2 formats and dialects         src/formats, src/layers, src/graphdef, src/io, src/validate, src/pass.ts
  *   1 core                         src/core, src/errors.ts, src/yield.ts, src/quiet.ts, src/version.ts
@@ -18,7 +18,7 @@ const LEVELS = [
   { name: 'core', path: '^src/(core/|errors\\.ts$|yield\\.ts$|quiet\\.ts$|version\\.ts$)' },
   { name: 'formats and dialects', path: '^src/(formats|layers|graphdef|io|validate)/|^src/pass\\.ts$' },
   { name: 'rules', path: '^(passes|src/rewrite)/' },
-  { name: 'measurement and backends', path: '^src/(measure|backend|browser|workers)/' },
+  { name: 'measurement and backends', path: '^src/(backend|browser|workers)/' },
   { name: 'policy, verify, bench', path: '^src/(policy|verify|bench)/' },
   { name: 'pipeline', path: '^src/(pipeline/|report/|convert/|index\\.ts$|jest\\.ts$)' },
   { name: 'cli', path: '^src/cli/' },
