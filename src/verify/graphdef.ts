@@ -99,17 +99,20 @@ async function runBatch(loaded: Loaded, { xs, staged }: RowBatch, count: number,
   const { model, page } = loaded;
   let values: { shape: number[]; data: ArrayLike<number> }[];
   let outputs: tf.Tensor[] = [];
+  // Each side feeds its own handles: a tap on a model input comes back as the fed tensor itself,
+  // and disposing the outputs would otherwise dispose the rows the other side still needs.
+  const own = page ? [] : xs.map((x) => x.clone());
   try {
     if (page) {
       values = await page.session.run(page.id, staged!, undefined, [...model.outputNodes, ...taps]);
     } else {
       const feed: tf.NamedTensorMap = {};
-      model.inputs.forEach((input, i) => (feed[input.name] = xs[i]));
+      model.inputs.forEach((input, i) => (feed[input.name] = own[i]));
       outputs = await runGraph(model, feed, [...model.outputNodes, ...taps]);
       values = await Promise.all(outputs.map(async (t) => ({ shape: t.shape, data: await t.data() })));
     }
   } finally {
-    tf.dispose(outputs);
+    tf.dispose([...outputs, ...own]);
   }
   return values.map((t, o) => {
     // Batches are stitched along axis 0: an output without the batch there cannot be.
