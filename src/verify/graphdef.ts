@@ -95,16 +95,18 @@ async function openGraphPair(
 }
 
 /** Runs one batch: every output, then the extra `taps`. */
-async function runBatch(loaded: Loaded, { xs, staged }: RowBatch, count: number, total: number, taps: string[]): Promise<Values> {
+async function runBatch(loaded: Loaded, { xs }: RowBatch, count: number, total: number, taps: string[]): Promise<Values> {
   const { model, page } = loaded;
   let values: { shape: number[]; data: ArrayLike<number> }[];
   let outputs: tf.Tensor[] = [];
-  // Each side feeds its own handles: a tap on a model input comes back as the fed tensor itself,
-  // and disposing the outputs would otherwise dispose the rows the other side still needs.
+  // Each side feeds its own handles (in Node and in the page): a tap on a model input comes back
+  // as the fed tensor itself, and disposing the outputs would dispose the other side's rows.
   const own = page ? [] : xs.map((x) => x.clone());
+  let staged: string | undefined;
   try {
     if (page) {
-      values = await page.session.run(page.id, staged!, undefined, [...model.outputNodes, ...taps]);
+      staged = await page.session.stage(xs);
+      values = await page.session.run(page.id, staged, undefined, [...model.outputNodes, ...taps]);
     } else {
       const feed: tf.NamedTensorMap = {};
       model.inputs.forEach((input, i) => (feed[input.name] = own[i]));
@@ -113,6 +115,7 @@ async function runBatch(loaded: Loaded, { xs, staged }: RowBatch, count: number,
     }
   } finally {
     tf.dispose([...outputs, ...own]);
+    if (staged) await page!.session.dispose(staged);
   }
   return values.map((t, o) => {
     // Batches are stitched along axis 0: an output without the batch there cannot be.
