@@ -9,9 +9,9 @@
  * is the policy's call (src/policy/).
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
-import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
+import { graphDefNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graphdef';
 
 export const conv1dToDense = nonSlidingConvPass({ name: 'conv1d-to-dense', className: 'Conv1D', spatialRank: 1 });
 
-/** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
-export const conv1dToDenseGraph = graphNonSlidingConvPass({ name: 'conv1d-to-dense', spatialRank: 1 });
+/** The same rule on graph models (src/rewrite/non-sliding-conv-graphdef.ts), with the same guards and refusals. */
+export const conv1dToDenseGraphDef = graphDefNonSlidingConvPass({ name: 'conv1d-to-dense', spatialRank: 1 });

@@ -10,9 +10,9 @@
  * the rewrite pays is for the policy to measure (src/policy/), not for this rule.
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
-import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
+import { graphDefNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graphdef';
 
 export const conv2dToDense = nonSlidingConvPass({ name: 'conv2d-to-dense', className: 'Conv2D', spatialRank: 2 });
 
-/** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
-export const conv2dToDenseGraph = graphNonSlidingConvPass({ name: 'conv2d-to-dense', spatialRank: 2 });
+/** The same rule on graph models (src/rewrite/non-sliding-conv-graphdef.ts), with the same guards and refusals. */
+export const conv2dToDenseGraphDef = graphDefNonSlidingConvPass({ name: 'conv2d-to-dense', spatialRank: 2 });

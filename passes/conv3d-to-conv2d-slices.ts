@@ -9,7 +9,7 @@
  * Before:  x [B,16,48,48,16] -> Conv3D(3x3x3 'same', 16 filters) -> y
  * After (layers, sliding-conv-layers.ts): depth folded into rows with zero separators ->
  *            one Conv2D(3x3, 48 filters) -> 3 shifted Cropping2D -> Add -> views, named y
- * After (graph, sliding-conv-graph.ts): Reshape [-1,48,48,16] (depth into the batch) ->
+ * After (graph, sliding-conv-graphdef.ts): Reshape [-1,48,48,16] (depth into the batch) ->
  *            Conv2D(48 filters, 'SAME') -> Reshape -> 3 StridedSlice (+ Pad) -> AddN -> BiasAdd
  *            -> Reshape [-1,16,48,48,16] named y
  *
@@ -17,10 +17,10 @@
  * Dense beats kd Conv2Ds). Whether it pays is the policy's call per backend (wasm runs Conv3D as
  * scalar loops and Conv2D on XNNPACK; cpu runs both as JS loops): see src/policy.
  */
-import { graphSlidingConvPass } from '../src/rewrite/sliding-conv-graph';
+import { graphDefSlidingConvPass } from '../src/rewrite/sliding-conv-graphdef';
 import { slidingLayersPass } from '../src/rewrite/sliding-conv-layers';
 
 export const conv3dToConv2dSlices = slidingLayersPass('conv3d-to-conv2d-slices');
 
 /** The same rule on graph models, with the same shared guards and refusals. */
-export const conv3dToConv2dSlicesGraph = graphSlidingConvPass('conv3d-to-conv2d-slices');
+export const conv3dToConv2dSlicesGraphDef = graphDefSlidingConvPass('conv3d-to-conv2d-slices');

@@ -19,9 +19,9 @@
  * Shared layers stay shared: one Dense serves every call (per-shape view layers if calls differ).
  */
 import { nonSlidingConvPass } from '../src/rewrite/non-sliding-conv';
-import { graphNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graph';
+import { graphDefNonSlidingConvPass } from '../src/rewrite/non-sliding-conv-graphdef';
 
 export const conv3dToDense = nonSlidingConvPass({ name: 'conv3d-to-dense', className: 'Conv3D', spatialRank: 3 });
 
-/** The same rule on graph models (src/rewrite/non-sliding-conv-graph.ts), with the same guards and refusals. */
-export const conv3dToDenseGraph = graphNonSlidingConvPass({ name: 'conv3d-to-dense', spatialRank: 3 });
+/** The same rule on graph models (src/rewrite/non-sliding-conv-graphdef.ts), with the same guards and refusals. */
+export const conv3dToDenseGraphDef = graphDefNonSlidingConvPass({ name: 'conv3d-to-dense', spatialRank: 3 });

@@ -14,15 +14,15 @@
  * [...k, F, C] and bias [F] present. A quantized kernel keeps its encoding (a reordering).
  */
 import { transposedDensePass } from '../src/rewrite/transposed-layers';
-import { graphTransposedDensePass } from '../src/rewrite/transposed-graph';
+import { graphTransposedDensePass } from '../src/rewrite/transposed-graphdef';
 
 export const conv3dTransposeToDense = transposedDensePass('conv3d-transpose-to-dense', 'Conv3DTranspose', 3);
 export const conv2dTransposeToDense = transposedDensePass('conv2d-transpose-to-dense', 'Conv2DTranspose', 2);
 
 /**
  * The 2-D rule on graph models: Conv2DBackpropInput -> MatMul + one Transpose
- * (src/rewrite/transposed-graph.ts). No 3-D graph lowering: tfjs-converter 4.22 has no
+ * (src/rewrite/transposed-graphdef.ts). No 3-D graph lowering: tfjs-converter 4.22 has no
  * Conv3DBackpropInputV2 kernel, so a converted Conv3DTranspose graph does not run in tfjs at all
  * and a rewrite of it could not be verified against the original.
  */
-export const conv2dTransposeToDenseGraph = graphTransposedDensePass('conv2d-transpose-to-dense', 2);
+export const conv2dTransposeToDenseGraphDef = graphTransposedDensePass('conv2d-transpose-to-dense', 2);

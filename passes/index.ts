@@ -9,19 +9,19 @@
  * fold would have to undo.
  */
 import { InputError } from '../src/errors';
-import type { GraphPass } from '../src/graphdef/pass';
+import type { GraphDefPass } from '../src/graphdef/pass';
 import type { Pass } from '../src/pass';
 import { collapseReshapes } from './collapse-reshapes';
-import { conv1dToDense, conv1dToDenseGraph } from './conv1d-to-dense';
-import { conv2dToDense, conv2dToDenseGraph } from './conv2d-to-dense';
-import { conv3dToDense, conv3dToDenseGraph } from './conv3d-to-dense';
-import { conv3dToConv2dSlices, conv3dToConv2dSlicesGraph } from './conv3d-to-conv2d-slices';
+import { conv1dToDense, conv1dToDenseGraphDef } from './conv1d-to-dense';
+import { conv2dToDense, conv2dToDenseGraphDef } from './conv2d-to-dense';
+import { conv3dToDense, conv3dToDenseGraphDef } from './conv3d-to-dense';
+import { conv3dToConv2dSlices, conv3dToConv2dSlicesGraphDef } from './conv3d-to-conv2d-slices';
 import { dropIdentityViews } from './drop-identity-views';
 import { foldViewsIntoDense } from './fold-views-into-dense';
-import { conv2dTransposeToDense, conv2dTransposeToDenseGraph, conv3dTransposeToDense } from './conv3d-transpose-to-dense';
+import { conv2dTransposeToDense, conv2dTransposeToDenseGraphDef, conv3dTransposeToDense } from './conv3d-transpose-to-dense';
 import { conv3dTransposeByDepth } from './conv3d-transpose-by-depth';
 
-export type Dialect = 'layers' | 'graph';
+export type Dialect = 'layers' | 'graphdef';
 
 export const BUILTIN_PASSES: Pass[] = [
   conv3dToDense,
@@ -39,27 +39,27 @@ export const BUILTIN_PASSES: Pass[] = [
 ] as Pass[];
 
 /** GraphDef lowerings of the same rules, under the same names. */
-export const BUILTIN_GRAPH_PASSES: GraphPass[] = [conv3dToDenseGraph, conv3dToConv2dSlicesGraph, conv2dToDenseGraph, conv1dToDenseGraph, conv2dTransposeToDenseGraph] as GraphPass[];
+export const BUILTIN_GRAPHDEF_PASSES: GraphDefPass[] = [conv3dToDenseGraphDef, conv3dToConv2dSlicesGraphDef, conv2dToDenseGraphDef, conv1dToDenseGraphDef, conv2dTransposeToDenseGraphDef] as GraphDefPass[];
 
 interface Lowerings {
   layers?: Pass;
-  graph?: GraphPass;
+  graphdef?: GraphDefPass;
 }
 
 /** name -> lowerings; Map order (first registration of a name) is the priority order. */
 const registry = new Map<string, Lowerings>();
 for (const pass of BUILTIN_PASSES) registry.set(pass.name, { layers: pass });
-for (const pass of BUILTIN_GRAPH_PASSES) registry.set(pass.name, { ...registry.get(pass.name), graph: pass });
+for (const pass of BUILTIN_GRAPHDEF_PASSES) registry.set(pass.name, { ...registry.get(pass.name), graphdef: pass });
 
 /**
  * Makes a user rule available by name and part of the default pipeline (after the built-ins).
  * A name may get one lowering per dialect: registering the graph lowering of a layers rule
  * (or the reverse) adds it to that rule.
  */
-export function registerPass(pass: Pass | GraphPass, dialect: Dialect = 'layers'): void {
+export function registerPass(pass: Pass | GraphDefPass, dialect: Dialect = 'layers'): void {
   if (!/^[a-z0-9][a-z0-9-]*$/.test(pass.name)) throw new InputError(`pass name "${pass.name}" must be kebab-case`);
   const entry = registry.get(pass.name) ?? {};
-  if (entry[dialect]) throw new InputError(`a pass named "${pass.name}" is already registered${dialect === 'graph' ? ' for graph models' : ''}`);
+  if (entry[dialect]) throw new InputError(`a pass named "${pass.name}" is already registered${dialect === 'graphdef' ? ' for graph models' : ''}`);
   registry.set(pass.name, { ...entry, [dialect]: pass });
 }
 
@@ -69,8 +69,8 @@ export function registeredPasses(): Pass[] {
 }
 
 /** Every registered GraphDef lowering, in priority order: the default graph pipeline. */
-export function registeredGraphPasses(): GraphPass[] {
-  return [...registry.values()].flatMap((entry) => (entry.graph ? [entry.graph] : []));
+export function registeredGraphDefPasses(): GraphDefPass[] {
+  return [...registry.values()].flatMap((entry) => (entry.graphdef ? [entry.graphdef] : []));
 }
 
 function checkNames(names: string[]): void {
@@ -85,9 +85,9 @@ export function passesByName(names: string[]): Pass[] {
 }
 
 /** The GraphDef lowerings of the passes named, in priority order; unknown names are an error. */
-export function graphPassesByName(names: string[]): GraphPass[] {
+export function graphDefPassesByName(names: string[]): GraphDefPass[] {
   checkNames(names);
-  return registeredGraphPasses().filter((pass) => names.includes(pass.name));
+  return registeredGraphDefPasses().filter((pass) => names.includes(pass.name));
 }
 
 /** Names that exist but have no lowering in `dialect` (reported as a note, not an error). */

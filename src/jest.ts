@@ -9,7 +9,7 @@
  * element and the tolerance (or the rewritten layer that lost accuracy).
  */
 import './backend/tfjs';
-import { verify } from './optimize';
+import { verify } from './pipeline';
 import type { ModelSource } from './io/source';
 import type { LayersVerifyOptions, VerificationReport } from './verify/verify';
 

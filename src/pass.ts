@@ -3,7 +3,7 @@
  * topology and the replacement it returns (layers and weights), which the driver splices in.
  */
 import type { Rule, RunSettings } from './core/rule';
-import type { GraphShapes } from './layers/shapes';
+import type { LayersShapes } from './layers/shapes';
 import type { Graph, LayerNode, ModelIR, TensorRef, Weight } from './layers/types';
 
 export type { MatchResult } from './core/rule';
@@ -12,7 +12,7 @@ export type { MatchResult } from './core/rule';
 export interface MatchContext extends RunSettings {
   ir: ModelIR;
   graph: Graph;
-  shapes: GraphShapes;
+  shapes: LayersShapes;
 }
 
 /** A chain of new layers standing in for one layer, for some of its calls. */

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { buildWasmIncompatible } from '../fixtures/graph-models';
 import { InputError } from '../src';
-import { optimizeGraphModel } from '../src/graphdef';
+import { optimizeGraphModel } from '../src/pipeline';
 import { writeModelFiles } from '../src/io/files';
 import type { ModuleLoader } from '../src/backend/select';
 import { runCli } from './helpers/cli';

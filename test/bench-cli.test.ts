@@ -3,10 +3,10 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { runCli } from './helpers/cli';
 import { REPO, committedModel, tempDir } from './helpers/tf';
-import { UNCHANGED } from '../src/optimize';
+import { UNCHANGED } from '../src/pipeline';
 
-test('bench --json prints one object with the four timings and the ratios', () => {
-  const run = runCli(['bench', committedModel('video-tubelet'), '--backend', 'cpu', '--batch', '2', '--json']);
+test('bench --policy always --json prints one object with the four timings and the ratios', () => {
+  const run = runCli(['bench', committedModel('video-tubelet'), '--backend', 'cpu', '--batch', '2', '--policy', 'always', '--json']);
   expect(run.status).toBe(0);
   const report = JSON.parse(run.stdout);
   expect(report).toMatchObject({ command: 'bench', backend: 'cpu', measurement: { batch: 2 } });
@@ -14,6 +14,26 @@ test('bench --json prints one object with the four timings and the ratios', () =
     expect(report.measurement[key]).toEqual(expect.objectContaining({ median: expect.any(Number), ms: expect.any(Array) }));
   }
   expect(report.measurement.speedup).toBeCloseTo(report.measurement.original.median / report.measurement.rewritten.median);
+});
+
+test('bench --passes times the model optimize --passes writes; bench --policy measure decides as optimize does', () => {
+  const model = committedModel('vit-patch-embed-mini');
+  const bench = runCli(['bench', model, '--passes', 'conv2d-to-dense', '--backend', 'cpu', '--rows', '2', '--json']);
+  expect(bench.status).toBe(0);
+  const optimized = runCli(['optimize', model, '--passes', 'conv2d-to-dense', '--backend', 'cpu', '--no-verify', '--out', path.join(tempDir(), 'o'), '--json']);
+  expect(optimized.status).toBe(0);
+  const [b, o] = [JSON.parse(bench.stdout), JSON.parse(optimized.stdout)];
+  expect(b.rewritten).toEqual(o.rewritten);
+  expect(b.rewritten.map((r: { pass: string }) => r.pass)).toEqual(['conv2d-to-dense']);
+  expect(b.policy.decisions.map((d: { evidence: string }) => d.evidence)).toEqual(['forced']);
+  // Timed decisions: whatever they are, bench times the model they give.
+  const measured = runCli(['bench', model, '--policy', 'measure', '--policy-batch', '2', '--backend', 'cpu', '--rows', '2', '--json']);
+  expect(measured.status).toBe(0);
+  const m = JSON.parse(measured.stdout);
+  expect(m.policy.mode).toBe('measure');
+  const rewrite = m.policy.decisions.filter((d: { decision: string }) => d.decision === 'rewrite').map((d: { layer: string }) => d.layer);
+  expect(m.rewritten.filter((r: { pass: string }) => r.pass === 'conv2d-to-dense').map((r: { layer: string }) => r.layer)).toEqual(rewrite);
+  expect(m.kept.map((k: { layer: string }) => k.layer)).toEqual(m.policy.decisions.filter((d: { decision: string }) => d.decision === 'keep').map((d: { layer: string }) => d.layer));
 });
 
 test('bench without --json prints the markdown row', () => {

@@ -1,7 +1,7 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { benchModel, formatModelBench } from '../src/bench/model-bench';
-import { load, measure, prepare } from '../src/bench/measure';
+import { benchModel, formatModelBench, prepare } from '../src/pipeline/bench';
+import { load, measure } from '../src/bench/measure';
 import { markdownTable, Row } from '../src/bench/report';
 import { checkTargets, formatTargets, PassCost } from '../tools/bench/targets';
 import { GUARANTEE_CASES, GuaranteeRow, guaranteeTable } from '../tools/bench/guarantee';
@@ -122,7 +122,7 @@ describe('measure', () => {
     expect(prepared.probes).toEqual([expect.objectContaining({ layer: 'tubelet_embed', shape: [8, 32, 32, 3], calls: 1 })]);
     const m = await expectNoLeaks(async () => {
       const loaded = await load(prepared);
-      const inputs = makeInputs(loaded.original, 3);
+      const inputs = makeInputs(loaded.original.layersModel!, 3);
       try {
         return await measure(loaded, prepared.records, inputs, { timing: TINY });
       } finally {
@@ -138,7 +138,7 @@ describe('measure', () => {
 
   test('named passes choose the pipeline, in the model and in its probe', async () => {
     const passes = ['conv2d-to-dense', 'fold-views-into-dense', 'collapse-reshapes', 'drop-identity-views'];
-    const prepared = await prepare(committedModel('vit-patch-embed-mini'), passes);
+    const prepared = await prepare(committedModel('vit-patch-embed-mini'), { passes });
     expect(prepared.records.map((r) => [r.layer, r.pass])).toContainEqual(['patch_embed', 'conv2d-to-dense']);
     expect(prepared.probes).toEqual([expect.objectContaining({ layer: 'patch_embed', shape: [32, 32, 3], calls: 1 })]);
     expect(prepared.unprobed).toEqual([]);
@@ -147,7 +147,7 @@ describe('measure', () => {
   test('a skipped original is a note, not a number', async () => {
     const prepared = await prepare(committedModel('qwen3vl-patch-embed-mini'));
     const loaded = await load(prepared);
-    const inputs = makeInputs(loaded.original, 2);
+    const inputs = makeInputs(loaded.original.layersModel!, 2);
     try {
       const m = await measure(loaded, prepared.records, inputs, { timing: TINY, skipOriginal: 'too slow' });
       expect(m.original).toBeNull();
@@ -166,7 +166,7 @@ describe('benchModel (tfjs-rewrite bench)', () => {
   test('takes the batch from the .npy inputs and reports the same columns', async () => {
     const file = path.join(dir, 'rows.npy');
     writeNpy(file, { dtype: 'float32', shape: [5, 96], data: new Float32Array(5 * 96).fill(0.5) });
-    const report = await expectNoLeaks(() => benchModel(committedModel('qwen3vl-patch-embed-mini'), { backend: 'cpu', inputs: [file], timing: TINY }));
+    const report = await expectNoLeaks(() => benchModel(committedModel('qwen3vl-patch-embed-mini'), { backend: 'cpu', inputs: [file], timing: TINY, policy: 'always' }));
     expect(report.backend).toBe('cpu');
     expect(report.measurement.batch).toBe(5);
     expect(report.rewritten.some((r) => r.layer === 'patch_embed' && r.pass === 'conv3d-to-dense')).toBe(true);

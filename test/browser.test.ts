@@ -254,7 +254,7 @@ describeBrowser('in headless Chromium', () => {
   }, 120000);
 
   test('the jest matcher takes the browser backends', async () => {
-    const { artifacts } = await optimize(MINI, { verify: false });
+    const { artifacts } = await optimize(MINI, { verify: false, policy: 'always' });
     const before = tf.memory().numTensors;
     await expect(artifacts).toComputeLike(MINI, { backend: 'webgl', batch: 16 });
     expect(tf.memory().numTensors).toBe(before);

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { readModelFiles } from '../src/io/files';
-import { readGraphModelFiles } from '../src/graphdef';
+import { readGraphModelFiles } from '../src/graphdef/files';
 import { runCli } from './helpers/cli';
 import { committedModel, disposeModel, snapshotDir, tempDir } from './helpers/tf';
 
@@ -156,21 +156,24 @@ describe('graph models are detected by format', () => {
     model.dispose();
   });
 
-  test('bench times a graph model before and after the rewrite', () => {
-    const run = runCli(['bench', graphModel, '--backend', 'cpu', '--batch', '4', '--json']);
+  test('bench times a graph model before and after the rewrite, with the layers report', () => {
+    const run = runCli(['bench', graphModel, '--backend', 'cpu', '--batch', '4', '--policy', 'always', '--json']);
     expect(run.status).toBe(0);
-    const report = JSON.parse(run.stdout);
-    expect(report.rewritten).toHaveLength(1);
-    expect(report.originalMs.length).toBe(report.runs);
-    expect(report.speedup).toBeCloseTo(report.medianOriginalMs / report.medianRewrittenMs);
-    expect(report.medianRewrittenMs).toBeGreaterThan(0);
+    const { rewritten, measurement: m, policy } = JSON.parse(run.stdout);
+    expect(rewritten).toHaveLength(1);
+    expect(policy.mode).toBe('always');
+    expect(m.batch).toBe(4);
+    expect(m.speedup).toBeCloseTo(m.original.median / m.rewritten.median);
+    // The rewritten op's cut-out alone; no bare matMul column for a GraphDef.
+    expect(m.subgraph.median).toBeGreaterThan(0);
+    expect(m.bare).toBeNull();
   });
 
   test('bench of a graph model without --rows times the documented default of 16 rows, as for layers models', () => {
     // It used to time 256 rows: minutes per run on cpu for a small image model.
     const run = runCli(['bench', graphModel, '--backend', 'cpu', '--json']);
     expect(run.status).toBe(0);
-    expect(JSON.parse(run.stdout).batch).toBe(16);
+    expect(JSON.parse(run.stdout).measurement.batch).toBe(16);
   });
 
   test('comparing a graph model with a layers model is a usage error', () => {

@@ -1,5 +1,5 @@
 /**
- * The conv-to-dense rules on GraphDef models (src/rewrite/non-sliding-conv-graph.ts): Conv2D,
+ * The conv-to-dense rules on GraphDef models (src/rewrite/non-sliding-conv-graphdef.ts): Conv2D,
  * _FusedConv2D (bias and activation carried into a _FusedMatMul) and the converter's Conv1D
  * form, each on the IR (node counts, refusal text) and numerically against the original run by
  * stock tf.loadGraphModel; and parity: the same convs as a layers model and as a graph model get
@@ -11,8 +11,8 @@ import { GraphBuilder } from '../fixtures/graph-models';
 import { attr } from '../src/graphdef/attrs';
 import { InputError } from '../src/errors';
 import { mulberry32 } from '../fixtures/models';
-import { UNCHANGED, inspect } from '../src/optimize';
-import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphdef';
+import { UNCHANGED, inspect } from '../src/pipeline';
+import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/pipeline';
 import * as path from 'path';
 import { writeModelFiles } from '../src/io/files';
 import { writeNpy } from '../src/io/npy';
@@ -141,7 +141,7 @@ describe('conv2d-to-dense on graph models', () => {
     const report = await inspectGraphModel(vitPatchEmbed(true), { backend: 'cpu' });
     expect(report.rewritten).toEqual([]);
     expect(report.skipped).toEqual([]);
-    expect(report.kept).toEqual([expect.objectContaining({ pass: 'conv2d-to-dense', reason: 'optimize would time it on cpu at batch 16 (the op alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors' })]);
+    expect(report.kept).toEqual([expect.objectContaining({ pass: 'conv2d-to-dense', reason: 'optimize would time it on cpu at batch 16 (the conv alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors' })]);
     const always = await inspectGraphModel(vitPatchEmbed(true), { backend: 'cpu', policy: 'always' });
     expect(always.rewritten.map((r) => r.pass)).toContain('conv2d-to-dense');
   });
@@ -179,7 +179,7 @@ describe('conv2d-to-dense on graph models', () => {
     // Default policy: all 8 listed, the stem as sliding (a refusal), the 1x1 ones as what optimize would time.
     expect(inspected.skipped.map((s) => `${s.layer}: ${s.reason}`)).toEqual([`${convs[0]}: strides [2, 2] != kernel_size [3, 3]`]);
     expect(inspected.kept!.map((s) => s.layer)).toEqual(convs.slice(1));
-    expect(new Set(inspected.kept!.map((s) => s.reason))).toEqual(new Set(['optimize would time it on cpu at batch 16 (the op alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors']));
+    expect(new Set(inspected.kept!.map((s) => s.reason))).toEqual(new Set(['optimize would time it on cpu at batch 16 (the conv alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors']));
     const { report, artifacts } = await optimizeGraphModel(original, { passes: ['conv2d-to-dense'], backend: 'cpu', atol: ATOL, rtol: 0 });
     expect(report.rewritten.map((r) => r.layer)).toEqual(convs.slice(1));
     expect(report.skipped.map((s) => s.layer)).toEqual(['stem']);
@@ -333,7 +333,7 @@ describe('graph models take the layers flags', () => {
     row(0).set(row(1));
     row(1).set(first);
     const broken = { ...artifacts, weightData: data.buffer };
-    const { verifyGraphArtifacts } = await import('../src/graphdef/verify');
+    const { verifyGraphArtifacts } = await import('../src/verify/graphdef');
     const verification = await verifyGraphArtifacts(original, broken, { backend: 'cpu', rewrittenLayers: report.rewritten });
     expect(verification.passed).toBe(false);
     expect(verification.layers![0].passed).toBe(false);
@@ -352,10 +352,10 @@ describe('graph models take the layers flags', () => {
     const { report } = await optimizeGraphModel(original, {
       backend: 'cpu', policy: 'measure', policyBatch: 3, atol: ATOL, rtol: 0,
       policyTimer: async (probe, batch) => {
-        probed.push(`${probe.node}@${batch}`);
-        expect(count(probe.original, probe.node === 'embed' ? '_FusedConv2D' : 'Conv3D')).toBe(1);
-        expect(count(probe.rewritten, probe.node === 'embed' ? '_FusedConv2D' : 'Conv3D')).toBe(0);
-        return probe.node === 'tubelet' ? { originalMs: 1, rewrittenMs: 2 } : { originalMs: 2, rewrittenMs: 1 };
+        probed.push(`${probe.layer}@${batch}`);
+        expect(count(probe.original, probe.layer === 'embed' ? '_FusedConv2D' : 'Conv3D')).toBe(1);
+        expect(count(probe.rewritten, probe.layer === 'embed' ? '_FusedConv2D' : 'Conv3D')).toBe(0);
+        return probe.layer === 'tubelet' ? { originalMs: 1, rewrittenMs: 2 } : { originalMs: 2, rewrittenMs: 1 };
       },
     });
     expect(probed).toEqual(['embed@3', 'tubelet@3']);
@@ -404,10 +404,14 @@ describe('graph models take the layers flags', () => {
     const rand = mulberry32(3);
     const npy = path.join(dir, 'rows.npy');
     writeNpy(npy, { dtype: 'float32', shape: [5, 32, 48, 3], data: Float32Array.from({ length: 5 * 32 * 48 * 3 }, () => rand()) });
-    const bench = runCli(['bench', model, '--inputs', npy, '--backend', 'cpu', '--json']);
+    // bench takes optimize's rule and policy flags: the timed model is the one optimize writes.
+    const bench = runCli(['bench', model, '--inputs', npy, '--passes', 'conv2d-to-dense', '--policy', 'always', '--backend', 'cpu', '--json']);
     expect(bench.stderr).not.toMatch(/not supported/);
     expect(bench.status).toBe(0);
-    expect(JSON.parse(bench.stdout).batch).toBe(5);
+    const benched = JSON.parse(bench.stdout);
+    expect(benched.measurement.batch).toBe(5);
+    expect(benched.rewritten).toEqual(report.rewritten);
+    expect(benched.measurement.subgraph).not.toBeNull();
   });
 });
 
@@ -416,15 +420,15 @@ function ops(a: io.ModelArtifacts): string[] {
 }
 
 test('one registry: graph lowerings register by name; a name without a graph lowering is a note, an unknown name an error', async () => {
-  const { registerPass, graphPassesByName } = await import('../passes');
-  expect(() => registerPass({ ...graphPassesByName(['conv2d-to-dense'])[0] }, 'graph')).toThrow('a pass named "conv2d-to-dense" is already registered for graph models');
+  const { registerPass, graphDefPassesByName } = await import('../passes');
+  expect(() => registerPass({ ...graphDefPassesByName(['conv2d-to-dense'])[0] }, 'graphdef')).toThrow('a pass named "conv2d-to-dense" is already registered for graph models');
   // A graph-only rule: drops an Identity that is not a model output (its reader reads its input).
   registerPass({
     name: 'drop-inner-identity',
     appliesTo: (node) => node.op === 'Identity',
     match: (node, context) => (context.isOutput(node.name) ? { refusal: 'a model output' } : { plan: null }),
     rewrite: () => { throw new Error('not reached in this test'); },
-  }, 'graph');
+  }, 'graphdef');
   const report = await inspectGraphModel(vitPatchEmbed(true), { passes: ['drop-inner-identity', 'fold-views-into-dense'] });
   expect(report.skipped).toEqual([{ layer: 'Identity', graph: 'graph', pass: 'drop-inner-identity', reason: 'a model output' }]);
   expect(report.notes).toContain('fold-views-into-dense: no graph-model lowering; not applied');

@@ -12,7 +12,7 @@ import { fixture, mulberry32 } from '../fixtures/models';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { quantizeArtifacts } from '../fixtures/quantize';
 import { attr } from '../src/graphdef/attrs';
-import { optimizeGraphModel } from '../src/graphdef';
+import { optimizeGraphModel } from '../src/pipeline';
 import { disposeModel, useBackendForFile } from './helpers/tf';
 
 useBackendForFile('cpu');

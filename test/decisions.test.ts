@@ -8,8 +8,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, inspect, optimize } from '../src';
 import type { CandidateTimer } from '../src';
-import { optimizeGraphModel } from '../src/graphdef';
-import type { GraphProbeTimer } from '../src/graphdef/policy';
+import { optimizeGraphModel } from '../src/pipeline';
 import { DecisionsFile } from '../src/policy/decisions';
 import { MAX_ROUNDS, ProbeSamples, mulberry32, speedupInterval, timeUntilSettled } from '../src/policy/interval';
 import { packageVersion } from '../src/version';
@@ -79,7 +78,7 @@ describe('stable timed decisions', () => {
 
   test('graph models: the same interval and re-timing', async () => {
     const timer = sampledTimer(noisy);
-    const { report } = await optimizeGraphModel(graphModel('graph-patch-embed-mini'), { backend: 'cpu', verify: false, policyTimer: timer as unknown as GraphProbeTimer });
+    const { report } = await optimizeGraphModel(graphModel('graph-patch-embed-mini'), { backend: 'cpu', verify: false, policyTimer: timer as unknown as CandidateTimer });
     expect(report.policy!.decisions.length).toBeGreaterThan(0);
     for (const d of report.policy!.decisions) {
       expect(d).toMatchObject({ decision: 'keep', rounds: MAX_ROUNDS });
@@ -238,11 +237,11 @@ describe('decisions files: record, then replay exactly', () => {
     for (const name of ['graph-patch-embed-mini', 'graph-tubelet-remainder']) {
       const file = path.join(tempDir(), 'decisions.json');
       const timer = sampledTimer((node) => (node.length % 2 ? clearWin() : [[2, 2.1, 1.9], [6, 6.2, 5.9]]));
-      const recorded = await optimizeGraphModel(graphModel(name), { backend: 'cpu', verify: false, policyTimer: timer as unknown as GraphProbeTimer, decisions: file });
+      const recorded = await optimizeGraphModel(graphModel(name), { backend: 'cpu', verify: false, policyTimer: timer as unknown as CandidateTimer, decisions: file });
       const json = JSON.parse(fs.readFileSync(file, 'utf8')) as DecisionsFile;
       expect(json.modelFormat).toBe('graph-model');
       expect(json.decisions.length).toBe(timer.mock.calls.length);
-      const never = jest.fn<ReturnType<GraphProbeTimer>, Parameters<GraphProbeTimer>>();
+      const never = jest.fn<ReturnType<CandidateTimer>, Parameters<CandidateTimer>>();
       const replayed = await optimizeGraphModel(graphModel(name), { backend: 'cpu', verify: false, policyTimer: never, decisions: file });
       expect(never).not.toHaveBeenCalled();
       expect(replayed.report.policy!.decisions.map((d) => d.decision)).toEqual(json.decisions.map((d) => d.decision));
@@ -259,7 +258,7 @@ describe('decisions files: record, then replay exactly', () => {
 
 describe('candidate fingerprints (graph models)', () => {
   test('the kernel and the bias add\'s bytes are part of the fingerprint; metadata is not', async () => {
-    const { readGraphModelFiles } = await import('../src/graphdef');
+    const { readGraphModelFiles } = await import('../src/graphdef/files');
     const original = await readGraphModelFiles(graphModel('graph-patch-embed-mini'));
     const { report } = await optimizeGraphModel(original, { backend: 'cpu', verify: false, policy: 'always' });
     const decisions = report.policy!;

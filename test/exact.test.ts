@@ -1,27 +1,48 @@
 /**
- * The exact check (src/verify/exact.ts): every rewritten conv of every committed fixture is
- * bitwise equal to its original on integer data, on cpu, wasm and (when a browser is present)
- * webgl; a rewrite that puts one kernel row in the wrong place is caught.
+ * The exact check (src/verify/exact.ts): every rewritten conv of every committed fixture (layers
+ * models and the small graph-model fixtures) is bitwise equal to its original on integer data,
+ * on cpu, wasm and (when a browser is present) webgl; a rewrite that puts one kernel row in the
+ * wrong place is caught, in either format.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { optimize } from '../src';
-import { BUILTIN_PASSES } from '../passes';
-import { conv3dToDense } from '../passes/conv3d-to-dense';
+import { BUILTIN_GRAPHDEF_PASSES, BUILTIN_PASSES } from '../passes';
+import { conv3dToDense, conv3dToDenseGraphDef } from '../passes/conv3d-to-dense';
 import { selectBackend } from '../src/backend/select';
 import { BrowserSession } from '../src/browser/session';
+import { GRAPH_FIXTURES } from '../fixtures/graph-models';
+import { graphDefExactSubject } from '../src/graphdef/cutout';
+import { GraphDefCandidate, runGraphDefPasses } from '../src/graphdef/driver';
+import { graphIRFromArtifacts } from '../src/graphdef/ir';
+import type { GraphDefPass } from '../src/graphdef/pass';
 import { loadChecked } from '../src/io/source';
-import { runPasses } from '../src/layers/driver';
+import { layersExactSubject } from '../src/layers/cutout';
+import { Candidate, runPasses } from '../src/layers/driver';
+import type { Graph, ModelIR } from '../src/layers/types';
 import type { Pass } from '../src/pass';
-import type { Graph } from '../src/layers/types';
-import { ExactCheck, exactSubjects, magnitudesFor, rewrittenSubjects, runExactChecks } from '../src/verify/exact';
+import { ExactCheck, ExactSubject, magnitudesFor, rewrittenSubjects, runExactChecks } from '../src/verify/exact';
 import { describeBrowser } from './helpers/browser';
 import { COMMITTED, committedModel, expectNoLeaks } from './helpers/tf';
 
 const FIXTURES = fs.readdirSync(COMMITTED).filter((name) => fs.existsSync(path.join(COMMITTED, name, 'model.json'))).sort();
 const FORCED = new Set(BUILTIN_PASSES.map((pass) => pass.name));
 const CONV_PASSES = new Set(BUILTIN_PASSES.filter((pass) => pass.reportRefusals !== false).map((pass) => pass.name));
+
+/** The exact subjects of a layers model: a dry run's conv candidates, as optimize takes them. */
+function exactSubjects(ir: ModelIR, passes: Pass[], backend: string, forced: Set<string>): ExactSubject[] {
+  const candidates: Candidate[] = [];
+  runPasses(ir, passes, { backend, forced, keep: (candidate) => (candidates.push(candidate), 'dry run') });
+  return candidates.filter((c) => c.pass.reportRefusals !== false).map((c) => layersExactSubject(c, passes));
+}
+
+/** The same for a graph model. */
+function graphDefSubjects(artifacts: tf.io.ModelArtifacts, passes: GraphDefPass[], backend: string): ExactSubject[] {
+  const candidates: GraphDefCandidate[] = [];
+  runGraphDefPasses(graphIRFromArtifacts(artifacts), passes, { backend, keep: (candidate) => (candidates.push(candidate), 'dry run') });
+  return candidates.map((c) => graphDefExactSubject(c, passes));
+}
 
 /** Every layer name of a topology, nested models included. */
 const layerNames = (graph: Graph): string[] => graph.layers.flatMap((layer) => [layer.name, ...(layer.graph ? layerNames(layer.graph) : [])]);
@@ -32,6 +53,12 @@ const layerNames = (graph: Graph): string[] => graph.layers.flatMap((layer) => [
  * later rule rewrote again is checked as part of its original conv's subject.
  */
 async function subjectsOf(name: string, backend: string) {
+  const graph = GRAPH_FIXTURES.find((f) => f.name === name);
+  if (graph) {
+    const subjects = graphDefSubjects(graph.build(), BUILTIN_GRAPHDEF_PASSES, backend);
+    const { rewritten } = runGraphDefPasses(graphIRFromArtifacts(graph.build()), BUILTIN_GRAPHDEF_PASSES, { backend });
+    return { convs: rewritten.map((record) => record.layer).sort(), subjects: rewrittenSubjects(subjects, rewritten) };
+  }
   const { ir } = await loadChecked(committedModel(name));
   const original = new Set(layerNames(ir.graph));
   const subjects = exactSubjects(ir, BUILTIN_PASSES, backend, FORCED);
@@ -40,18 +67,21 @@ async function subjectsOf(name: string, backend: string) {
   return { convs, subjects: rewrittenSubjects(subjects, rewritten) };
 }
 
+/** The small graph-model fixtures (built in memory; the full-size Qwen3-VL one is left to npm run bench). */
+const GRAPH_SMALL = GRAPH_FIXTURES.filter((f) => f.small && f.expectRewritten.length > 0).map((f) => f.name);
+
 /** Runs the check on every fixture and asserts each rewritten conv is exact. */
 async function checkAll(backend: string, run: (subjects: ReturnType<typeof rewrittenSubjects>) => Promise<ExactCheck[]>) {
   let total = 0;
-  for (const name of FIXTURES) {
+  for (const name of [...FIXTURES, ...GRAPH_SMALL]) {
     const { convs, subjects } = await subjectsOf(name, backend);
     const checks = await run(subjects);
     expect({ name, layers: [...new Set(checks.map((c) => c.layer))].sort() }).toEqual({ name, layers: convs });
     for (const check of checks) expect({ name, layer: check.layer, exact: check.exact, mismatches: check.mismatches }).toEqual({ name, layer: check.layer, exact: true, mismatches: 0 });
     total += checks.length;
   }
-  process.stderr.write(`exact check on ${backend}: ${total} probes over ${FIXTURES.length} fixtures, all bitwise equal\n`);
-  expect(total).toBeGreaterThanOrEqual(12);
+  process.stderr.write(`exact check on ${backend}: ${total} cut-outs over ${FIXTURES.length} layers and ${GRAPH_SMALL.length} graph fixtures, all bitwise equal\n`);
+  expect(total).toBeGreaterThanOrEqual(15);
 }
 
 /** conv3d-to-dense with the first two rows of the Dense kernel swapped: a layout bug. */
@@ -68,6 +98,21 @@ const planted: Pass = {
   },
 };
 const PLANTED_PIPELINE = [planted, ...BUILTIN_PASSES.filter((pass) => pass.name !== 'conv3d-to-dense')];
+
+/** The GraphDef lowering of conv3d-to-dense with the first two rows of its MatMul kernel swapped. */
+const plantedGraphDef: GraphDefPass = {
+  ...conv3dToDenseGraphDef,
+  rewrite(node, plan, context) {
+    const replacement = conv3dToDenseGraphDef.rewrite(node, plan as never, context);
+    const kernel = replacement.addWeights.find((w) => w.spec.dtype === 'float32' && w.spec.shape.length === 2)!;
+    const filters = kernel.spec.shape[1];
+    const values = new Float32Array(kernel.bytes.slice().buffer);
+    const first = values.slice(0, filters);
+    values.copyWithin(0, filters, 2 * filters);
+    values.set(first, filters);
+    return { ...replacement, addWeights: replacement.addWeights.map((w) => (w === kernel ? { ...w, bytes: new Uint8Array(values.buffer) } : w)) };
+  },
+};
 
 test('magnitudes keep every partial sum P*a*b + c within the exact-integer limit, for any patch size', () => {
   for (const limit of [2 ** 11, 2 ** 24]) {
@@ -101,6 +146,18 @@ describe.each(['cpu', 'wasm'])('on %s', (backend) => {
     const bad = await optimize(committedModel('qwen3vl-patch-embed-mini'), { backend: backend as 'cpu', passes: PLANTED_PIPELINE });
     const [check] = bad.report.verification!.exact!;
     expect(check).toMatchObject({ layer: 'patch_embed', exact: false });
+    expect(check.mismatches).toBeGreaterThan(0);
+    expect(bad.report.verification!.passed).toBe(false);
+  });
+
+  test('graph models: optimize reports exact: true per op; a swapped kernel row in a GraphDef rewrite reports false and fails', async () => {
+    const model = GRAPH_FIXTURES.find((f) => f.name === 'graph-patch-embed-mini')!;
+    const conv = model.expectRewritten[0];
+    const good = await optimize(model.build(), { backend: backend as 'cpu', policy: 'always' });
+    expect(good.report.verification!.exact).toEqual([expect.objectContaining({ layer: conv, exact: true, mismatches: 0 })]);
+    const bad = await optimize(model.build(), { backend: backend as 'cpu', passes: [plantedGraphDef] });
+    const [check] = bad.report.verification!.exact!;
+    expect(check).toMatchObject({ layer: conv, exact: false });
     expect(check.mismatches).toBeGreaterThan(0);
     expect(bad.report.verification!.passed).toBe(false);
   });

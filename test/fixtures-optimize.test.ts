@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { optimize } from '../src';
-import { UNCHANGED } from '../src/optimize';
+import { UNCHANGED } from '../src/pipeline';
 import { conv3dToDense } from '../passes/conv3d-to-dense';
 import { FIXTURES, fixture } from '../fixtures/models';
 import type { Pass } from '../src/pass';

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, inspect, optimize, readModelFiles } from '../src';
-import { UNCHANGED } from '../src/optimize';
+import { UNCHANGED } from '../src/pipeline';
 import { FuzzCase, MUTATION_KINDS, generateCases, materialize, snapshotTree, startWatchdog } from './helpers/fuzz';
 import { tempDir } from './helpers/tf';
 

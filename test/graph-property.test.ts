@@ -12,8 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { mulberry32 } from '../fixtures/models';
-import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/graphdef';
-import { UNCHANGED } from '../src/optimize';
+import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/pipeline';
+import { UNCHANGED } from '../src/pipeline';
 import { InputError } from '../src/errors';
 import { useBackendForFile } from './helpers/tf';
 

@@ -4,9 +4,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { GRAPH_FIXTURES } from '../fixtures/graph-models';
 import { writeModelFiles } from '../src/io/files';
-import { isGraphModelFile, readGraphModelFiles } from '../src/graphdef';
+import { isGraphModelFile, readGraphModelFiles } from '../src/graphdef/files';
 import { artifactsFromGraphIR, graphIRFromArtifacts } from '../src/graphdef/ir';
-import { runGraph } from '../src/graphdef/verify';
+import { runGraph } from '../src/formats/load';
 import { REPO, committedModel, expectNoLeaks, snapshotDir, tempDir } from './helpers/tf';
 
 const SMALL = GRAPH_FIXTURES.filter((spec) => spec.small);

@@ -14,7 +14,7 @@ import { attr } from '../src/graphdef/attrs';
 import { graphIRFromArtifacts } from '../src/graphdef/ir';
 import { GraphShapes } from '../src/graphdef/shapes';
 import { learnUnknownShapes } from '../src/graphdef/learned-shapes';
-import { inspectGraphModel } from '../src/graphdef';
+import { inspectGraphModel } from '../src/pipeline';
 import * as path from 'path';
 import { writeModelFiles } from '../src/io/files';
 import { runCli } from './helpers/cli';

@@ -5,10 +5,12 @@ import type { io } from '@tensorflow/tfjs';
 import { GraphBuilder, graphFixture } from '../fixtures/graph-models';
 import { InputError } from '../src/errors';
 import { attr } from '../src/graphdef/attrs';
-import { inspectGraphModel, optimizeGraphModel, readGraphModelFiles, verifyGraphModels } from '../src/graphdef';
-import { UNCHANGED } from '../src/optimize';
+import { inspectGraphModel, optimizeGraphModel, verifyGraphModels } from '../src/pipeline';
+import { readGraphModelFiles } from '../src/graphdef/files';
+import { UNCHANGED } from '../src/pipeline';
 import { graphIRFromArtifacts } from '../src/graphdef/ir';
-import { loadGraph, runGraph, verifyGraphArtifacts } from '../src/graphdef/verify';
+import { loadGraph, runGraph } from '../src/formats/load';
+import { verifyGraphArtifacts } from '../src/verify/graphdef';
 import { compareOutputs } from '../src/verify/compare';
 import { REPO, expectNoLeaks, snapshotDir, tempDir } from './helpers/tf';
 

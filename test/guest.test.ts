@@ -64,15 +64,19 @@ describe('one set of entry points for both formats', () => {
     model.dispose();
   });
 
-  test('inspect and verify take graph models; mixing formats and layers-only options are refused', async () => {
+  test('inspect and verify take graph models; mixing formats is refused; the policy timer times graph cut-outs too', async () => {
     const report = await inspect(GRAPH, { policy: 'always' });
     expect(report.rewritten.length).toBeGreaterThan(0);
     const fromGraphPath = report.rewritten;
     const rewritten = (await optimize(GRAPH, { verify: false , policy: 'always' })).artifacts;
     expect((await verify(GRAPH, rewritten, { backend: 'cpu' })).passed).toBe(true);
     await expect(verify(GRAPH, MINI)).rejects.toThrow('cannot compare a graph model with a layers model');
-    await expect(optimize(GRAPH, { policy: 'measure', policyTimer: async () => ({ originalMs: 1, rewrittenMs: 2 }) })).rejects.toThrow('policyTimer times layers-model probes');
-    await expect(optimize(GRAPH, { passes: [{ ...(await import('../src')).nonSlidingConvPass, name: 'mine' }] })).rejects.toThrow(/pass objects \(mine\) apply to layers models only/);
+    const timed = await optimize(GRAPH, { backend: 'cpu', policy: 'measure', verify: false, policyTimer: async (cutOut) => {
+      expect(cutOut.format).toBe('graphdef');
+      return { originalMs: 1, rewrittenMs: 2 };
+    } });
+    expect(timed.report.rewritten).toEqual([]);
+    expect(timed.report.policy!.decisions.map((d) => [d.decision, d.evidence])).toEqual(fromGraphPath.map(() => ['keep', 'measured']));
     // Names go through the one registry: same names as for layers models.
     const named = await optimize(GRAPH, { passes: ['conv3d-to-dense'], verify: false });
     expect(named.report.rewritten.map((r) => r.pass)).toEqual(fromGraphPath.map((r) => r.pass));

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { optimize, inspect, passesByName, registerPass, InputError } from '../src';
-import { UNCHANGED } from '../src/optimize';
+import { UNCHANGED } from '../src/pipeline';
 import { fixture } from '../fixtures/models';
 import { runCli } from './helpers/cli';
 import { REPO, committedModel, disposeModel } from './helpers/tf';

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { inspect, optimize } from '../src';
-import { UNCHANGED } from '../src/optimize';
+import { UNCHANGED } from '../src/pipeline';
 import { mulberry32 } from '../fixtures/models';
 import { layerCalls, useBackendForFile } from './helpers/tf';
 import { CONV_PASSES, ConvCase, MUST_STAY, buildCase, convName, distribution, drawCases, inputShape } from './helpers/conv-cases';

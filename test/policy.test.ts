@@ -160,8 +160,8 @@ describe('inspect', () => {
     expect(report.rewritten).toEqual([]);
     expect(report.policy!.decisions.map((d) => d.decision)).toEqual(['pending', 'pending']);
     expect(report.kept!.map((k) => k.reason)).toEqual([
-      'optimize would time it on wasm at batch 8 (the layer alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors',
-      'optimize would time it on wasm at batch 8 (the layer alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors',
+      'optimize would time it on wasm at batch 8 (the conv alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors',
+      'optimize would time it on wasm at batch 8 (the conv alone vs its replacement alone) and rewrite it only if >= 1.1x faster; inspect touches no tensors',
     ]);
     const table = await inspect(await tableSized(), { backend: 'wasm' });
     expect(table.rewritten.map((r) => r.layer)).toEqual(['big_patch']);

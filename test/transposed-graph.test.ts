@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { attr } from '../src/graphdef/attrs';
-import { optimizeGraphModel } from '../src/graphdef';
+import { optimizeGraphModel } from '../src/pipeline';
 
 beforeAll(() => tf.setBackend('cpu'));
 

@@ -6,10 +6,21 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import type { BrowserSession } from '../browser/session';
-import type { CandidateTiming, CandidateTimer as ProbeTimer } from '../policy/timer';
+import type { CutOut } from '../formats/cutout';
+import type { FormatName } from '../formats/load';
 import type { Measurement, Prepared } from './measure';
-import type { Probe } from '../policy/probe';
 import { InterleaveOptions, Runner, interleave } from './stats';
+
+/** What a pair of cut-outs timed in the page gives (the policy's CandidateTiming). */
+export interface PageTiming {
+  originalMs: number;
+  rewrittenMs: number;
+  /** Every timed run behind the medians (the policy's interval, src/policy/interval.ts). */
+  samples: { original: number[]; rewritten: number[] };
+}
+
+/** The page's name of a format. */
+const kindOf = (format: FormatName) => (format === 'graphdef' ? 'graph' as const : 'layers' as const);
 
 /** A runner timing `model` on `inputs`, both already in the page. */
 export function pageRunner(session: BrowserSession, name: string, model: string, inputs: string, reps?: number): Runner {
@@ -32,29 +43,30 @@ async function withPageModels<T>(
   }
 }
 
-/** The layer classes of a layers model, from its topology (top level). */
+/** The layer classes of a layers model, from its topology (top level); '' for a GraphDef. */
 function layerClasses(artifacts: io.ModelArtifacts): string {
   const topology = artifacts.modelTopology as { config?: { layers?: { class_name: string }[] } };
   return (topology.config?.layers ?? []).map((layer) => layer.class_name).join(',');
 }
 
-/** Seeded rows of a probe's input shape. */
-const probeInputs = (probe: Probe, batch: number) => [tf.randomUniform([batch, ...probe.shape], -1, 1, 'float32', 7)];
+/** Seeded rows of a cut-out's input shape. */
+const probeInputs = (probe: CutOut, batch: number) => [tf.randomUniform([batch, ...probe.shape], -1, 1, 'float32', 7)];
 
 /** The bench's columns in the page: original, rewritten and the rewritten subgraphs alone (no bare matMul there). */
 export async function measureInPage(session: BrowserSession, prepared: Prepared, inputs: tf.Tensor[], timing: InterleaveOptions): Promise<Measurement> {
   const batch = inputs[0].shape[0];
   const subgraphInputs = prepared.probes.map((probe) => probeInputs(probe, batch));
+  const kind = kindOf(prepared.format);
   const models = [
-    { kind: 'layers' as const, artifacts: prepared.original, label: 'original' },
-    { kind: 'layers' as const, artifacts: prepared.rewritten, label: 'rewritten' },
-    ...prepared.probes.map((probe) => ({ kind: 'layers' as const, artifacts: probe.rewritten, label: `${probe.layer} subgraph` })),
+    { kind, artifacts: prepared.original, label: 'original' },
+    { kind, artifacts: prepared.rewritten, label: 'rewritten' },
+    ...prepared.probes.map((probe) => ({ kind, artifacts: probe.rewritten, label: `${probe.layer} subgraph` })),
   ];
   try {
     return await withPageModels(session, models, [inputs, ...subgraphInputs], async (ids, staged) => {
       const runners: Runner[] = [pageRunner(session, 'original', ids[0], staged[0]), pageRunner(session, 'rewritten', ids[1], staged[0])];
       // A model that is just its one rewritten conv is its own subgraph: time it once.
-      const whole = prepared.probes.length === 1 && prepared.probes[0].calls === 1 && layerClasses(prepared.rewritten) === layerClasses(prepared.probes[0].rewritten);
+      const whole = kind === 'layers' && prepared.probes.length === 1 && prepared.probes[0].calls === 1 && layerClasses(prepared.rewritten) === layerClasses(prepared.probes[0].rewritten);
       if (prepared.probes.length && !whole) {
         const parts = prepared.probes.flatMap((probe, i) => new Array<Runner>(probe.calls).fill(pageRunner(session, 'part', ids[2 + i], staged[1 + i])));
         runners.push({ name: 'subgraph', run: async () => { let total = 0; for (const part of parts) total += await part.run(); return total; } });
@@ -76,14 +88,14 @@ export async function measureInPage(session: BrowserSession, prepared: Prepared,
 
 const PROBE_TIMING: InterleaveOptions = { warmup: 1, minReps: 3, maxReps: 9, budgetMs: 1500 };
 
-/** The --policy measure timer for a browser backend: a probe's two models, interleaved, in the page. */
-export function pageProbeTimer(session: BrowserSession, timing = PROBE_TIMING): ProbeTimer {
-  return async (probe: Probe, batch: number): Promise<CandidateTiming> => {
+/** The policy's timer for a browser backend: a cut-out's two models, interleaved, in the page. */
+export function pageProbeTimer(session: BrowserSession, timing = PROBE_TIMING): (probe: CutOut, batch: number) => Promise<PageTiming> {
+  return async (probe: CutOut, batch: number): Promise<PageTiming> => {
     const inputs = probeInputs(probe, batch);
     try {
       return await withPageModels(session, [
-        { kind: 'layers', artifacts: probe.original, label: 'original probe' },
-        { kind: 'layers', artifacts: probe.rewritten, label: 'rewritten probe' },
+        { kind: kindOf(probe.format), artifacts: probe.original, label: 'original cut-out' },
+        { kind: kindOf(probe.format), artifacts: probe.rewritten, label: 'rewritten cut-out' },
       ], [inputs], async (ids, staged) => {
         const samples = await interleave([pageRunner(session, 'original', ids[0], staged[0]), pageRunner(session, 'rewritten', ids[1], staged[0])], timing);
         const [original, rewritten] = [samples.get('original')!, samples.get('rewritten')!];
@@ -93,19 +105,4 @@ export function pageProbeTimer(session: BrowserSession, timing = PROBE_TIMING): 
       tf.dispose(inputs);
     }
   };
-}
-
-/** Graph models in the page: original vs rewritten on the same feed, interleaved, every run's ms. */
-export async function timeGraphsInPage(
-  session: BrowserSession, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, feed: tf.Tensor[], runs: number, warmup: number,
-): Promise<number[][]> {
-  return withPageModels(session, [
-    { kind: 'graph', artifacts: original, label: 'original' },
-    { kind: 'graph', artifacts: rewritten, label: 'rewritten' },
-  ], [feed], async (ids, staged) => {
-    const times: number[][] = [[], []];
-    for (let i = 0; i < warmup; i++) for (const m of [0, 1]) await session.time(ids[m], staged[0]);
-    for (let r = 0; r < runs; r++) for (const m of r % 2 ? [1, 0] : [0, 1]) times[m].push(await session.time(ids[m], staged[0]));
-    return times;
-  });
 }

@@ -1,5 +1,6 @@
 /** Timed runs of models and of the bare matMul+bias they reduce to; every tensor is disposed. */
 import * as tf from '@tensorflow/tfjs';
+import type { Runnable } from '../formats/load';
 import type { Runner } from './stats';
 
 const asArray = (out: tf.Tensor | tf.Tensor[]) => (Array.isArray(out) ? out : [out]);
@@ -17,6 +18,24 @@ export function predictRunner(name: string, model: tf.LayersModel, inputs: tf.Te
     async run() {
       const start = performance.now();
       const outputs = asArray(model.predict(inputs.length === 1 ? inputs[0] : inputs, { batchSize: batch }));
+      try {
+        await Promise.all(outputs.map((t) => t.data()));
+        return performance.now() - start;
+      } finally {
+        tf.dispose(outputs);
+      }
+    },
+  };
+}
+
+/** One run of a model of either format over the whole batch, awaiting every output. */
+export function runnableRunner(name: string, model: Runnable, inputs: tf.Tensor[], reps?: number): Runner {
+  return {
+    name,
+    reps,
+    async run() {
+      const start = performance.now();
+      const outputs = await model.predict(inputs);
       try {
         await Promise.all(outputs.map((t) => t.data()));
         return performance.now() - start;

@@ -12,12 +12,9 @@ import '../backend/tfjs';
 import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
-import { inspect, optimize, verify } from '../optimize';
+import { inspect, optimize, verify } from '../pipeline';
 import { convertKeras3 } from '../convert';
-import {
-  benchmarkGraphArtifacts, inspectGraphModel, isGraphModelFile, optimizeGraphModel,
-  readGraphModelFiles, verifyGraphModels,
-} from '../graphdef';
+import { isGraphModelFile } from '../graphdef/files';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
 import { InputShapes, LayersVerifyOptions } from '../verify/verify';
 import { formatLayerAccuracy } from '../verify/format';
@@ -25,7 +22,7 @@ import { silenceTfjsNodeBanner } from '../quiet';
 import { packageVersion } from './version';
 import { closeAllBrowsers } from '../browser/session';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
-import { benchModel, formatModelBench } from '../bench/model-bench';
+import { benchModel, formatModelBench } from '../pipeline/bench';
 import { POLICY_MODES, PolicyMode, formatPolicy } from '../policy/policy';
 
 const USAGE: Record<string, string> = {
@@ -63,9 +60,13 @@ const USAGE: Record<string, string> = {
                        refused. --passes and --policy always still win over it (docs/policy.md)
   --no-verify          skip the numerical check
   --json               print one JSON report on stdout`,
-  bench: `usage: tfjs-rewrite bench <model.json> [--backend name] [--inputs a.npy ...] [--rows n] [--json]
-  Times the model as is, rewritten, the rewritten subgraphs alone, and the bare matMul+bias they
-  reduce to (interleaved runs after a warm-up, medians): speedup and overhead on your backend.
+  bench: `usage: tfjs-rewrite bench <model.json> [--passes a,b] [--policy mode] [--backend name] [--inputs a.npy ...] [--rows n] [--json]
+  Times the model as is against exactly the model optimize with the same flags would write, the
+  rewritten subgraphs alone, and (layers models) the bare matMul+bias they reduce to
+  (interleaved runs after a warm-up, medians): speedup and overhead on your backend.
+  --passes, --policy, --policy-batch  as for optimize (--policy always: every correct rewrite,
+                       the per-rewrite table)
+  --decisions <file>   time what optimize would write replaying <file> (which must exist)
   --backend <name>     auto (default) | tensorflow | wasm | cpu | webgl | webgpu (headless browser)
   --inputs <a.npy> ... one .npy per model input; its leading dimension is the batch
   --rows <n>           rows of the generated inputs (the timed batch) without --inputs (default 16;
@@ -238,13 +239,10 @@ async function run(argv: string[]): Promise<number> {
     const args = parseArgs(inspectArgs, { values: ['--passes', '--backend', '--policy', '--policy-batch', '--decisions'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
     const { backend } = verifyOptions(args); // the backend decides what the policy does
-    const graph = isGraphModelFile(model);
-    if (inputShapes && !graph) throw new UsageError('inspect takes --input-shape for graph models only (a layers model\'s shapes come from its config)');
-    const report = graph
-      ? await inspectGraphModel(model, { passes: passList(args), backend: backend === 'all' ? 'auto' : backend, ...policyOptions(args), inputShapes })
-      : await inspect(model, { passes: passList(args), backend, ...policyOptions(args) });
+    if (inputShapes && !isGraphModelFile(model)) throw new UsageError('inspect takes --input-shape for graph models only (a layers model\'s shapes come from its config)');
+    const report = await inspect(model, { passes: passList(args), backend, ...policyOptions(args), inputShapes });
     if (args.switches.has('--json')) print(JSON.stringify({ command, model, ...report }));
-    else print(formatReport(report, `inspect ${model}`) + ('policy' in report && report.policy ? `\n${formatPolicy(report.policy)}` : ''));
+    else print(formatReport(report, `inspect ${model}`) + (report.policy ? `\n${formatPolicy(report.policy)}` : ''));
     return 0;
   }
 
@@ -270,21 +268,13 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'bench') {
     const taken = takeInputs(rest);
     if (taken.inputShapes) throw new UsageError('--input-shape is not supported by bench (give --inputs)');
-    const args = parseArgs(taken.argv, { values: ['--backend', '--rows', '--batch'], switches: ['--json'] });
+    const args = parseArgs(taken.argv, { values: ['--backend', '--rows', '--batch', '--passes', '--policy', '--policy-batch', '--decisions'], switches: ['--json'] });
     const [model] = expectPositional(args, 1, command);
     const backend = verifyOptions(args).backend;
     if (backend === 'all') throw new UsageError('bench runs on one backend at a time; --backend all is not supported');
-    if (isGraphModelFile(model)) {
-      const original = await readGraphModelFiles(model);
-      const { report: rewrite, artifacts } = await optimizeGraphModel(original, { verify: false, backend, policy: 'always' }); // bench times every correct rewrite, as for layers
-      const result = await benchmarkGraphArtifacts(original, artifacts, { backend, batch: verifyOptions(args).batch, inputs: taken.inputs });
-      print(args.switches.has('--json')
-        ? JSON.stringify({ command, model, rewritten: rewrite.rewritten, ...result })
-        : `bench ${model} on ${result.backend}, ${result.device}: batch ${result.batch}, median of ${result.runs} interleaved runs\n` +
-          `original ${result.medianOriginalMs.toFixed(1)} ms, rewritten ${result.medianRewrittenMs.toFixed(1)} ms: ${result.speedup.toFixed(1)}x`);
-      return 0;
-    }
-    const report = await benchModel(model, { backend, inputs: taken.inputs, batch: verifyOptions(args).batch });
+    const report = await benchModel(model, {
+      backend, inputs: taken.inputs, batch: verifyOptions(args).batch, passes: passList(args), ...policyOptions(args), policyLog: log,
+    });
     print(args.switches.has('--json') ? JSON.stringify({ command, model, ...report }) : formatModelBench(report, model));
     return 0;
   }
@@ -293,11 +283,7 @@ async function run(argv: string[]): Promise<number> {
     const taken = takeInputs(rest);
     const args = parseArgs(taken.argv, { values: VERIFY_VALUES, switches: ['--json'] });
     const [a, b] = expectPositional(args, 2, command);
-    const graph = [a, b].map(isGraphModelFile);
-    if (graph[0] !== graph[1]) throw new UsageError('cannot compare a graph model with a layers model');
-    const verification = graph[0]
-      ? await verifyGraphModels(a, b, verifyOptions(args, taken))
-      : await verify(a, b, verifyOptions(args, taken));
+    const verification = await verify(a, b, verifyOptions(args, taken));
     print(args.switches.has('--json') ? JSON.stringify({ command, models: [a, b], verification }) : `${formatVerification(verification)}\n${formatLayerAccuracy(verification)}`);
     return verification.passed ? 0 : 1;
   }
@@ -314,9 +300,7 @@ async function run(argv: string[]): Promise<number> {
   const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
   checkOutputTarget(out, writeOptions);
   const recording = options.decisions !== undefined && !fs.existsSync(options.decisions);
-  const result = isGraphModelFile(model)
-    ? await optimizeGraphModel(model, options)
-    : await optimize(model, options);
+  const result = await optimize(model, options);
   // Verification is one long chain of promises that never yields to the event loop, where
   // signals are delivered: yield once, so a Ctrl-C during it stops us before anything is written.
   await new Promise((resolve) => setImmediate(resolve));

@@ -9,7 +9,7 @@ import { asGuest } from '../backend/guest';
 import { WriteOptions, writeModelFiles } from '../io/files';
 import { ModelSource, NOT_CONVERTED, loadChecked } from '../io/source';
 import type { Conversion } from '../layers/types';
-import { disposeModel, instantiate } from '../verify/models';
+import { disposeModel, instantiate } from '../formats/load';
 
 export interface ConvertReport {
   /** What was converted (absent when the model was already in the form tfjs loads). */

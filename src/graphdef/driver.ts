@@ -5,14 +5,14 @@
 import { Dialect, DriverOptions, runRules } from '../core/driver';
 import type { PassRun, RuleCandidate, RunSettings } from '../core/rule';
 import { GraphModelIR, GraphNode, lintGraphModel, parseTensorName } from './ir';
-import type { GraphMatchContext, GraphPass, GraphReplacement } from './pass';
+import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from './pass';
 import { GraphShapes } from './shapes';
 
 /** Reported as the `graph` of records: graph models have one main graph. */
 export const MAIN_GRAPH = 'graph';
 
-export type GraphCandidate = RuleCandidate<GraphNode, GraphMatchContext, GraphPass>;
-export type GraphRunOptions = DriverOptions<GraphCandidate>;
+export type GraphDefCandidate = RuleCandidate<GraphNode, GraphDefMatchContext, GraphDefPass>;
+export type GraphDefRunOptions = DriverOptions<GraphDefCandidate>;
 
 /** Node names the model returns: the signature's outputs, else (as tfjs does) unread nodes. */
 function outputNodes(ir: GraphModelIR, readers: Map<string, GraphNode[]>): Set<string> {
@@ -22,10 +22,10 @@ function outputNodes(ir: GraphModelIR, readers: Map<string, GraphNode[]>): Set<s
   return new Set(ir.nodes.filter((n) => !(readers.get(n.name)?.length)).map((n) => n.name));
 }
 
-type GraphLookups = Omit<GraphMatchContext, keyof RunSettings>;
+type GraphLookups = Omit<GraphDefMatchContext, keyof RunSettings>;
 
 /** Lookups over the graph as it is now (rebuilt after every rewrite). */
-export function graphLookups(ir: GraphModelIR): GraphLookups {
+export function graphDefLookups(ir: GraphModelIR): GraphLookups {
   const nodes = new Map(ir.nodes.map((n) => [n.name, n]));
   const weights = new Map(ir.weights.map((w) => [w.spec.name, w]));
   const readers = new Map<string, GraphNode[]>();
@@ -43,12 +43,12 @@ export function graphLookups(ir: GraphModelIR): GraphLookups {
   };
 }
 
-export function graphDialect(ir: GraphModelIR): Dialect<GraphNode, GraphMatchContext, GraphReplacement> {
+export function graphDefDialect(ir: GraphModelIR): Dialect<GraphNode, GraphDefMatchContext, GraphDefReplacement> {
   return {
     names: () => ir.nodes.map((n) => n.name),
     root: () => {
       let lookups: GraphLookups | undefined;
-      const current = () => (lookups ??= graphLookups(ir));
+      const current = () => (lookups ??= graphDefLookups(ir));
       return {
         path: MAIN_GRAPH,
         units: () => [...ir.nodes],
@@ -68,12 +68,12 @@ export function graphDialect(ir: GraphModelIR): Dialect<GraphNode, GraphMatchCon
   };
 }
 
-export function runGraphPasses(ir: GraphModelIR, passes: GraphPass[], options: GraphRunOptions = {}): PassRun {
-  return runRules(graphDialect(ir), passes, options);
+export function runGraphDefPasses(ir: GraphModelIR, passes: GraphDefPass[], options: GraphDefRunOptions = {}): PassRun {
+  return runRules(graphDefDialect(ir), passes, options);
 }
 
 /** Splices the new nodes in where the last removed node was, then drops what became unused. */
-export function applyReplacement(ir: GraphModelIR, replacement: GraphReplacement, context: Pick<GraphMatchContext, 'isOutput'>): void {
+export function applyReplacement(ir: GraphModelIR, replacement: GraphDefReplacement, context: Pick<GraphDefMatchContext, 'isOutput'>): void {
   const removed = new Set(replacement.remove);
   const anchor = ir.nodes.findIndex((n) => n.name === replacement.remove[replacement.remove.length - 1]);
   if (anchor < 0) throw new Error(`internal: node ${replacement.remove[replacement.remove.length - 1]} is not in the graph`);

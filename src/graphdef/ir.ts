@@ -9,7 +9,7 @@ import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { BYTES_PER_ELEMENT } from '../io/files';
 import { describeEncodings } from '../io/ir';
-import { transposeValues } from '../rewrite/transpose';
+import { transposeValues } from '../io/transpose';
 import type { Attrs } from './attrs';
 
 export interface GraphNode {

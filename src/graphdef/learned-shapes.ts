@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors';
 import { parseShapeProto } from './attrs';
-import type { InputShapes } from '../verify/inputs';
+import type { InputShapes } from '../formats/input-shapes';
 import { GraphModelIR, LearnedShapes, artifactsFromGraphIR, parseTensorName } from './ir';
 import { GraphShapes, tensorName } from './shapes';
 import type { Dims } from './shape-rules';

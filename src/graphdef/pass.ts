@@ -7,7 +7,7 @@ import type { Rule, RunSettings } from '../core/rule';
 import type { GraphModelIR, GraphNode, GraphWeight } from './ir';
 import type { GraphShapes } from './shapes';
 
-export interface GraphMatchContext extends RunSettings {
+export interface GraphDefMatchContext extends RunSettings {
   ir: GraphModelIR;
   shapes: GraphShapes;
   node(name: string): GraphNode | undefined;
@@ -18,7 +18,7 @@ export interface GraphMatchContext extends RunSettings {
   isOutput(name: string): boolean;
 }
 
-export interface GraphReplacement {
+export interface GraphDefReplacement {
   /** Nodes that disappear; the last one's name is taken by the last new node. */
   remove: string[];
   /** New nodes in topological order; the last one produces what the last removed node did. */
@@ -30,4 +30,4 @@ export interface GraphReplacement {
 }
 
 /** A rule's lowering for the GraphDef dialect. */
-export type GraphPass<Plan = unknown> = Rule<GraphNode, GraphMatchContext, Plan, GraphReplacement>;
+export type GraphDefPass<Plan = unknown> = Rule<GraphNode, GraphDefMatchContext, Plan, GraphDefReplacement>;

@@ -7,10 +7,9 @@
  */
 import { readBool, readInts, readString, readType } from './attrs';
 import type { GraphNode } from './ir';
-import { StridedSliceSpec, stridedSliceDims, stridedSliceValues } from './strided-slice';
+import { Dims, StridedSliceSpec, stridedSliceDims, stridedSliceValues } from './strided-slice';
 
-/** null marks an unknown size (the batch, usually). */
-export type Dims = (number | null)[];
+export type { Dims };
 /** `origin`: the tensor whose shape could not be known (the root cause), for execution to learn. */
 export type ShapeResult = { dims: Dims } | { unknown: string; origin?: string };
 /** The values of a small int tensor, flat (row-major); null for an element not known. */

@@ -4,7 +4,9 @@
  * ellipsis, new-axis and shrink masks) is expanded to one dense spec per input axis, then each
  * axis is canonicalized (negative indices, clamping, masks) to a size.
  */
-import type { Dims } from './shape-rules';
+
+/** null marks an unknown size (the batch, usually). */
+export type Dims = (number | null)[];
 
 export interface StridedSliceSpec {
   begin: (number | null)[];

@@ -1,5 +1,5 @@
 /** Before/after facts about a graph model, in the layers report's ModelSummary shape. */
-import type { ModelSummary } from '../report/summary';
+import type { ModelSummary } from '../formats/summary';
 import type { GraphModelIR } from './ir';
 
 /** `layers` counts ops; `params` counts float elements only (int32 Consts are shapes, not params). */

@@ -4,11 +4,11 @@
  */
 import { Dialect, DriverOptions, Scope, runRules } from '../core/driver';
 import type { PassRun, RuleCandidate } from '../core/rule';
-import { GraphShapes, inferShapes } from './shapes';
+import { LayersShapes, inferShapes } from './shapes';
 import { lintGraph } from './lint';
 import { Graph, LayerNode, ModelIR, TensorRef, ownNodeCount } from './types';
 import { MatchContext, Pass, REPLACED_INPUT, Replacement } from '../pass';
-import { ownerOf } from '../rewrite/weights';
+import { ownerOf } from './weights';
 
 export type { RewriteRecord, SkipRecord, PassRun } from '../core/rule';
 
@@ -28,7 +28,7 @@ export function layersDialect(ir: ModelIR): Dialect<LayerNode, MatchContext, Rep
     if (layer.graph) collect(layer.graph);
   });
   collect(ir.graph);
-  const scope = (graph: Graph, shapes: GraphShapes, path: string): Scope<LayerNode, MatchContext, Replacement> => ({
+  const scope = (graph: Graph, shapes: LayersShapes, path: string): Scope<LayerNode, MatchContext, Replacement> => ({
     path,
     units: () => [...graph.layers],
     nameOf: (layer) => layer.name,

@@ -13,11 +13,11 @@ export interface Unknown {
 }
 export type Shapes = Shape[] | Unknown;
 
-export interface GraphShapes {
+export interface LayersShapes {
   /** Input shapes of every call of every layer, by layer name, in call order. */
   callInputs: Map<string, Shapes[]>;
   /** Shapes of nested models, by layer name (inputs merged over all calls). */
-  nested: Map<string, GraphShapes>;
+  nested: Map<string, LayersShapes>;
   outputs: Shapes;
 }
 
@@ -87,18 +87,18 @@ function mergeShapes(declared: Shape | undefined, fromCalls: Shape[]): Shape | u
 }
 
 /** Infers shapes; `callerInputs` holds, per model input, the shapes it receives at each call. */
-export function inferShapes(graph: Graph, callerInputs: Shape[][] = []): GraphShapes {
+export function inferShapes(graph: Graph, callerInputs: Shape[][] = []): LayersShapes {
   return graph.kind === 'sequential' ? inferSequential(graph, callerInputs) : inferFunctional(graph, callerInputs);
 }
 
 /** The nested model's own shapes, with its inputs merged over all its calls. */
-function inferNested(layer: LayerNode, callInputs: Shape[][], result: GraphShapes): void {
+function inferNested(layer: LayerNode, callInputs: Shape[][], result: LayersShapes): void {
   const perInput = (callInputs[0] ?? []).map((_, i) => callInputs.map((call) => call[i]));
   result.nested.set(layer.name, inferShapes(layer.graph!, perInput));
 }
 
-function inferSequential(graph: Graph, callerInputs: Shape[][]): GraphShapes {
-  const result: GraphShapes = { callInputs: new Map(), nested: new Map(), outputs: [] };
+function inferSequential(graph: Graph, callerInputs: Shape[][]): LayersShapes {
+  const result: LayersShapes = { callInputs: new Map(), nested: new Map(), outputs: [] };
   const first = graph.layers[0];
   const start = mergeShapes(declaredInputShape(first), callerInputs[0] ?? []);
   let current: Shapes = start ? [start] : { unknown: `no input shape declared for ${graph.name}` };
@@ -122,8 +122,8 @@ function computeCall(layer: LayerNode, inputs: Shape[]): Shapes {
   }
 }
 
-function inferFunctional(graph: Graph, callerInputs: Shape[][]): GraphShapes {
-  const result: GraphShapes = { callInputs: new Map(), nested: new Map(), outputs: [] };
+function inferFunctional(graph: Graph, callerInputs: Shape[][]): LayersShapes {
+  const result: LayersShapes = { callInputs: new Map(), nested: new Map(), outputs: [] };
   const byName = new Map(graph.layers.map((layer) => [layer.name, layer]));
   const nodeOutputs = new Map<string, Shapes>();
 

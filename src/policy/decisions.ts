@@ -14,7 +14,7 @@ import * as path from 'path';
 import { InputError } from '../errors';
 import { packageVersion } from '../version';
 import { modelFingerprint } from './fingerprint';
-import type { PolicyDecision, PolicyReport } from './policy';
+import type { PolicyDecision, PolicyReport } from './types';
 
 export const DECISIONS_FORMAT = 'tfjs-rewrite-decisions';
 export const DECISIONS_VERSION = 1;

@@ -9,7 +9,7 @@
  */
 import * as crypto from 'crypto';
 import type { Candidate } from '../layers/driver';
-import type { GraphCandidate } from '../graphdef/driver';
+import type { GraphDefCandidate } from '../graphdef/driver';
 import { parseTensorName } from '../graphdef/ir';
 import type { GraphNode } from '../graphdef/ir';
 import { ownerOf } from '../rewrite/weights';
@@ -43,7 +43,7 @@ export function layersCandidateFingerprint(candidate: Candidate): string {
 
 const BIAS_OPS = new Set(['BiasAdd', 'Add', 'AddV2']);
 
-export function graphCandidateFingerprint(candidate: GraphCandidate): string {
+export function graphCandidateFingerprint(candidate: GraphDefCandidate): string {
   const { layer: node, context } = candidate;
   const hash = crypto.createHash('sha256');
   /** The Const behind `tensor` (through Identity chains), if any. */

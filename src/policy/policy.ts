@@ -15,21 +15,24 @@
  * interval of its speedup, timed again while the interval holds the margin (interval.ts).
  * A decisions file (decisions.ts) replaces all of this by what it recorded; --passes and
  * --policy always still win over it.
+ *
+ * Written once for both formats: the format adapter (src/pipeline/formats/) hands in the
+ * candidates of a dry run, their cut-outs (src/formats/cutout.ts), fingerprints and the
+ * table's facts.
  */
 import type { BackendInfo } from '../backend/select';
-import type { ModelIR } from '../layers/types';
-import { Candidate, KeepHook, runPasses } from '../layers/driver';
-import type { Pass } from '../pass';
-import { probesFor } from './probe';
+import type { KeepHookOf } from '../core/driver';
+import type { CutOut } from '../formats/cutout';
 import { pageProbeTimer } from '../bench/page';
 import { isBrowserBackend, withBrowser } from '../browser/session';
 import { CandidateTiming, TimerChoice, timerFor } from './timer';
-import { SpeedupInterval, describeInterval, describeVerdict, timeUntilSettled } from './interval';
-import { layersCandidateFingerprint } from './fingerprint';
+import { describeInterval, describeVerdict, timeUntilSettled } from './interval';
+import type { PolicyDecision, PolicyMode, PolicyReport } from './types';
+
+export type { PolicyDecision, PolicyMode, PolicyReport } from './types';
 import { LoadedDecisions, replayDecisions, replayKey, replayedDecision } from './decisions';
 import type { Finding } from '../verify/original-check';
 
-export type PolicyMode = 'auto' | 'measure' | 'always';
 export const POLICY_MODES: PolicyMode[] = ['auto', 'measure', 'always'];
 
 /**
@@ -108,36 +111,6 @@ export function tableEntryFor(facts: TableFacts[], backend: string): TableEntry 
     (entry.pass === undefined || entry.pass === f.pass) && f.className === entry.className && f.macsPerItem >= entry.minMacsPerItem && f.replacement.every((c) => entry.replacement.includes(c))));
 }
 
-export interface PolicyDecision {
-  layer: string;
-  graph: string;
-  pass: string;
-  /** 'pending': inspect only, the candidate would be timed by optimize. */
-  decision: 'rewrite' | 'keep' | 'pending';
-  evidence: 'measured' | 'table' | 'forced' | 'always' | 'unmeasured' | 'correctness';
-  /** Summed over the layer's calls; present when measured. */
-  originalMs?: number;
-  rewrittenMs?: number;
-  /** originalMs / rewrittenMs: above 1 the rewrite is faster. */
-  speedup?: number;
-  /** Bootstrap interval of the speedup, when the timer gave its samples; and the rounds timed. */
-  interval?: SpeedupInterval;
-  rounds?: number;
-  /** What a decisions file checks the candidate against (src/policy/fingerprint.ts). */
-  fingerprint?: string;
-  /** Set when the decision was read from a decisions file: its path (or "the decisions object"). */
-  replayed?: string;
-  reason: string;
-}
-
-export interface PolicyReport {
-  mode: PolicyMode;
-  backend: string;
-  device: string;
-  batch: number;
-  minSpeedup: number;
-  decisions: PolicyDecision[];
-}
 
 /** The rule for a timed candidate: rewrite only when clearly faster; anything else keeps the layer. */
 export function decide(timing: CandidateTiming, minSpeedup = MIN_SPEEDUP): 'rewrite' | 'keep' {
@@ -161,26 +134,45 @@ export interface PolicyOptions {
   findings?: Finding[];
 }
 
-/** Every match the passes make now, without rewriting anything (the hook keeps each one). */
-export function findCandidates(ir: ModelIR, passes: Pass[], backend?: string, forced?: Set<string>): Candidate[] {
-  const candidates: Candidate[] = [];
-  runPasses(ir, passes, { backend, forced, keep: (candidate) => (candidates.push(candidate), 'dry run') });
-  return candidates;
+/** What the policy needs to know of a dry run's candidate, whatever its format. */
+export interface PolicyCandidate {
+  layer: string;
+  graph: string;
+  pass: string;
+  /** Named by the user (--passes): never held back. */
+  forced: boolean;
+  /** A clean-up rule (quiet about refusals): not judged. */
+  quiet: boolean;
+}
+
+/** The candidates of one model and how to cut each out, from the format adapter. */
+export interface PolicySubject<C> {
+  /** Every match the passes make now (a dry run: nothing rewritten). */
+  candidates: C[];
+  describe(candidate: C): PolicyCandidate;
+  /** The candidate's cut-outs (one per distinct input shape), or why it has none. */
+  cutOuts(candidate: C): Promise<CutOut[] | string>;
+  /** The table's facts about a candidate, when the format can say them. */
+  facts(candidate: C, cutOuts: CutOut[]): TableFacts[] | undefined;
+  /** What a decisions file checks the candidate against (src/policy/fingerprint.ts). */
+  fingerprint(candidate: C): string;
+  /** Names of the passes run (a decisions file records them). */
+  passes: string[];
 }
 
 const ms = (value: number) => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 const keyOf = (graph: string, layer: string, pass: string) => `${graph}/${layer}/${pass}`;
 
 /**
- * Decides every candidate the passes offer now (a dry run: the IR is not touched), timing those
- * that need it, and returns the keep hook for the real run plus the report.
+ * Decides every candidate of the dry run (timing those that need it) and returns the keep hook
+ * for the real run plus the report.
  */
-export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<string>, options: PolicyOptions): Promise<{ keep: KeepHook; report: PolicyReport }> {
+export async function decidePolicy<C>(subject: PolicySubject<C>, options: PolicyOptions): Promise<{ keep: KeepHookOf<C>; report: PolicyReport }> {
   const name = options.backend.name;
   // webgl/webgpu: the candidates are timed in one headless browser page, unless a timer is given.
   const given = typeof options.timer === 'function' || options.timer?.[name] !== undefined;
   if (isBrowserBackend(name) && !given && !options.dryRun && options.mode !== 'always' && !options.decisions) {
-    return withBrowser(name, {}, (session) => decidePolicy(ir, passes, forced, {
+    return withBrowser(name, {}, (session) => decidePolicy(subject, {
       ...options, backend: { ...options.backend, device: session.device }, timer: pageProbeTimer(session),
     }));
   }
@@ -190,27 +182,32 @@ export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<stri
   const timer = timerFor(options.timer, backend);
   const decisions: PolicyDecision[] = [];
   // Clean-up passes (quiet about refusals) only remove view layers: they are not judged.
-  const candidates = findCandidates(ir, passes, backend, forced).filter((candidate) => candidate.pass.reportRefusals !== false);
-  const ids = candidates.map((c) => ({ layer: c.layer.name, graph: c.graph, pass: c.pass.name, fingerprint: layersCandidateFingerprint(c) }));
-  const replayed = options.decisions && replayDecisions(options.decisions, ids, passes.map((pass) => pass.name), backend);
+  const candidates = subject.candidates.filter((candidate) => !subject.describe(candidate).quiet);
+  const ids = candidates.map((c) => {
+    const { layer, graph, pass } = subject.describe(c);
+    return { layer, graph, pass, fingerprint: subject.fingerprint(c) };
+  });
+  const replayed = options.decisions && replayDecisions(options.decisions, ids, subject.passes, backend);
   for (const [i, candidate] of candidates.entries()) {
     const where = ids[i];
+    const facts = subject.describe(candidate);
     const entry = replayed?.get(replayKey(where));
     // Correctness beats speed (and beats a replayed decision): a layer the original computes wrong here is rewritten.
-    const finding = options.findings?.find((f) => f.layer === candidate.layer.name && f.graph === candidate.graph);
+    const finding = options.findings?.find((f) => f.layer === facts.layer && f.graph === facts.graph);
     const decision = finding
       ? { decision: 'rewrite' as const, evidence: 'correctness' as const, reason: `${finding.summary}; correctness beats speed: the rewrite (verified against float64) is kept whatever its timing` }
-      : entry && !candidate.context.forced && mode !== 'always'
+      : entry && !facts.forced && mode !== 'always'
       ? replayedDecision(entry, options.decisions!.source)
-      : await decideOne(candidate, passes, { mode, backend, batch, timer, dryRun: options.dryRun === true });
+      : await decideOne(subject, candidate, facts, { mode, backend, batch, timer, dryRun: options.dryRun === true });
     decisions.push({ ...where, ...decision });
-    options.log?.(`policy: ${candidate.graph}/${candidate.layer.name}: ${decision.decision}: ${decision.reason}`);
+    options.log?.(`policy: ${facts.graph}/${facts.layer}: ${decision.decision}: ${decision.reason}`);
   }
   const kept = new Map(decisions.filter((d) => d.decision !== 'rewrite').map((d) => [keyOf(d.graph, d.layer, d.pass), d.reason]));
   const judged = new Set(decisions.map((d) => keyOf(d.graph, d.layer, d.pass)));
-  const keep: KeepHook = (candidate) => {
-    if (candidate.context.forced || candidate.pass.reportRefusals === false || mode === 'always') return null;
-    const key = keyOf(candidate.graph, candidate.layer.name, candidate.pass.name);
+  const keep: KeepHookOf<C> = (candidate) => {
+    const facts = subject.describe(candidate);
+    if (facts.forced || facts.quiet || mode === 'always') return null;
+    const key = keyOf(facts.graph, facts.layer, facts.pass);
     // A candidate that only appears once others are rewritten was never judged: keep it.
     if (!judged.has(key)) return 'not judged by the policy (it appeared during rewriting); force it with --passes';
     return kept.get(key) ?? null;
@@ -220,25 +217,29 @@ export async function decidePolicy(ir: ModelIR, passes: Pass[], forced: Set<stri
 
 type Verdict = Omit<PolicyDecision, 'layer' | 'graph' | 'pass' | 'fingerprint'>;
 
-async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: PolicyMode; backend: string; batch: number; timer: ReturnType<typeof timerFor>; dryRun: boolean }): Promise<Verdict> {
-  if (candidate.context.forced) return { decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' };
+async function decideOne<C>(
+  subject: PolicySubject<C>, candidate: C, facts: PolicyCandidate,
+  o: { mode: PolicyMode; backend: string; batch: number; timer: ReturnType<typeof timerFor>; dryRun: boolean },
+): Promise<Verdict> {
+  if (facts.forced) return { decision: 'rewrite', evidence: 'forced', reason: 'asked for by name (--passes): the policy does not judge it' };
   if (o.mode === 'always') return { decision: 'rewrite', evidence: 'always', reason: '--policy always: every correct match is rewritten' };
-  const probes = await probesFor(candidate, passes);
-  if (typeof probes === 'string') return { decision: 'keep', evidence: 'unmeasured', reason: `cannot be timed alone: ${probes}` };
-  const entry = o.mode === 'auto' ? tableEntryFor(probes, o.backend) : undefined;
+  const cutOuts = await subject.cutOuts(candidate);
+  if (typeof cutOuts === 'string') return { decision: 'keep', evidence: 'unmeasured', reason: `cannot be timed alone: ${cutOuts}` };
+  const table = o.mode === 'auto' ? subject.facts(candidate, cutOuts) : undefined;
+  const entry = table ? tableEntryFor(table, o.backend) : undefined;
   if (entry) return { decision: entry.verdict ?? 'rewrite', evidence: 'table', reason: `table: ${entry.source}` };
   if (o.dryRun) {
-    return { decision: 'pending', evidence: 'unmeasured', reason: `optimize would time it on ${o.backend} at batch ${o.batch} (the layer alone vs its replacement alone) and rewrite it only if >= ${MIN_SPEEDUP}x faster; inspect touches no tensors` };
+    return { decision: 'pending', evidence: 'unmeasured', reason: `optimize would time it on ${o.backend} at batch ${o.batch} (the conv alone vs its replacement alone) and rewrite it only if >= ${MIN_SPEEDUP}x faster; inspect touches no tensors` };
   }
-  // Later rounds time each probe at the batch its first round used, so the samples pool.
-  const batches = probes.map(() => o.batch);
+  // Later rounds time each cut-out at the batch its first round used, so the samples pool.
+  const batches = cutOuts.map(() => o.batch);
   let first = true;
   const round = async () => {
     const timings = [];
-    for (const [i, probe] of probes.entries()) {
-      const timing = await o.timer(probe, batches[i], o.backend);
+    for (const [i, cutOut] of cutOuts.entries()) {
+      const timing = await o.timer(cutOut, batches[i], o.backend);
       if (first) batches[i] = timing.batch ?? o.batch;
-      timings.push({ calls: probe.calls, timing });
+      timings.push({ calls: cutOut.calls, timing });
     }
     first = false;
     return timings;
@@ -251,7 +252,7 @@ async function decideOne(candidate: Candidate, passes: Pass[], o: { mode: Policy
   }
   const used = [...new Set(batches)];
   const at = used.length === 1 && used[0] === o.batch ? `batch ${o.batch}` : `batch ${used.join('/')} (${o.batch} asked; the timer keeps a run within its budget)`;
-  const cut = probes.find((probe) => probe.cutOutOf);
+  const cut = cutOuts.find((c) => c.cutOutOf);
   const where = cut ? ` on a [${cut.shape.join(',')}] cut-out of its [${cut.cutOutOf!.join(',')}] input (a conv is the same work everywhere; timing the whole volume would take as long as running it)` : '';
   const evidence = `measured here: ${ms(timed.originalMs)} ms -> ${ms(timed.rewrittenMs)} ms (${describeInterval(timed)}) on ${o.backend} at ${at}${where}`;
   const { decision, originalMs, rewrittenMs, speedup, interval, rounds } = timed;

@@ -1,15 +1,14 @@
 /**
- * How the policy times a candidate. A timer is given the candidate's two subgraphs (the conv
- * alone and its replacement alone, as stock-tfjs model artifacts, see probe.ts), a batch and the
- * backend, and returns median times. The default times them in this process on the current tfjs
- * backend; another runtime (a browser page for webgl/webgpu) plugs in its own timer per backend.
+ * How the policy times a candidate. A timer is given the candidate's cut-out (the conv alone and
+ * its replacement alone, as stock-tfjs model artifacts of either format, see
+ * src/formats/cutout.ts), a batch and the backend, and returns median times. The default times
+ * them in this process on the current tfjs backend; another runtime (a browser page for webgl/webgpu) plugs in its own timer per backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import { InterleaveOptions, interleave } from '../bench/stats';
-import { predictRunner } from '../bench/timing';
-import { makeInputs } from '../verify/inputs';
-import { disposeModel, instantiate } from '../verify/models';
-import type { Probe } from './probe';
+import { runnableRunner } from '../bench/timing';
+import type { CutOut } from '../formats/cutout';
+import { Runnable, loadRunnable } from '../formats/load';
 
 /** Medians in ms of one run of each subgraph. */
 export interface CandidateTiming {
@@ -30,7 +29,7 @@ export interface CandidateTiming {
  * return medians, so that load on the machine hits both alike. Rejecting means "could not
  * time it here": the policy then keeps the original layer and quotes the message.
  */
-export type CandidateTimer = (probe: Probe, batch: number, backend: string) => Promise<CandidateTiming>;
+export type CandidateTimer = (cutOut: CutOut, batch: number, backend: string) => Promise<CandidateTiming>;
 
 /**
  * Small on purpose: a candidate is one layer, and a model may have dozens. The warm-up run pays
@@ -46,35 +45,38 @@ const SLOW_RUN_MS = 1000;
  */
 const RUN_BUDGET_MS = 500;
 
-/** The in-process timer: both probes on the current tfjs backend (the policy selects it first). */
-export async function tfjsTimer(probe: Probe, batch: number, backend: string, options = PROBE_TIMING): Promise<CandidateTiming> {
+/** Seeded rows of a cut-out's input shape. */
+export const cutOutInputs = (cutOut: CutOut, batch: number): tf.Tensor[] => [tf.randomUniform([batch, ...cutOut.shape], -1, 1, 'float32', 7)];
+
+/** The in-process timer: both sides of the cut-out on the current tfjs backend (the policy selects it first). */
+export async function tfjsTimer(cutOut: CutOut, batch: number, backend: string, options = PROBE_TIMING): Promise<CandidateTiming> {
   if (tf.getBackend() !== backend) throw new Error(`the current tfjs backend is ${tf.getBackend()}, not ${backend}`);
-  const models: tf.LayersModel[] = [];
+  const models: Runnable[] = [];
   let inputs: tf.Tensor[] = [];
   try {
-    models.push(await instantiate(probe.original, 'original probe'));
-    models.push(await instantiate(probe.rewritten, 'rewritten probe'));
+    models.push(await loadRunnable(cutOut.format, cutOut.original, 'original cut-out'));
+    models.push(await loadRunnable(cutOut.format, cutOut.rewritten, 'rewritten cut-out'));
     // A run of each at batch 1 estimates the cost; the first run also pays kernel set-up, so a
     // cheap one that looks over budget is run again warm before the batch is cut.
-    inputs = makeInputs(models[0], 1);
+    inputs = cutOutInputs(cutOut, 1);
     const estimateOnce = async () => {
       let slowest = 0;
-      for (const model of models) slowest = Math.max(slowest, await predictRunner('estimate', model, inputs).run());
+      for (const model of models) slowest = Math.max(slowest, await runnableRunner('estimate', model, inputs).run());
       return slowest;
     };
     let estimate = await estimateOnce();
     if (estimate * batch > RUN_BUDGET_MS && estimate < RUN_BUDGET_MS) estimate = await estimateOnce();
     const used = Math.max(1, Math.min(batch, Math.floor(RUN_BUDGET_MS / Math.max(estimate, 1e-3))));
     tf.dispose(inputs);
-    inputs = makeInputs(models[0], used);
+    inputs = cutOutInputs(cutOut, used);
     const slow = estimate * used > SLOW_RUN_MS;
-    const runners = [predictRunner('original', models[0], inputs), predictRunner('rewritten', models[1], inputs)];
+    const runners = [runnableRunner('original', models[0], inputs), runnableRunner('rewritten', models[1], inputs)];
     const samples = await interleave(runners, { ...options, minReps: slow ? 3 : options.minReps, warmup: slow && used === 1 ? 0 : options.warmup });
     const [original, rewritten] = [samples.get('original')!, samples.get('rewritten')!];
     return { originalMs: original.median, rewrittenMs: rewritten.median, ...(used !== batch ? { batch: used } : {}), samples: { original: original.ms, rewritten: rewritten.ms } };
   } finally {
     tf.dispose(inputs);
-    models.forEach(disposeModel);
+    models.forEach((model) => model.dispose());
   }
 }
 

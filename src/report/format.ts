@@ -1,5 +1,5 @@
 /** The human-readable report: a short before/after table in the spirit of onnx-simplifier. */
-import type { Report } from '../optimize';
+import type { Report } from '../pipeline';
 import type { VerificationReport } from '../verify/verify';
 
 function table(rows: string[][]): string {

@@ -24,7 +24,7 @@ import { REPLACED_INPUT } from '../pass';
 import { isUnknown } from '../layers/shapes';
 import type { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { fmt } from './conv-analysis';
-import { DepthTerm, SlidingGeometry, depthTerms, planSliding } from './sliding-conv';
+import { DepthTerm, SlidingGeometry, cutOutSpatial, depthTerms, planSliding } from './sliding-conv';
 import { findWeight, renameWeight } from './weights';
 
 export interface SlidingLayersPlan {
@@ -256,11 +256,22 @@ function pick(config: JsonObject, keys: string[]): JsonObject {
   return out;
 }
 
+/** A sliding Conv3D's input cut down to what times it faithfully (cutOutSpatial). */
+function timingInputOf(layer: LayerNode, dims: number[]): number[] {
+  const c = layer.config;
+  const triple = (v: unknown) => (typeof v === 'number' ? [v, v, v] : Array.isArray(v) ? (v as number[]) : [1, 1, 1]);
+  const first = c.data_format === 'channels_first';
+  const spatial = first ? dims.slice(1) : dims.slice(0, 3);
+  const cut = cutOutSpatial(spatial, triple(c.kernel_size), triple(c.dilation_rate));
+  return first ? [dims[0], ...cut] : [...cut, dims[3]];
+}
+
 export function slidingLayersPass(name: string): Pass<SlidingLayersPlan> {
   return {
     name,
     appliesTo: (layer) => layer.className === 'Conv3D',
     match: matchSlidingLayer,
     rewrite: rewriteSlidingLayer,
+    timingInput: timingInputOf,
   };
 }

@@ -8,9 +8,9 @@
  *   shape imply (dims that cannot be known are not compared). Other classes are left to tfjs.
  */
 import { InputError } from '../errors';
-import { GraphShapes, Shape, isUnknown } from '../layers/shapes';
+import { LayersShapes, Shape, isUnknown } from '../layers/shapes';
 import type { Graph, Json, JsonObject } from '../layers/types';
-import { findWeight } from '../rewrite/weights';
+import { findWeight } from '../layers/weights';
 
 export interface SpecLike {
   name: string;
@@ -121,7 +121,7 @@ function positionalNames(specs: SpecLike[]): boolean {
 }
 
 /** Throws an InputError naming the first weight no layer owns, or a layer's missing / misshapen weight. */
-export function checkWeightsAgainstLayers(graph: Graph, shapes: GraphShapes, specs: SpecLike[]): void {
+export function checkWeightsAgainstLayers(graph: Graph, shapes: LayersShapes, specs: SpecLike[]): void {
   const names = layerNames(graph);
   for (const spec of specs) {
     const scopes = spec.name.split('/').slice(0, -1);
@@ -133,7 +133,7 @@ export function checkWeightsAgainstLayers(graph: Graph, shapes: GraphShapes, spe
   if (!positionalNames(specs)) checkNeeded(graph, shapes, specs, graph.name);
 }
 
-function checkNeeded(graph: Graph, shapes: GraphShapes, specs: SpecLike[], where: string): void {
+function checkNeeded(graph: Graph, shapes: LayersShapes, specs: SpecLike[], where: string): void {
   for (const layer of graph.layers) {
     if (layer.graph) {
       const nested = shapes.nested.get(layer.name);

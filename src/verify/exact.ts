@@ -1,29 +1,39 @@
 /**
- * The exact check: a tolerance-free test of each rewritten conv on the target backend.
+ * The exact check: a tolerance-free test of each rewritten conv on the target backend, for both
+ * model formats.
  *
- * The conv alone (behind an Input of the shape it sees in the model) and the same after the
- * passes (policy/probe.ts) are built with a small-integer kernel and bias instead of the real
- * weights, linear activation, and fed small-integer rows. Every product and partial sum is then
- * an integer of magnitude <= P*a*b + c (P = kernel values per filter, a/b/c = largest |input|,
- * |kernel|, |bias|), chosen below 2^24 (float32) or 2^11 (float16 devices), so every summation
- * order is exact and a correct rewrite gives bitwise-equal outputs. A kernel row in the wrong
- * place, a wrong crop or permutation shows as a nonzero difference, on any backend.
+ * The conv alone (its cut-out, src/formats/cutout.ts) and the same after the passes are built
+ * with a small-integer kernel and bias instead of the real weights and fed small-integer rows.
+ * Every product and partial sum is then an integer of magnitude <= P*a*b + c (P = kernel values
+ * per filter, a/b/c = largest |input|, |kernel|, |bias|), chosen below 2^24 (float32) or 2^11
+ * (float16 devices), so every summation order is exact and a correct rewrite gives bitwise-equal
+ * outputs. A kernel row in the wrong place, a wrong crop or permutation shows as a nonzero
+ * difference, on any backend. Each format says how to put integers in its cut-out
+ * (src/layers/cutout.ts, src/graphdef/cutout.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
-import type { LayerNode, ModelIR, Weight } from '../layers/types';
-import type { Pass } from '../pass';
-import { Candidate, RewriteRecord } from '../layers/driver';
-import { findCandidates } from '../policy/policy';
-import { Probe, probesFor } from '../policy/probe';
+import type { RewriteRecord } from '../core/rule';
+import type { CutOut } from '../formats/cutout';
+import { loadRunnable } from '../formats/load';
 import type { BrowserSession } from '../browser/session';
-import { disposeModel, instantiate } from './models';
+import { disposeModel, instantiate } from '../formats/load';
 import { convReference, convSpecOf } from './reference';
+
+/** Which weight of the conv a filled value stands for. */
+export type WeightRole = 'kernel' | 'bias';
 
 /** A rewritten conv, captured before the passes ran (its weights are replaced, never read). */
 export interface ExactSubject {
-  candidate: Candidate;
-  passes: Pass[];
+  layer: string;
+  /** Path of the graph holding the unit, as in the records. */
+  graph: string;
+  pass: string;
+  /** Kernel values per filter (P), or why the conv cannot be checked. */
+  patch: number | string;
+  hasBias: boolean;
+  /** The cut-outs with every weight's values from `fill` (and a linear activation). */
+  cutOuts(fill: (role: WeightRole, count: number) => Float32Array): Promise<CutOut[] | string>;
 }
 
 export interface ExactCheck {
@@ -58,27 +68,13 @@ const mulberry32 = (seed: number) => () => {
 /** Integers uniform in [-m, m]. */
 const integers = (count: number, m: number, rand: () => number) => Float32Array.from({ length: count }, () => Math.floor(rand() * (2 * m + 1)) - m);
 
-/**
- * Every conv the passes will rewrite, found by a dry run on `ir` before it is rewritten. The
- * candidate keeps a snapshot of the layer's own weights (the probe needs nothing else of the IR).
- */
-export function exactSubjects(ir: ModelIR, passes: Pass[], backend: string | undefined, forced: Set<string>): ExactSubject[] {
-  const owned = (w: Weight, layer: string) => w.name.split('/').slice(-2, -1)[0] === layer;
-  return findCandidates(ir, passes, backend, forced)
-    .filter((candidate) => candidate.pass.reportRefusals !== false)
-    .map((candidate) => ({
-      candidate: { ...candidate, context: { ...candidate.context, ir: { ...candidate.context.ir, weights: candidate.context.ir.weights.filter((w) => owned(w, candidate.layer.name)) } } },
-      passes,
-    }));
-}
-
 /** Keeps the subjects whose rewrite actually happened (a policy may have kept some convs). */
 export function rewrittenSubjects(subjects: ExactSubject[], records: RewriteRecord[]): ExactSubject[] {
-  return subjects.filter(({ candidate }) => records.some((r) => r.layer === candidate.layer.name && r.graph === candidate.graph && r.pass === candidate.pass.name));
+  return subjects.filter((subject) => records.some((r) => r.layer === subject.layer && r.graph === subject.graph && r.pass === subject.pass));
 }
 
-interface IntegerProbe {
-  probe: Probe;
+interface IntegerCutOut {
+  cutOut: CutOut;
   input: { data: Float32Array; shape: number[] };
   magnitudes: NonNullable<ExactCheck['magnitudes']>;
 }
@@ -91,53 +87,43 @@ export function magnitudesFor(patch: number, limit: number): { input: number; ke
   return { input: side, kernel: side, bias };
 }
 
-/** Integer-weight probes of one subject (one per distinct input shape), or why there are none. */
-export async function integerProbes(subject: ExactSubject, limit: number, rows = 2, seed = 97): Promise<IntegerProbe[] | string> {
-  const { candidate } = subject;
-  const kernel = candidate.context.ir.weights.find((w) => w.name.endsWith('/kernel'));
-  if (!kernel) return 'the conv has no kernel weight';
-  const filters = kernel.shape[kernel.shape.length - 1];
-  const patch = kernel.shape.reduce((a, b) => a * b, 1) / filters;
+/** Integer-weight cut-outs of one subject (one per distinct input shape), or why there are none. */
+export async function integerCutOuts(subject: ExactSubject, limit: number, rows = 2, seed = 97): Promise<IntegerCutOut[] | string> {
+  if (typeof subject.patch === 'string') return subject.patch;
+  const patch = subject.patch;
   const m = magnitudesFor(patch, limit);
   if (!m) return `a patch of ${patch} values cannot keep every partial sum below ${limit} with nonzero integers`;
   const rand = mulberry32(seed);
-  // Plain float32 integers: a quantized original's stored encoding does not apply to them.
-  const weights = candidate.context.ir.weights.map(({ quantization: _stored, ...w }) => ({
-    ...w,
-    dtype: 'float32' as const,
-    values: integers(w.values.length, w.name.endsWith('/kernel') ? m.kernel : m.bias, rand),
-  }));
-  // Linear: the activation is the same call before and after; only the layout is under test here.
-  const layer: LayerNode = { ...candidate.layer, config: { ...candidate.layer.config, activation: 'linear' } };
-  const probes = await probesFor({ ...candidate, layer, context: { ...candidate.context, ir: { ...candidate.context.ir, weights } } }, subject.passes);
-  if (typeof probes === 'string') return probes;
-  const hasBias = weights.some((w) => w.name.endsWith('/bias'));
-  return probes.map((probe) => {
-    const shape = [rows, ...probe.shape];
+  const cutOuts = await subject.cutOuts((role, count) => integers(count, role === 'kernel' ? m.kernel : m.bias, rand));
+  if (typeof cutOuts === 'string') return cutOuts;
+  const bias = subject.hasBias ? m.bias : 0;
+  return cutOuts.map((cutOut) => {
+    const shape = [rows, ...cutOut.shape];
     return {
-      probe,
+      cutOut,
       input: { data: integers(shape.reduce((a, b) => a * b, 1), m.input, rand), shape },
-      magnitudes: { ...m, bias: hasBias ? m.bias : 0, bound: patch * m.input * m.kernel + (hasBias ? m.bias : 0), limit },
+      magnitudes: { ...m, bias, bound: patch * m.input * m.kernel + bias, limit },
     };
   });
 }
 
-async function runNode(artifacts: io.ModelArtifacts, x: tf.Tensor): Promise<{ data: Float32Array; shape: number[] }> {
-  const model = await instantiate(artifacts, 'exact-check probe');
+async function runNode(cutOut: CutOut, artifacts: CutOut['original'], x: tf.Tensor): Promise<{ data: ArrayLike<number>; shape: number[] }> {
+  const model = await loadRunnable(cutOut.format, artifacts, 'exact-check cut-out');
   try {
-    const y = model.predict(x, { batchSize: x.shape[0] }) as tf.Tensor;
+    const [y, ...rest] = await model.predict([x]);
+    tf.dispose(rest);
     try {
-      return { data: await y.data() as Float32Array, shape: y.shape };
+      return { data: await y.data(), shape: y.shape };
     } finally {
       y.dispose();
     }
   } finally {
-    disposeModel(model);
+    model.dispose();
   }
 }
 
-async function runPage(session: BrowserSession, artifacts: io.ModelArtifacts, staged: string): Promise<{ data: ArrayLike<number>; shape: number[] }> {
-  const id = await session.load('layers', artifacts, 'exact-check probe');
+async function runPage(session: BrowserSession, cutOut: CutOut, artifacts: CutOut['original'], staged: string): Promise<{ data: ArrayLike<number>; shape: number[] }> {
+  const id = await session.load(cutOut.format === 'graphdef' ? 'graph' : 'layers', artifacts, 'exact-check cut-out');
   try {
     return (await session.run(id, staged))[0];
   } finally {
@@ -157,13 +143,13 @@ export async function runExactChecks(subjects: ExactSubject[], options: { float1
   const limit = options.float16 ? 2 ** 11 : 2 ** 24;
   const checks: ExactCheck[] = [];
   for (const subject of subjects) {
-    const where = { layer: subject.candidate.layer.name, graph: subject.candidate.graph };
-    const probes = await integerProbes(subject, limit);
+    const where = { layer: subject.layer, graph: subject.graph };
+    const probes = await integerCutOuts(subject, limit);
     if (typeof probes === 'string') {
       checks.push({ ...where, exact: null, reason: probes });
       continue;
     }
-    for (const { probe, input, magnitudes } of probes) {
+    for (const { cutOut, input, magnitudes } of probes) {
       const x = tf.tensor(input.data, input.shape, 'float32');
       let staged: string | undefined;
       let a: { data: ArrayLike<number>; shape: number[] };
@@ -171,11 +157,11 @@ export async function runExactChecks(subjects: ExactSubject[], options: { float1
       try {
         if (options.session) {
           staged = await options.session.stage([x]);
-          a = await runPage(options.session, probe.original, staged);
-          b = await runPage(options.session, probe.rewritten, staged);
+          a = await runPage(options.session, cutOut, cutOut.original, staged);
+          b = await runPage(options.session, cutOut, cutOut.rewritten, staged);
         } else {
-          a = await runNode(probe.original, x);
-          b = await runNode(probe.rewritten, x);
+          a = await runNode(cutOut, cutOut.original, x);
+          b = await runNode(cutOut, cutOut.rewritten, x);
         }
       } finally {
         x.dispose();
@@ -185,11 +171,12 @@ export async function runExactChecks(subjects: ExactSubject[], options: { float1
       let maxAbsDiff = 0;
       const sameSize = a.data.length === b.data.length;
       // Apart: float64 says which is right. A rewrite equal to it is exact; the original is then wrong here.
-      const reference = sameSize && !sameValues(a.data, b.data) ? await float64Of(probe.original, subject.candidate.layer.name, input) : null;
+      // (A layers cut-out only: the float64 reference reads a LayersModel's conv layer.)
+      const reference = sameSize && cutOut.format === 'layers' && !sameValues(a.data, b.data) ? await float64Of(cutOut.original, subject.layer, input) : null;
       if (reference && sameValues(reference, b.data)) {
         let originalMaxAbsDiff = 0;
         for (let i = 0; i < reference.length; i++) originalMaxAbsDiff = Math.max(originalMaxAbsDiff, Math.abs(a.data[i] - reference[i]) || 0);
-        checks.push({ ...where, exact: true, shape: probe.shape, rows: input.shape[0], elements: a.data.length, mismatches: 0, maxAbsDiff: 0, magnitudes, originalMaxAbsDiff,
+        checks.push({ ...where, exact: true, shape: cutOut.shape, rows: input.shape[0], elements: a.data.length, mismatches: 0, maxAbsDiff: 0, magnitudes, originalMaxAbsDiff,
           reason: `the original differs from float64 by up to ${originalMaxAbsDiff} here; the rewrite equals float64 exactly` });
         continue;
       }
@@ -205,7 +192,7 @@ export async function runExactChecks(subjects: ExactSubject[], options: { float1
       checks.push({
         ...where,
         exact: sameSize && mismatches === 0,
-        shape: probe.shape,
+        shape: cutOut.shape,
         rows: input.shape[0],
         elements: a.data.length,
         mismatches: sameSize ? mismatches : a.data.length,

@@ -19,8 +19,8 @@ export interface InputSet {
   close(): void;
 }
 
-/** Model input shapes given by name (`--input-shape name=1x224x224x3`), batch first. */
-export type InputShapes = Record<string, number[]>;
+import type { InputShapes } from '../formats/input-shapes';
+export type { InputShapes };
 
 /** What the reader needs of a model input: its name, dtype and shape (null: unknown rank). */
 interface InputInfo {

@@ -14,12 +14,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { artifactsFromIR } from '../io/ir';
 import { inferShapes, isUnknown } from '../layers/shapes';
-import type { GraphShapes } from '../layers/shapes';
+import type { LayersShapes } from '../layers/shapes';
 import type { Graph, LayerNode, ModelIR } from '../layers/types';
-import { probeIR } from '../policy/probe';
+import { probeIR } from '../layers/cutout';
 import { BrowserOptions, BrowserSession, isBrowserBackend, withBrowser } from '../browser/session';
 import { float64Of, magnitudesFor } from './exact';
-import { disposeModel, instantiate } from './models';
+import { disposeModel, instantiate } from '../formats/load';
 
 export interface Finding {
   layer: string;
@@ -81,7 +81,7 @@ interface Subject {
 /** Every conv-family layer with a static input (one entry per layer: its first call's shape). */
 function subjectsOf(ir: ModelIR): Subject[] {
   const out: Subject[] = [];
-  const walk = (graph: Graph, shapes: GraphShapes, path: string) => {
+  const walk = (graph: Graph, shapes: LayersShapes, path: string) => {
     for (const layer of graph.layers) {
       if (layer.graph) walk(layer.graph, shapes.nested.get(layer.name) ?? inferShapes(layer.graph), `${path}/${layer.name}`);
       if (!CONV_FAMILY.has(layer.className)) continue;

@@ -1,32 +1,29 @@
 /**
- * Numerical check of a rewrite. Both models are instantiated by stock tfjs from their artifacts
- * and run batch by batch on the same rows (the user's, or seeded ones) on the selected backend.
- * Two questions are answered:
+ * Numerical check of a rewrite, for both formats. Both models are instantiated by stock tfjs
+ * from their artifacts and run batch by batch on the same rows (the user's, or seeded ones) on
+ * the selected backend (the loop: rows.ts; each format's pair of models: layers.ts,
+ * graphdef.ts). This module holds what they share: options, settings, targets, the backend
+ * loop and the per-layer float64 check. Two questions are answered:
  *  - do they agree? every output compared elementwise within atol + rtol*|a|;
  *  - did the rewrite make accuracy worse? for each rewritten layer, the original conv and its
  *    replacement are each compared with a float64 conv of the input the conv received; the
  *    replacement fails if its mean error exceeds DEFAULT_ACCURACY_FACTOR times the original's.
  */
-import * as tf from '@tensorflow/tfjs';
-import type { io } from '@tensorflow/tfjs';
 import { InputError, oneLine } from '../errors';
 import { BackendInfo, BackendRequest, ModuleLoader, OriginalModelError, TargetName, onBackend, selectBackend } from '../backend/select';
 import { BrowserOptions, BrowserSession, isBrowserBackend } from '../browser/session';
-import { MetricsAccumulator, OutputMetrics } from './compare';
-import { InputSet, InputShapes, VerifyInput, openInputs, rowsOfShapes } from './inputs';
-import { LayerProbe, PageProbeModel, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
+import type { OutputMetrics } from './compare';
+import { InputSet, InputShapes, VerifyInput, rowsOfShapes } from './inputs';
+import type { LayerProbe, RewrittenLayer } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
-import { disposeModel, instantiate } from './models';
-import { yieldToEventLoop } from '../yield';
-import { RowPacer, StepTimer } from './pacing';
-import { ExactCheck, ExactSubject, runExactChecks } from './exact';
-import { Finding, onCpu } from './original-check';
+import type { ExactCheck, ExactSubject } from './exact';
+import type { Finding } from './original-check';
 
 export { makeInputs } from './inputs';
 export type { InputShapes, VerifyInput } from './inputs';
 export type { RewrittenLayer } from './probes';
 
-/** Options shared with the graph-model verifier (src/graphdef). */
+/** Options of a verification, either format. */
 export interface VerifyOptions {
   backend?: BackendRequest;
   /** Defaults: see DEFAULT_TOLERANCE. */
@@ -170,7 +167,7 @@ export interface VerificationReport {
   batch: number;
   seed: number;
   outputs: (OutputMetrics & { backend?: string })[];
-  // Always set for layers models (optional only so the graph-model verifier shares the type):
+  // Set by every verification run (src/verify/rows.ts), either format:
   /** What was fed: the files/arrays, or the seeded rows. */
   inputs?: string;
   rows?: number;
@@ -271,112 +268,6 @@ export function runHeader(target: Target, settings: ReturnType<typeof runSetting
   };
 }
 
-async function runOn(
-  target: Target, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
-): Promise<VerificationReport> {
-  const backend = target.info;
-  const { session } = target;
-  const settings = runSettings(options);
-  const { batch, seed, batchSize } = settings;
-  const { atol, rtol, note: toleranceNote } = targetTolerance(target, settings);
-  const factor = options.accuracyFactor ?? DEFAULT_ACCURACY_FACTOR;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
-  const models: tf.LayersModel[] = [];
-  const pageIds: string[] = [];
-  let inputs: InputSet | null = null;
-  try {
-    // In a browser, the Node copies only plan the taps (and give the conv weights); the page computes.
-    models.push(await instantiate(original, 'original'));
-    models.push(await instantiate(rewritten, 'rewritten'));
-    const [before, after] = models;
-    if (before.inputs.length !== after.inputs.length || before.outputs.length !== after.outputs.length) {
-      throw new InputError(`the models differ in inputs/outputs (${before.inputs.length}/${before.outputs.length} vs ${after.inputs.length}/${after.outputs.length})`);
-    }
-    if (session) {
-      pageIds.push(await session.load('layers', original, 'original'));
-      pageIds.push(await session.load('layers', rewritten, 'rewritten'));
-    }
-    // Original and rewrite apart because the original is wrong here: compare with the original where it is right.
-    const rewrittenNames = new Set((options.rewrittenLayers ?? []).map((r) => r.layer));
-    const wrong = (options.originalFindings ?? []).filter((f) => rewrittenNames.has(f.layer));
-    const referenceOnCpu = wrong.length > 0 && backend.name !== 'cpu';
-    const probeA = session && !referenceOnCpu ? new PageProbeModel(before, session, pageIds[0]) : new ProbeModel(before);
-    const probeB = session ? new PageProbeModel(after, session, pageIds[1]) : new ProbeModel(after);
-    const { probes, notes } = planProbes(options.rewrittenLayers ?? inferRewrittenLayers(before, after), probeA, probeB);
-    const checks = probes.map((probe) => new LayerCheck(probe));
-    inputs = openInputs(before, options.inputs, { batch, seed, shapes: options.inputShapes });
-    const accumulators: MetricsAccumulator[] = [];
-
-    const pacer = new RowPacer(batchSize);
-    for (let start = 0, count = 0; start < inputs.rows; start += count) {
-      count = pacer.next(inputs.rows - start);
-      // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts);
-      // the pacer keeps each synchronous step short enough for that to be within a second.
-      await yieldToEventLoop(options.signal);
-      const timer = new StepTimer();
-      const xs = inputs.batch(start, count);
-      let staged: string | undefined;
-      try {
-        if (session) staged = await session.stage(xs);
-        let va: Values;
-        try {
-          va = referenceOnCpu ? await onCpu(() => probeA.values(xs)) : await probeA.values(staged ?? xs);
-        } catch (error) {
-          // The original model as given cannot run here (a config tfjs accepts but cannot
-          // execute, an op or dtype this backend lacks): the model's problem, never ours.
-          throw new OriginalModelError(backend.name, oneLine(error));
-        }
-        timer.lap();
-        await yieldToEventLoop(options.signal);
-        timer.restart();
-        const vb = await probeB.values(staged ?? xs);
-        for (let o = 0; o < before.outputs.length; o++) {
-          const [expected, actual] = [va[probeA.outputs[o]], vb[probeB.outputs[o]]];
-          const name = before.outputNames[o] ?? `output_${o}`;
-          if (expected.shape.join() !== actual.shape.join()) {
-            throw new InputError(`output ${name}: shape ${JSON.stringify(expected.shape)} vs ${JSON.stringify(actual.shape)}`);
-          }
-          accumulators[o] ??= new MetricsAccumulator(name, expected.shape.slice(1), { atol, rtol });
-          accumulators[o].add(expected.data, actual.data);
-        }
-        for (const check of checks) {
-          timer.lap();
-          await yieldToEventLoop(options.signal);
-          timer.restart();
-          check.add(va, vb); // a float64 conv per rewritten layer: as long as a forward pass
-        }
-        timer.lap();
-      } finally {
-        tf.dispose(xs);
-        if (staged) await session!.dispose(staged);
-      }
-      pacer.record(count, timer.slowest);
-      options.onProgress?.({ backend: backend.name, done: start + count, total: inputs.rows });
-    }
-    const outputs = accumulators.map((acc) => acc.result());
-    const layers = checks.map((check) => check.result(factor));
-    const exact = options.exactSubjects ? await runExactChecks(options.exactSubjects, { float16: session?.float16 ?? false, session }) : undefined;
-    if (referenceOnCpu) {
-      notes.push(`the original computes wrong on ${backend.name} (${wrong.map((f) => `${f.layer}: off by up to ${f.maxAbsDiff} vs float64`).join('; ')}): ` +
-        `outputs are compared with the original run on tfjs's cpu backend, the rewrite with float64 per layer`);
-    }
-    if (!exact && probes.length) notes.push('exact integer check not run: it re-applies the passes to each conv, which optimize does (verify compares two given models)');
-    return {
-      passed: outputs.every((o) => o.passed) && layers.every((l) => l.passed) && (exact ?? []).every((e) => e.exact !== false),
-      ...runHeader(target, settings, inputs),
-      accuracyFactor: factor,
-      outputs,
-      layers,
-      ...(exact ? { exact } : {}),
-      notes: toleranceNote ? [toleranceNote, ...notes] : notes,
-    };
-  } finally {
-    inputs?.close();
-    models.forEach(disposeModel);
-    for (const id of pageIds) await session!.dispose(id);
-  }
-}
-
 const ALL_BACKENDS: TargetName[] = ['tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu'];
 
 /** NaN-aware "a is worse than b". */
@@ -442,10 +333,4 @@ export async function onBackends(
     }
   }
   return mergeRuns(runs);
-}
-
-export async function verifyArtifacts(
-  original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
-): Promise<VerificationReport> {
-  return onBackends(options, (target) => runOn(target, original, rewritten, options));
 }

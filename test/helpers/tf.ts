@@ -48,7 +48,7 @@ export function layerCalls(model: tf.LayersModel): { layer: string; className: s
   ]);
 }
 
-export { disposeModel } from '../../src/verify/models';
+export { disposeModel } from '../../src/formats/load';
 
 /** Runs the calling test file on `name`, putting the backend found before it back afterwards. */
 export function useBackendForFile(name: string): void {

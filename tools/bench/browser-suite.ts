@@ -5,19 +5,17 @@
  * the Qwen3-VL original takes ~10 s per run at 256 patches there.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registeredPasses } from '../../passes';
 import type { BackendInfo } from '../../src/backend/select';
 import { BrowserBackend, BrowserSession, withBrowser } from '../../src/browser/session';
 import { artifactsOfModel } from '../../src/io/files';
-import { loadChecked } from '../../src/io/source';
 import { BENCH_CASES } from './cases';
-import { prepare } from '../../src/bench/measure';
+import { prepare } from '../../src/pipeline/bench';
 import { measureInPage, pageProbeTimer } from '../../src/bench/page';
-import { PolicyDecision, decidePolicy } from '../../src/policy/policy';
+import type { PolicyDecision } from '../../src/policy/policy';
 import type { Row } from '../../src/bench/report';
 import type { InterleaveOptions } from '../../src/bench/stats';
 import { makeInputs } from '../../src/verify/inputs';
-import { disposeModel, instantiate } from '../../src/verify/models';
+import { disposeModel, instantiate } from '../../src/formats/load';
 
 /** Case -> batch in the browser (CPU-rendered on machines without a GPU: keep rows to seconds). */
 export const BROWSER_BATCHES: Record<string, number> = {
@@ -55,14 +53,13 @@ export async function runBrowserSuite(
         const model = benchCase.build();
         const artifacts = await artifactsOfModel(model);
         model.dispose();
-        const prepared = await prepare(artifacts, benchCase.passes);
+        const prepared = await prepare(artifacts, { passes: benchCase.passes });
         options.log(`timing ${benchCase.name} / ${backend} / ${batch} ${benchCase.unit}`);
         result.rows.push({ case: benchCase.name, backend, unit: benchCase.unit, measurement: await measureCase(session, prepared, batch, options.timing) });
         if (benchCase.name === 'downsample-1x2x2' || benchCase.name === 'qwen3vl-patch-embed') {
           options.log(`policy ${benchCase.name} / ${backend} / batch ${batch}`);
-          const { ir } = await loadChecked(artifacts);
-          const { report } = await decidePolicy(ir, registeredPasses(), new Set(), { mode: 'measure', backend: { name: backend, device: session.device, fallbacks: [] }, batch, timer: pageProbeTimer(session) });
-          result.policy.push({ case: benchCase.name, backend, batch, decisions: report.decisions });
+          const { policy } = await prepare(artifacts, { policy: 'measure', backend, policyBatch: batch, policyTimer: pageProbeTimer(session) });
+          result.policy.push({ case: benchCase.name, backend, batch, decisions: policy.decisions });
         }
       }
     });

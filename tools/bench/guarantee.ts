@@ -9,11 +9,11 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import type { BackendName } from '../../src/backend/select';
 import { artifactsOfModel } from '../../src/io/files';
-import { optimize } from '../../src/optimize';
+import { optimize } from '../../src/pipeline';
 import { InterleaveOptions, Samples, interleave } from '../../src/bench/stats';
 import { predictRunner } from '../../src/bench/timing';
 import { makeInputs } from '../../src/verify/inputs';
-import { disposeModel, instantiate } from '../../src/verify/models';
+import { disposeModel, instantiate } from '../../src/formats/load';
 import { MESHNET_38, buildMeshnet, fillDeterministic } from '../../fixtures/models';
 
 export const MIN_RATIO = 0.9;

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import { readModelFiles, writeModelFiles } from '../../src/io/files';
-import { optimize } from '../../src/optimize';
+import { optimize } from '../../src/pipeline';
 
 async function main([mode, model, out]: string[]): Promise<void> {
   const start = performance.now();

@@ -3,9 +3,10 @@ import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { BackendInfo, BackendName, selectBackend } from '../../src/backend/select';
 import { artifactsOfModel } from '../../src/io/files';
-import { optimize } from '../../src/optimize';
+import { optimize } from '../../src/pipeline';
 import { BENCH_CASES, BenchCase } from './cases';
-import { Measurement, load, measure, prepare } from '../../src/bench/measure';
+import { Measurement, load, measure } from '../../src/bench/measure';
+import { prepare } from '../../src/pipeline/bench';
 import type { Row } from '../../src/bench/report';
 import type { InterleaveOptions } from '../../src/bench/stats';
 import { makeInputs } from '../../src/verify/inputs';
@@ -72,7 +73,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     const model = benchCase.build();
     const artifacts = await artifactsOfModel(model);
     model.dispose();
-    const prepared = await prepare(artifacts, benchCase.passes);
+    const prepared = await prepare(artifacts, { passes: benchCase.passes });
     if (benchCase.passes && prepared.records.length === 0) throw new Error(`${benchCase.name}: the passes ${benchCase.passes.join(', ')} rewrote nothing`);
     for (const backendName of options.backends) {
       if (!options.full && benchCase.fullOnlyOn?.includes(backendName)) {
@@ -116,7 +117,7 @@ async function runCase(benchCase: BenchCase, prepared: Awaited<ReturnType<typeof
         ? `original skipped: ~${Number.isFinite(originalEstimate) ? (originalEstimate / 1000).toFixed(0) : `>${SKIP_ABOVE_MS / 1000}`} s per run (scaled from batch ${previous!.batch}); --full runs it`
         : undefined;
       options.log(`timing ${where}`);
-      const inputs = makeInputs(loaded.original, batch);
+      const inputs = makeInputs(loaded.original.layersModel!, batch);
       try {
         const measurement = await measure(loaded, prepared.records, inputs, {
           timing: options.timing,

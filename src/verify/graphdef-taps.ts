@@ -5,13 +5,13 @@
  * bias, fused activation), so the layers verifier's LayerCheck can judge the replacement.
  */
 import type { io } from '@tensorflow/tfjs';
-import { ACTIVATIONS, ConvSpec } from '../verify/reference';
-import type { LayerProbe, RewrittenLayer } from '../verify/probes';
-import { readInts, readString, readStrings } from './attrs';
-import { GraphModelIR, GraphNode, decodeFloatWeight, graphIRFromArtifacts, parseTensorName } from './ir';
+import { ACTIVATIONS, ConvSpec } from './reference';
+import type { LayerProbe, RewrittenLayer } from './probes';
+import { readInts, readString, readStrings } from '../graphdef/attrs';
+import { GraphModelIR, GraphNode, decodeFloatWeight, graphIRFromArtifacts, parseTensorName } from '../graphdef/ir';
 
 /** A probe plus the tensor names to fetch: `input`/`output` in the original, `output` in the rewritten. */
-export interface GraphProbe {
+export interface GraphDefTaps {
   probe: Omit<LayerProbe, 'original' | 'rewritten'>;
   input: string;
   output: string;
@@ -19,7 +19,7 @@ export interface GraphProbe {
 
 const CONV_OPS = new Set(['Conv2D', '_FusedConv2D', 'Conv3D']);
 
-export function planGraphProbes(original: io.ModelArtifacts, rewritten: io.ModelArtifacts, records?: RewrittenLayer[]): { probes: GraphProbe[]; notes: string[] } {
+export function planGraphDefTaps(original: io.ModelArtifacts, rewritten: io.ModelArtifacts, records?: RewrittenLayer[]): { probes: GraphDefTaps[]; notes: string[] } {
   const ir = graphIRFromArtifacts(original);
   const kept = new Set(graphIRFromArtifacts(rewritten).nodes.map((n) => n.name));
   const byName = new Map(ir.nodes.map((n) => [n.name, n]));
@@ -27,7 +27,7 @@ export function planGraphProbes(original: io.ModelArtifacts, rewritten: io.Model
   for (const node of ir.nodes) for (const i of node.input) readers.set(parseTensorName(i).node, [...(readers.get(parseTensorName(i).node) ?? []), node]);
   // Without records (the verify command), a conv op of the original that is gone was rewritten.
   const rewrittenConvs = records ?? ir.nodes.filter((n) => CONV_OPS.has(n.op) && !kept.has(n.name)).map((n) => ({ layer: n.name, replacement: [] }));
-  const probes: GraphProbe[] = [];
+  const probes: GraphDefTaps[] = [];
   const notes: string[] = [];
   for (const record of rewrittenConvs) {
     const conv = byName.get(record.layer);

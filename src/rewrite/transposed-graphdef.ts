@@ -15,7 +15,7 @@
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readType } from '../graphdef/attrs';
 import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
-import type { GraphMatchContext, GraphPass, GraphReplacement } from '../graphdef/pass';
+import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
 import { fmt } from './conv-analysis';
 import { TransposedGeometry, planTransposed } from './transposed-conv';
 
@@ -27,13 +27,13 @@ export interface GraphTransposedPlan {
 
 const OP: Record<number, string> = { 2: 'Conv2DBackpropInput', 3: 'Conv3DBackpropInputV2' };
 
-function constBehind(tensor: string, context: GraphMatchContext): GraphNode | undefined {
+function constBehind(tensor: string, context: GraphDefMatchContext): GraphNode | undefined {
   let node = context.node(parseTensorName(tensor).node);
   for (let hops = 0; node && node.op === 'Identity' && node.input.length >= 1 && hops < 8; hops++) node = context.node(parseTensorName(node.input[0]).node);
   return node?.op === 'Const' ? node : undefined;
 }
 
-function matchGraph(conv: GraphNode, context: GraphMatchContext, rank: number): MatchResult<GraphTransposedPlan> {
+function matchGraph(conv: GraphNode, context: GraphDefMatchContext, rank: number): MatchResult<GraphTransposedPlan> {
   const refuse = (refusal: string) => ({ refusal });
   const expected = rank === 3 ? 'NDHWC' : 'NHWC';
   const format = readString(conv.attr, 'data_format') ?? expected;
@@ -68,7 +68,7 @@ function matchGraph(conv: GraphNode, context: GraphMatchContext, rank: number): 
   return { plan: { geometry, input: data[2], filter } };
 }
 
-function rewriteGraph(conv: GraphNode, plan: GraphTransposedPlan, context: GraphMatchContext, rank: number): GraphReplacement {
+function rewriteGraph(conv: GraphNode, plan: GraphTransposedPlan, context: GraphDefMatchContext, rank: number): GraphDefReplacement {
   const nodes: GraphNode[] = [];
   const addWeights: GraphWeight[] = [];
   const T = { T: attr.type('DT_FLOAT') };
@@ -100,7 +100,7 @@ function rewriteGraph(conv: GraphNode, plan: GraphTransposedPlan, context: Graph
 }
 
 /** The GraphDef lowering of the transposed Dense rule for one spatial rank. */
-export function graphTransposedDensePass(name: string, rank: 2 | 3): GraphPass<GraphTransposedPlan> {
+export function graphTransposedDensePass(name: string, rank: 2 | 3): GraphDefPass<GraphTransposedPlan> {
   return {
     name,
     appliesTo: (node) => node.op === OP[rank],

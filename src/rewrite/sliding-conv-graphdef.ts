@@ -19,9 +19,9 @@
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readType } from '../graphdef/attrs';
 import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
-import type { GraphMatchContext, GraphPass, GraphReplacement } from '../graphdef/pass';
+import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
 import { fmt } from './conv-analysis';
-import { constBehind, foldableBias } from './non-sliding-conv-graph';
+import { constBehind, foldableBias } from './non-sliding-conv-graphdef';
 import { DepthTerm, STACKED_KERNEL_PERM, SlidingGeometry, depthTerms, planSliding } from './sliding-conv';
 
 export interface SlidingGraphPlan {
@@ -38,7 +38,7 @@ export interface SlidingGraphPlan {
 
 const dataInputs = (node: GraphNode) => node.input.filter((i) => !i.startsWith('^'));
 
-function matchConv(conv: GraphNode, context: GraphMatchContext): MatchResult<SlidingGraphPlan> {
+function matchConv(conv: GraphNode, context: GraphDefMatchContext): MatchResult<SlidingGraphPlan> {
   const refuse = (refusal: string) => ({ refusal });
   const format = readString(conv.attr, 'data_format') ?? 'NDHWC';
   if (format !== 'NDHWC') return refuse(`data_format ${format} is not NDHWC`);
@@ -80,7 +80,7 @@ function matchConv(conv: GraphNode, context: GraphMatchContext): MatchResult<Sli
   };
 }
 
-function rewriteConv(conv: GraphNode, plan: SlidingGraphPlan, context: GraphMatchContext): GraphReplacement {
+function rewriteConv(conv: GraphNode, plan: SlidingGraphPlan, context: GraphDefMatchContext): GraphDefReplacement {
   const nodes: GraphNode[] = [];
   const addWeights: GraphWeight[] = [];
   const T = { T: attr.type('DT_FLOAT') };
@@ -141,7 +141,7 @@ function rewriteConv(conv: GraphNode, plan: SlidingGraphPlan, context: GraphMatc
   return { remove: plan.remove.map((n) => n.name), nodes, addWeights, maybeUnused: [parseTensorName(conv.input[1]).node], notes };
 }
 
-export function graphSlidingConvPass(name: string): GraphPass<SlidingGraphPlan> {
+export function graphDefSlidingConvPass(name: string): GraphDefPass<SlidingGraphPlan> {
   return {
     name,
     appliesTo: (node) => node.op === 'Conv3D',

@@ -32,7 +32,7 @@
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readStrings, readType } from '../graphdef/attrs';
 import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
-import type { GraphMatchContext, GraphPass, GraphReplacement } from '../graphdef/pass';
+import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 
 interface Fused {
@@ -43,7 +43,7 @@ interface Fused {
   leakyreluAlpha?: GraphNode['attr'][string];
 }
 
-export interface GraphConvPlan extends ConvAnalysis {
+export interface GraphDefConvPlan extends ConvAnalysis {
   /** The tensor the patches are cut from (for rank 1: the input of the ExpandDims). */
   input: string;
   filter: GraphWeight;
@@ -58,7 +58,7 @@ export interface GraphConvPlan extends ConvAnalysis {
 const FUSABLE = new Set(['relu', 'relu6', 'elu', 'leakyrelu', 'sigmoid', 'prelu']);
 
 /** The Const behind `tensor`, looking through Identity nodes (the converter leaves some). */
-export function constBehind(tensor: string, context: GraphMatchContext): GraphNode | undefined {
+export function constBehind(tensor: string, context: GraphDefMatchContext): GraphNode | undefined {
   let node = context.node(parseTensorName(tensor).node);
   for (let hops = 0; node && node.op === 'Identity' && node.input.length >= 1 && hops < 8; hops++) {
     node = context.node(parseTensorName(node.input[0]).node);
@@ -69,13 +69,13 @@ export function constBehind(tensor: string, context: GraphMatchContext): GraphNo
 const dataInputs = (node: GraphNode) => node.input.filter((i) => !i.startsWith('^'));
 
 /** The only reader of `node`, when there is exactly one and the model does not return `node`. */
-function soleReader(node: GraphNode, context: GraphMatchContext): GraphNode | undefined {
+function soleReader(node: GraphNode, context: GraphDefMatchContext): GraphNode | undefined {
   const readers = context.consumers(node.name);
   return readers.length === 1 && !context.isOutput(node.name) ? readers[0] : undefined;
 }
 
 /** ExpandDims -> conv -> Squeeze as TF writes conv1d (axis -3, or 1 on a rank-3 input). */
-export function conv1dForm(conv: GraphNode, context: GraphMatchContext): { expand: GraphNode; squeeze: GraphNode } | undefined {
+export function conv1dForm(conv: GraphNode, context: GraphDefMatchContext): { expand: GraphNode; squeeze: GraphNode } | undefined {
   if (conv.op !== 'Conv2D' && conv.op !== '_FusedConv2D') return undefined;
   const expand = context.node(parseTensorName(conv.input[0] ?? '').node);
   if (expand?.op !== 'ExpandDims') return undefined;
@@ -92,7 +92,7 @@ function ints(conv: GraphNode, name: string, length: number, fallback?: number[]
   return values && values.length === length ? values : `${name} ${fmt(values ?? null)} is not ${length} integers`;
 }
 
-function fusedOf(conv: GraphNode, context: GraphMatchContext, filters: number): Fused | string | undefined {
+function fusedOf(conv: GraphNode, context: GraphDefMatchContext, filters: number): Fused | string | undefined {
   if (conv.op !== '_FusedConv2D') return undefined;
   const ops = readStrings(conv.attr, 'fused_ops') ?? [];
   const args = dataInputs(conv).slice(2);
@@ -114,7 +114,7 @@ function fusedOf(conv: GraphNode, context: GraphMatchContext, filters: number): 
 }
 
 /** The following BiasAdd to fold into a plain conv: its only reader, adding a float32 Const [F]. */
-export function foldableBias(last: GraphNode, filters: number, context: GraphMatchContext): GraphNode | undefined {
+export function foldableBias(last: GraphNode, filters: number, context: GraphDefMatchContext): GraphNode | undefined {
   const add = soleReader(last, context);
   if (!add || add.op !== 'BiasAdd') return undefined;
   const data = dataInputs(add);
@@ -126,7 +126,7 @@ export function foldableBias(last: GraphNode, filters: number, context: GraphMat
   return add;
 }
 
-function matchConv(conv: GraphNode, context: GraphMatchContext, rank: number): MatchResult<GraphConvPlan> {
+function matchConv(conv: GraphNode, context: GraphDefMatchContext, rank: number): MatchResult<GraphDefConvPlan> {
   const refuse = (refusal: string) => ({ refusal });
   const opRank = rank === 1 ? 2 : rank;
   const form = rank === 1 ? conv1dForm(conv, context) : undefined;
@@ -192,7 +192,7 @@ function matchConv(conv: GraphNode, context: GraphMatchContext, rank: number): M
   };
 }
 
-function rewriteConv(conv: GraphNode, plan: GraphConvPlan, context: GraphMatchContext): GraphReplacement {
+function rewriteConv(conv: GraphNode, plan: GraphDefConvPlan, context: GraphDefMatchContext): GraphDefReplacement {
   const nodes: GraphNode[] = [];
   const addWeights: GraphWeight[] = [];
   const T = { T: attr.type('DT_FLOAT') };
@@ -272,7 +272,7 @@ function rewriteConv(conv: GraphNode, plan: GraphConvPlan, context: GraphMatchCo
 const OPS: Record<number, string[]> = { 1: ['Conv2D', '_FusedConv2D'], 2: ['Conv2D', '_FusedConv2D'], 3: ['Conv3D'] };
 
 /** The GraphDef lowering of the conv-to-dense rule `name` for one spatial rank. */
-export function graphNonSlidingConvPass(options: { name: string; spatialRank: number }): GraphPass<GraphConvPlan> {
+export function graphDefNonSlidingConvPass(options: { name: string; spatialRank: number }): GraphDefPass<GraphDefConvPlan> {
   const rank = options.spatialRank;
   return {
     name: options.name,

@@ -1,38 +1,20 @@
 /**
- * A candidate rewrite in isolation: the matched layer alone behind an Input of the shape it
- * sees in the model, and the same after the pass, as two small models built through the normal
- * IR -> artifacts path. Timing these isolates the rewritten subgraph from the rest of the model.
+ * The layers cut-out of a candidate (src/formats/cutout.ts): the matched layer alone behind an
+ * Input of the shape it sees in the model, and the same after the rules, as two small
+ * LayersModels built through the normal IR -> artifacts path.
  */
-import type { io } from '@tensorflow/tfjs';
-import { Shape, isUnknown } from '../layers/shapes';
-import { Graph, LayerNode, ModelIR, TensorRef } from '../layers/types';
+import { Shape, isUnknown } from './shapes';
+import { Graph, LayerNode, ModelIR, TensorRef } from './types';
 import type { Pass } from '../pass';
 import { artifactsFromIR } from '../io/ir';
-import { runPasses } from '../layers/driver';
-import type { Candidate } from '../layers/driver';
-import { cutOutSpatial } from '../rewrite/sliding-conv';
+import { runPasses } from './driver';
+import type { Candidate } from './driver';
+import type { CutOut } from '../formats/cutout';
 
-/** A candidate's subgraphs for one input shape: what a timer (any backend) is given. */
-export interface Probe {
-  layer: string;
-  /** The conv's class ("Conv3D"). */
-  className: string;
-  /** Input shape without the batch. */
-  shape: number[];
-  /** How many calls of the layer see this shape (their times add up). */
-  calls: number;
-  /** The layer alone behind an Input, as a stock-tfjs LayersModel. */
-  original: io.ModelArtifacts;
-  /** The same after the whole pipeline (the replacement and its clean-ups). */
-  rewritten: io.ModelArtifacts;
-  /** Classes of the rewritten probe's layers, Input excluded, in order ("Reshape", "Dense"). */
-  replacement: string[];
+/** A layers cut-out, with the conv's work for the policy's table. */
+export interface LayersCutOut extends CutOut {
   /** Multiply-adds of the conv per batch item: output positions x kernel rows x filters. */
   macsPerItem: number;
-  /** The rule the probe times. */
-  pass: string;
-  /** Set when the probe runs on a cut-out of the layer's input, not the whole (sizes without batch). */
-  cutOutOf?: number[];
 }
 
 const ref = (layer: string): TensorRef => ({ layer, node: 0, tensor: 0, kwargs: {} });
@@ -79,25 +61,14 @@ function macsOf(layer: LayerNode, shape: number[]): number {
   return positions * kernel.reduce((a, b) => a * b, 1) * channels * (c.filters as number);
 }
 
-const SLIDING_PASS = 'conv3d-to-conv2d-slices';
 const fmt = (dims: number[]) => dims.join(',');
-
-/** A sliding Conv3D's input cut down to what times it faithfully (sliding-conv.ts). */
-function cutOut(layer: LayerNode, dims: number[]): number[] {
-  const c = layer.config;
-  const triple = (v: unknown) => (typeof v === 'number' ? [v, v, v] : Array.isArray(v) ? (v as number[]) : [1, 1, 1]);
-  const first = c.data_format === 'channels_first';
-  const spatial = first ? dims.slice(1) : dims.slice(0, 3);
-  const cut = cutOutSpatial(spatial, triple(c.kernel_size), triple(c.dilation_rate));
-  return first ? [dims[0], ...cut] : [...cut, dims[3]];
-}
 
 /**
  * Probes for a candidate, one per distinct input shape; a string says why it cannot be probed
  * (several inputs, unknown or dynamic shapes, or the pass does not rewrite it on its own).
  * `passes` is the whole pipeline, so clean-ups of the replacement happen as in the real run.
  */
-export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<Probe[] | string> {
+export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<LayersCutOut[] | string> {
   const { layer, pass, context } = candidate;
   const perCall = context.shapes.callInputs.get(layer.name) ?? [];
   const counts = new Map<string, { shape: number[]; calls: number }>();
@@ -106,16 +77,16 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     if (shapes.length !== 1) return `${shapes.length} inputs per call`;
     const dims = (shapes[0] as Shape).slice(1);
     if (dims.some((dim) => dim === null)) return `input shape ${JSON.stringify(shapes[0])} is not static beyond the batch`;
-    if (pass.name === SLIDING_PASS) dims.splice(0, dims.length, ...cutOut(layer, dims as number[]));
+    if (pass.timingInput) dims.splice(0, dims.length, ...pass.timingInput(layer, dims as number[]));
     const key = dims.join(',');
     const entry = counts.get(key) ?? { shape: dims as number[], calls: 0 };
     entry.calls++;
     counts.set(key, entry);
   }
   if (counts.size === 0) return 'the layer is never called';
-  const probes: Probe[] = [];
+  const probes: LayersCutOut[] = [];
   for (const { shape, calls } of counts.values()) {
-    const whole = perCall.map((shapes) => (shapes as Shape[])[0].slice(1) as number[]).find((dims) => fmt(cutOut(layer, dims)) === fmt(shape) && fmt(dims) !== fmt(shape));
+    const whole = pass.timingInput && perCall.map((shapes) => (shapes as Shape[])[0].slice(1) as number[]).find((dims) => fmt(pass.timingInput!(layer, dims)) === fmt(shape) && fmt(dims) !== fmt(shape));
     const before = probeIR(context.ir, layer, shape);
     const original = artifactsFromIR(before);
     const after = probeIR(context.ir, layer, shape);
@@ -124,9 +95,35 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<P
     if (!run.rewritten.some((record) => record.layer === layer.name && record.pass === pass.name)) return `${pass.name} does not rewrite the layer on its own (${run.skipped[0]?.reason ?? 'no match'})`;
     const replacement = after.graph.layers.filter((l) => l.className !== 'InputLayer').map((l) => l.className);
     probes.push({
-      layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement,
+      format: 'layers', layer: layer.name, className: layer.className, shape, calls, original, rewritten: artifactsFromIR(after), replacement,
       macsPerItem: macsOf(layer, whole ?? shape), pass: pass.name, ...(whole ? { cutOutOf: whole } : {}),
     });
   }
   return probes;
+}
+
+/**
+ * The exact check's subject for a layers candidate (src/verify/exact.ts), captured before the
+ * rewrite: a snapshot of the layer's own weights, refilled with integers and a linear activation
+ * (the activation is the same call before and after; only the layout is under test).
+ */
+export function layersExactSubject(candidate: Candidate, passes: Pass[]) {
+  const owned = candidate.context.ir.weights.filter((w) => w.name.split('/').slice(-2, -1)[0] === candidate.layer.name);
+  const kernel = owned.find((w) => w.name.endsWith('/kernel'));
+  const filters = kernel?.shape[kernel.shape.length - 1] ?? 1;
+  return {
+    layer: candidate.layer.name,
+    graph: candidate.graph,
+    pass: candidate.pass.name,
+    patch: kernel ? kernel.shape.reduce((a, b) => a * b, 1) / filters : 'the conv has no kernel weight',
+    hasBias: owned.some((w) => w.name.endsWith('/bias')),
+    cutOuts: async (fill: (role: 'kernel' | 'bias', count: number) => Float32Array) => {
+      // Plain float32 integers: a quantized original's stored encoding does not apply to them.
+      const weights = owned.map(({ quantization: _stored, ...w }) => ({
+        ...w, dtype: 'float32' as const, values: fill(w.name.endsWith('/kernel') ? 'kernel' : 'bias', w.values.length),
+      }));
+      const layer: LayerNode = { ...candidate.layer, config: { ...candidate.layer.config, activation: 'linear' } };
+      return probesFor({ ...candidate, layer, context: { ...candidate.context, ir: { ...candidate.context.ir, weights } } }, passes);
+    },
+  };
 }
