@@ -100,6 +100,13 @@ async function timeBoth(original: io.ModelArtifacts, returned: io.ModelArtifacts
   }
 }
 
+/** Identical decisions once, with their count (a MeshNet's ten convs share one table reason). */
+function summarizeDecisions(lines: string[]): string {
+  const counts = new Map<string, number>();
+  for (const line of lines) counts.set(line, (counts.get(line) ?? 0) + 1);
+  return [...counts].map(([line, n]) => (n > 1 ? `${n}x ${line}` : line)).join('; ') || 'no candidate';
+}
+
 export async function runGuarantee(backends: BackendName[], timing: InterleaveOptions, log: (line: string) => void, names?: string[]): Promise<GuaranteeRow[]> {
   const rows: GuaranteeRow[] = [];
   for (const spec of GUARANTEE_CASES.filter((c) => !names || names.includes(c.name))) {
@@ -113,7 +120,7 @@ export async function runGuarantee(backends: BackendName[], timing: InterleaveOp
       const result = await optimize(artifacts, { backend, verify: false });
       const decisions = result.report.policy?.decisions ?? [];
       const rewritten = result.report.rewritten.length > 0;
-      const decision = decisions.map((d) => `${d.decision === 'rewrite' ? 'rewritten' : 'kept'} (${d.reason})`).join('; ') || 'no candidate';
+      const decision = summarizeDecisions(decisions.map((d) => `${d.decision === 'rewrite' ? 'rewritten' : 'kept'} (${d.reason})`));
       if (!rewritten) {
         rows.push({ case: spec.name, backend, batch, decision, rewritten, original: null, returned: null, ratio: 1, pass: true });
         continue;
