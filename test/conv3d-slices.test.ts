@@ -123,6 +123,31 @@ describe('rule', () => {
     expect(cpu.rewritten).toEqual([]);
     expect(cpu.policy!.decisions).toEqual([expect.objectContaining({ pass: RULE, decision: 'keep', evidence: 'table', reason: expect.stringContaining('same JS loops') })]);
   });
+
+  test('graph models: the table decides a large Conv3D op as it does a layer; a timed one runs on a cut-out of its volume', async () => {
+    const g = new GraphBuilder(77);
+    const x = g.placeholder('x', [-1, 64, 64, 64, 2]);
+    const filter = g.weight('conv/kernel', [3, 3, 3, 2, 4]);
+    const y = g.op('conv/Conv3D', 'Conv3D', [x, filter], {
+      T: attr.type('DT_FLOAT'), strides: attr.ints([1, 1, 1, 1, 1]), padding: attr.str('SAME'), data_format: attr.str('NDHWC'), dilations: attr.ints([1, 2, 2, 2, 1]),
+    });
+    g.output(y, [-1, 64, 64, 64, 4]);
+    const artifacts = g.artifacts();
+    const wasm = await inspect(artifacts, { backend: 'wasm' });
+    expect(wasm.policy!.decisions).toEqual([expect.objectContaining({ pass: RULE, decision: 'rewrite', evidence: 'table', reason: expect.stringContaining('XNNPACK') })]);
+    const cpu = await inspect(artifacts, { backend: 'cpu' });
+    expect(cpu.policy!.decisions).toEqual([expect.objectContaining({ pass: RULE, decision: 'keep', evidence: 'table' })]);
+    // 'measure' times it: the timer gets the op on a 48^3 cut (dilation 2: reach 5 per side fits), never the 64^3 volume.
+    const seen: { shape: number[]; cutOutOf?: number[]; replacement: string[] }[] = [];
+    const { report } = await optimizeGraphModel(artifacts, {
+      backend: 'cpu', verify: false, policy: 'measure',
+      policyTimer: async (cut) => (seen.push(cut), { originalMs: 10, rewrittenMs: 1 }),
+    });
+    expect(seen.length).toBeGreaterThan(0);
+    for (const cut of seen) expect(cut).toMatchObject({ shape: [48, 48, 48, 2], cutOutOf: [64, 64, 64, 2] });
+    expect(seen[0].replacement).toContain('Conv2D');
+    expect(report.policy!.decisions).toEqual([expect.objectContaining({ pass: RULE, decision: 'rewrite', evidence: 'measured', reason: expect.stringContaining('[48,48,48,2] cut-out of its [64,64,64,2] input') })]);
+  });
 });
 
 interface Case {

@@ -42,7 +42,7 @@ export interface Rule<Unit, Context, Plan, Replacement> {
    * The input (sizes without the batch) on which the policy times this rule's rewrite of `unit`,
    * when the whole input would take as long as running the model (a 256^3 volume); absent: the whole.
    */
-  timingInput?(unit: Unit, dims: number[]): number[];
+  timingInput?(unit: Unit, dims: number[], plan: Plan): number[];
 }
 
 export interface RewriteRecord {

@@ -76,6 +76,16 @@ export function graphDefCutOut(candidate: GraphDefCandidate, passes: GraphDefPas
   }
   if (typeof shape === 'string') return shape;
   if (shape === undefined) return 'the op reads no tensor but Consts';
+  // A rule may ask to be timed on part of a huge input (a 256^3 volume): the one input shrinks.
+  const part = pass.timingInput?.(node, shape, plan);
+  const cutOutOf = part && part.join(',') !== shape.join(',') ? shape : undefined;
+  if (part && cutOutOf) {
+    const placeholder = nodes.find((n) => n.op === 'Placeholder')!;
+    const dims = [(context.shapes.of([...feeds.keys()][0]) as { dims: (number | null)[] }).dims[0] ?? -1, ...part];
+    placeholder.attr = { ...placeholder.attr, shape: attr.shape(dims) };
+    inputs[`${placeholder.name}:0`] = { name: `${placeholder.name}:0`, dtype: 'DT_FLOAT', tensorShape: attr.shape(dims).shape };
+    shape = part;
+  }
   const last = region[region.length - 1];
   nodes.push({ name: 'cutout_output', op: 'Identity', input: [last], attr: { T: attr.type('DT_FLOAT') }, extra: {} });
   const signature = { inputs, outputs: { 'cutout_output:0': { name: 'cutout_output:0', dtype: 'DT_FLOAT' } } };
@@ -89,7 +99,7 @@ export function graphDefCutOut(candidate: GraphDefCandidate, passes: GraphDefPas
   const run = runGraphDefPasses(after, passes, { backend: context.backend });
   if (!run.rewritten.some((r) => r.layer === node.name && r.pass === pass.name)) return `${pass.name} does not rewrite the op on its own (${run.skipped[0]?.reason ?? 'no match'})`;
   const replacement = after.nodes.filter((n) => n.op !== 'Placeholder' && n.op !== 'Const' && n.name !== 'cutout_output').map((n) => n.op);
-  return { format: 'graphdef', layer: node.name, className: node.op, shape, calls: 1, original: artifactsFromGraphIR(before), rewritten: artifactsFromGraphIR(after), replacement, pass: pass.name };
+  return { format: 'graphdef', layer: node.name, className: node.op, shape, calls: 1, original: artifactsFromGraphIR(before), rewritten: artifactsFromGraphIR(after), replacement, pass: pass.name, ...(cutOutOf ? { cutOutOf } : {}) };
 }
 
 /** The Const behind `tensor`, through Identity and ExpandDims (a Conv1D's filter). */

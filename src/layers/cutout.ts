@@ -77,7 +77,7 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<L
     if (shapes.length !== 1) return `${shapes.length} inputs per call`;
     const dims = (shapes[0] as Shape).slice(1);
     if (dims.some((dim) => dim === null)) return `input shape ${JSON.stringify(shapes[0])} is not static beyond the batch`;
-    if (pass.timingInput) dims.splice(0, dims.length, ...pass.timingInput(layer, dims as number[]));
+    if (pass.timingInput) dims.splice(0, dims.length, ...pass.timingInput(layer, dims as number[], candidate.plan));
     const key = dims.join(',');
     const entry = counts.get(key) ?? { shape: dims as number[], calls: 0 };
     entry.calls++;
@@ -86,7 +86,7 @@ export async function probesFor(candidate: Candidate, passes: Pass[]): Promise<L
   if (counts.size === 0) return 'the layer is never called';
   const probes: LayersCutOut[] = [];
   for (const { shape, calls } of counts.values()) {
-    const whole = pass.timingInput && perCall.map((shapes) => (shapes as Shape[])[0].slice(1) as number[]).find((dims) => fmt(pass.timingInput!(layer, dims)) === fmt(shape) && fmt(dims) !== fmt(shape));
+    const whole = pass.timingInput && perCall.map((shapes) => (shapes as Shape[])[0].slice(1) as number[]).find((dims) => fmt(pass.timingInput!(layer, dims, candidate.plan)) === fmt(shape) && fmt(dims) !== fmt(shape));
     const before = probeIR(context.ir, layer, shape);
     const original = artifactsFromIR(before);
     const after = probeIR(context.ir, layer, shape);

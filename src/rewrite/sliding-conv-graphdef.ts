@@ -22,7 +22,7 @@ import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight 
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
 import { fmt } from './conv-analysis';
 import { constBehind, foldableBias } from './non-sliding-conv-graphdef';
-import { DepthTerm, STACKED_KERNEL_PERM, SlidingGeometry, depthTerms, planSliding } from './sliding-conv';
+import { DepthTerm, STACKED_KERNEL_PERM, SlidingGeometry, cutOutSpatial, depthTerms, planSliding } from './sliding-conv';
 
 export interface SlidingGraphPlan {
   input: string;
@@ -148,5 +148,7 @@ export function graphDefSlidingConvPass(name: string): GraphDefPass<SlidingGraph
     // Correctness only: whether it pays is the policy's call.
     match: matchConv,
     rewrite: rewriteConv,
+    // [D, H, W, C] cut to what times the rewrite faithfully (cutOutSpatial): a 256^3 volume is not timed whole.
+    timingInput: (_node, dims, plan) => [...cutOutSpatial(dims.slice(0, 3), plan.geometry.axes.map((a) => a.kernel), plan.geometry.axes.map((a) => a.dilation)), ...dims.slice(3)],
   };
 }

@@ -17,6 +17,8 @@ import { graphCandidateFingerprint } from '../../policy/fingerprint';
 import type { TableFacts } from '../../policy/policy';
 import type { ConvAnalysis } from '../../rewrite/conv-analysis';
 import type { Step } from '../../rewrite/patch-plan';
+import type { SlidingGeometry } from '../../rewrite/sliding-conv';
+import type { CutOut } from '../../formats/cutout';
 import { verifyGraphArtifacts } from '../../verify/graphdef';
 import type { FormatAdapter } from '../adapter';
 
@@ -31,6 +33,20 @@ export function planFacts(plan: ConvAnalysis & { spatial?: number[] }): TableFac
   const macsPerItem = positions * kernel.reduce((a, b) => a * b, 1) * plan.geometry.channels * plan.filters;
   const steps = plan.groups.flatMap((group) => [...group.plan.before, ...group.plan.after]);
   return { className: CONV_CLASS[kernel.length], macsPerItem, replacement: ['Dense', ...steps.map((step) => STEP_CLASS[step.kind])] };
+}
+
+/** The graph form's ops as the table's layer classes (an op not listed keeps its name, so no table entry holds it). */
+const SLIDING_OP_CLASS: Record<string, string> = {
+  Reshape: 'Reshape', Conv2D: 'Conv2D', StridedSlice: 'Cropping2D', Pad: 'ZeroPadding2D', AddN: 'Add', Transpose: 'Permute',
+};
+
+/** The table's facts for conv3d-to-conv2d-slices' plan: the work of the whole input, whatever the cut-out's size. */
+function slidingFacts(plan: { geometry?: SlidingGeometry }, pass: string, cutOuts: CutOut[]): TableFacts | undefined {
+  const axes = plan.geometry?.axes;
+  if (!axes || axes.length !== 3) return undefined;
+  const macsPerItem = axes.reduce((n, a) => n * a.out * a.kernel, 1) * plan.geometry!.channels * plan.geometry!.filters;
+  const replacement = cutOuts.flatMap((c) => c.replacement).map((op) => SLIDING_OP_CLASS[op] ?? op);
+  return { pass, className: 'Conv3D', macsPerItem, replacement };
 }
 
 /** A model.json path (or its folder), or graph-model artifacts already in memory. */
@@ -65,7 +81,9 @@ export const graphDefAdapter: FormatAdapter<GraphModelIR, GraphDefPass, GraphDef
     const cut = graphDefCutOut(candidate, passes);
     return typeof cut === 'string' ? cut : [cut];
   },
-  facts: (candidate) => {
+  facts: (candidate, cutOuts) => {
+    const sliding = slidingFacts(candidate.plan as { geometry?: SlidingGeometry }, candidate.pass.name, cutOuts);
+    if (sliding) return [sliding];
     const facts = planFacts(candidate.plan as ConvAnalysis & { spatial?: number[] });
     return facts && [facts];
   },
