@@ -163,13 +163,20 @@ interface Case {
   bias: boolean;
   activation: string;
   consumer: 'none' | 'conv' | 'flatten-dense' | 'residual';
+  /**
+   * What holds the conv: a functional model, a Sequential (its Add of depth terms makes it
+   * functional), or a Sequential nested in a functional model (the residual's Add outside it).
+   */
+  container: 'functional' | 'sequential' | 'nested';
   batch: number;
 }
 
 const ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'];
 const CONSUMERS: Case['consumer'][] = ['none', 'conv', 'flatten-dense', 'residual'];
+const CONTAINERS: Case['container'][] = ['functional', 'sequential', 'nested'];
 
-function drawCase(id: number, rand: () => number): Case {
+/** `containers`: a PRNG of its own, so the geometries drawn stay those of the seed. */
+function drawCase(id: number, rand: () => number, containers?: () => number): Case {
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const pick = <T>(items: readonly T[]) => items[Math.floor(rand() * items.length)];
   const kernel = [int(1, 3), int(1, 3), int(1, 3)];
@@ -186,6 +193,7 @@ function drawCase(id: number, rand: () => number): Case {
   return {
     id, spatial, channels, filters, kernel, strides, dilation, padding, channelsFirst: rand() < 0.3, bias: rand() < 0.7,
     activation: pick(ACTIVATIONS), consumer, batch: int(1, 2),
+    container: containers ? CONTAINERS[Math.floor(containers() * CONTAINERS.length)] : 'functional',
   };
 }
 
@@ -195,7 +203,10 @@ function drawCase(id: number, rand: () => number): Case {
  * function there and the rule refuses it (tested above).
  */
 function normalize(drawn: Case): Case {
-  const c = drawn.consumer === 'residual' ? { ...drawn, strides: [1, 1, 1], padding: 'same' as const } : drawn;
+  // A Sequential cannot hold the residual Add: the conv goes in a nested Sequential instead.
+  const c = drawn.consumer === 'residual'
+    ? { ...drawn, strides: [1, 1, 1], padding: 'same' as const, container: drawn.container === 'sequential' ? 'nested' as const : drawn.container }
+    : drawn;
   const spatial = c.spatial.map((size, a) => {
     const extent = (c.kernel[a] - 1) * c.dilation[a] + 1;
     let s = size;
@@ -205,30 +216,46 @@ function normalize(drawn: Case): Case {
   return { ...c, spatial };
 }
 
-function buildCase(c: Case): tf.LayersModel {
+function buildCase(c: Case): { model: tf.LayersModel; conv: tf.layers.Layer } {
   const shape = c.channelsFirst ? [c.channels, ...c.spatial] : [...c.spatial, c.channels];
-  const input = tf.input({ shape, name: `p${c.id}_x` });
+  const dataFormat = c.channelsFirst ? 'channelsFirst' : 'channelsLast';
   const conv = tf.layers.conv3d({
     name: `p${c.id}_conv`, filters: c.filters, kernelSize: c.kernel, strides: c.strides, dilationRate: c.dilation, padding: c.padding,
-    dataFormat: c.channelsFirst ? 'channelsFirst' : 'channelsLast', useBias: c.bias, activation: c.activation as never,
+    dataFormat, useBias: c.bias, activation: c.activation as never, ...(c.container === 'functional' ? {} : { inputShape: shape }),
   });
-  let y = conv.apply(input) as tf.SymbolicTensor;
-  if (c.consumer === 'conv') y = tf.layers.conv3d({ name: `p${c.id}_next`, filters: 2, kernelSize: 1, dataFormat: c.channelsFirst ? 'channelsFirst' : 'channelsLast' }).apply(y) as tf.SymbolicTensor;
-  if (c.consumer === 'flatten-dense') y = tf.layers.dense({ name: `p${c.id}_head`, units: 3 }).apply(tf.layers.flatten({ name: `p${c.id}_flat` }).apply(y)) as tf.SymbolicTensor;
-  if (c.consumer === 'residual') y = tf.layers.add({ name: `p${c.id}_add` }).apply([y, input]) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: y, name: `p${c.id}` });
+  const after: tf.layers.Layer[] = [];
+  if (c.consumer === 'conv') after.push(tf.layers.conv3d({ name: `p${c.id}_next`, filters: 2, kernelSize: 1, dataFormat }));
+  if (c.consumer === 'flatten-dense') after.push(tf.layers.flatten({ name: `p${c.id}_flat` }), tf.layers.dense({ name: `p${c.id}_head`, units: 3 }));
+  let model: tf.LayersModel;
+  if (c.container === 'sequential') {
+    model = tf.sequential({ name: `p${c.id}`, layers: [conv, ...after] });
+  } else {
+    const input = tf.input({ shape, name: `p${c.id}_x` });
+    const body = c.container === 'nested' ? tf.sequential({ name: `p${c.id}_block`, layers: [conv] }) : conv;
+    let y = after.reduce((t, layer) => layer.apply(t) as tf.SymbolicTensor, body.apply(input) as tf.SymbolicTensor);
+    if (c.consumer === 'residual') y = tf.layers.add({ name: `p${c.id}_add` }).apply([y, input]) as tf.SymbolicTensor;
+    model = tf.model({ inputs: input, outputs: y, name: `p${c.id}` });
+  }
   // Non-zero biases and weights of both signs (the default bias initializer is zeros).
   const rand = mulberry32(7000 + c.id);
   const values = model.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, () => rand() * 2 - 1), w.shape));
   model.setWeights(values);
   tf.dispose(values);
-  return model;
+  return { model, conv };
+}
+
+type Entry = { name?: string; class_name: string; config: { name?: string; layers?: Entry[] } };
+
+/** The topology entry of the model holding the conv: the top level, or the nested Sequential. */
+function holderOf(c: Case, artifacts: tf.io.ModelArtifacts): Entry {
+  const top = artifacts.modelTopology as unknown as Entry;
+  return c.container === 'nested' ? top.config.layers!.find((l) => (l.name ?? l.config.name) === `p${c.id}_block`)! : top;
 }
 
 /** tf.conv3d (+ bias, activation) directly: the reference the conv layer must match. */
-function reference(c: Case, model: tf.LayersModel, x: tf.Tensor): tf.Tensor {
+function reference(c: Case, conv: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const [kernel, bias] = model.getLayer(`p${c.id}_conv`).getWeights();
+    const [kernel, bias] = conv.getWeights();
     let input = c.channelsFirst ? tf.transpose(x, [0, 2, 3, 4, 1]) : x;
     let y = tf.conv3d(input as tf.Tensor5D, kernel as tf.Tensor5D, c.strides as [number, number, number], c.padding, 'NDHWC', c.dilation as [number, number, number]);
     if (bias) y = tf.add(y, bias);
@@ -246,7 +273,8 @@ function reference(c: Case, model: tf.LayersModel, x: tf.Tensor): tf.Tensor {
 
 describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)', () => {
   const rand = mulberry32(20261205);
-  const cases = Array.from({ length: 28 }, (_, id) => normalize(drawCase(id, rand)));
+  const containers = mulberry32(20261207);
+  const cases = Array.from({ length: 28 }, (_, id) => normalize(drawCase(id, rand, containers)));
 
   beforeAll(() => {
     const count = (f: (c: Case) => string) => Object.entries(cases.reduce<Record<string, number>>((acc, c) => ({ ...acc, [f(c)]: (acc[f(c)] ?? 0) + 1 }), {}))
@@ -262,22 +290,28 @@ describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)'
       `  channels_first ${cases.filter((c) => c.channelsFirst).length}, bias ${cases.filter((c) => c.bias).length}`,
       `  activation ${count((c) => c.activation)}`,
       `  consumer ${count((c) => c.consumer)}, batch ${count((c) => String(c.batch))}`,
+      `  container ${count((c) => c.container)} (containers: mulberry32 seed 20261207); Sequential holders with kernel depth > 1: ${cases.filter((c) => c.container !== 'functional' && c.kernel[0] > 1).length}, = 1: ${cases.filter((c) => c.container !== 'functional' && c.kernel[0] === 1).length}`,
     ].join('\n'));
   });
 
-  test.each(cases.map((c) => [`${c.id}: ${c.spatial.join('x')}x${c.channels} k${c.kernel.join('')} s${c.strides.join('')} d${c.dilation.join('')} ${c.padding}${c.channelsFirst ? ' cf' : ''}${c.bias ? ' bias' : ''} ${c.activation} -> ${c.consumer}`, c] as const))('%s', async (_, c) => {
+  test.each(cases.map((c) => [`${c.id}: ${c.spatial.join('x')}x${c.channels} k${c.kernel.join('')} s${c.strides.join('')} d${c.dilation.join('')} ${c.padding}${c.channelsFirst ? ' cf' : ''}${c.bias ? ' bias' : ''} ${c.activation} -> ${c.consumer} in ${c.container}`, c] as const))('%s', async (_, c) => {
     const tensors = tf.memory().numTensors;
-    const model = buildCase(c);
+    const { model, conv } = buildCase(c);
     const result = await optimize(model, { passes: [RULE], backend: 'cpu', verify: false });
     expect(result.report.rewritten.map((r) => [r.layer, r.pass])).toEqual([[`p${c.id}_conv`, RULE]]);
+    // A Sequential holder becomes functional exactly when the rewrite needs an Add of depth terms.
+    const holder = holderOf(c, result.artifacts);
+    const hasAdd = holder.config.layers!.some((l) => l.class_name === 'Add' && (l.name ?? l.config.name) !== `p${c.id}_add`);
+    expect(holder.class_name).toBe(c.container === 'functional' || hasAdd ? 'Model' : 'Sequential');
     const rewritten = await result.load();
-    expect(rewritten.layers.some((l) => l.getClassName() === 'Conv3D' && l.name === `p${c.id}_conv`)).toBe(false);
+    const all = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => [l, ...(l instanceof tf.LayersModel ? all(l) : [])]);
+    expect(all(rewritten).some((l) => l.getClassName() === 'Conv3D' && l.name === `p${c.id}_conv`)).toBe(false);
     const x = tf.randomUniform([c.batch, ...(model.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', 100 + c.id);
     const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
     expect(b.shape).toEqual(a.shape);
     expect(excess(b, a)).toBeLessThanOrEqual(0);
     if (c.consumer === 'none') {
-      const expected = reference(c, model, x);
+      const expected = reference(c, conv, x);
       expect(excess(b, expected)).toBeLessThanOrEqual(0);
       expected.dispose();
     }

@@ -23,6 +23,7 @@ const EXPECTED_OUTPUT_SHAPES: Record<string, number[][]> = {
   // 64 (3-D, exact) + 36 (2-D, exact) + 54 (2-D 'same' padded to 3x3)
   'same-exact': [[2, 154]],
   'meshnet-mini': [[2, 20, 20, 20, 3]],
+  'c3d-sequential': [[2, 5]],
 };
 
 /** All layers, recursing into nested models (Sequential / functional used as layers). */

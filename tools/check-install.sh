@@ -53,8 +53,18 @@ const tf = require('@tensorflow/tfjs');
   if (!(loaded instanceof tf.LayersModel)) problems.push('the result is not an instance of the app\'s tf.LayersModel');
   if (tf.getBackend() !== 'cpu') problems.push(`the app's backend changed to ${tf.getBackend()}`);
   if (!(diff < 1e-5)) problems.push(`outputs differ by ${diff}`);
+  // A Sequential whose sliding Conv3D needs an Add comes back as a functional model (class Model): this tfjs loads it.
+  const seq = tf.sequential({ layers: [tf.layers.conv3d({ inputShape: [4, 6, 6, 2], filters: 3, kernelSize: 3, padding: 'same', activation: 'relu' }), tf.layers.flatten()] });
+  const seqResult = await optimize(seq, { policy: 'always', passes: ['conv3d-to-conv2d-slices'] });
+  const seqLoaded = await seqResult.load();
+  const xs = tf.randomUniform([2, 4, 6, 6, 2], -1, 1, 'float32', 8);
+  const seqDiff = tf.tidy(() => tf.max(tf.abs(tf.sub(seq.predict(xs), seqLoaded.predict(xs)))).dataSync()[0]);
+  if (seqResult.artifacts.modelTopology.class_name !== 'Model') problems.push(`the rewritten Sequential is a ${seqResult.artifacts.modelTopology.class_name}, expected Model`);
+  if (!seqResult.report.verification.passed) problems.push('verification of the Sequential failed');
+  if (!(seqDiff < 1e-5)) problems.push(`the Sequential's outputs differ by ${seqDiff}`);
   if (noise.length) problems.push(`${noise.length} stderr line(s), first: ${noise[0].trim().slice(0, 200)}`);
-  const line = `tfjs ${tf.version.tfjs}: rewritten ${result.report.rewritten.map((r) => r.layer)} verified on ${result.report.verification.backend}, max diff ${diff}`;
+  const line = `tfjs ${tf.version.tfjs}: rewritten ${result.report.rewritten.map((r) => r.layer)} verified on ${result.report.verification.backend}, max diff ${diff}; ` +
+    `a Sequential's sliding Conv3D: functional, loaded, max diff ${seqDiff}`;
   process.stdout.write(problems.length ? `FAIL ${line}: ${problems.join('; ')}\n` : `ok ${line}\n`);
   process.exitCode = problems.length ? 1 : 0;
 })().catch((error) => { process.stdout.write(`FAIL ${error.stack}\n`); process.exitCode = 1; });

@@ -21,9 +21,10 @@ export interface Scope<Unit, Context, Replacement> {
   context(settings: RunSettings): Context;
   /**
    * Splices `replacement` in for `unit` (updating use-lists and whatever the scope's contexts
-   * derive from the graph, e.g. shapes); returns the new units' names and the other units removed.
+   * derive from the graph, e.g. shapes); `context` is the one the rule matched in (its fresh
+   * names). Returns the new units' names and the other units removed.
    */
-  replace(unit: Unit, replacement: Replacement): { names: string[]; absorbed?: string[] };
+  replace(unit: Unit, replacement: Replacement, context: Context): { names: string[]; absorbed?: string[] };
   /** Throws when the graph is structurally invalid (after a rewrite: the rule's fault). */
   lint(): void;
 }
@@ -96,7 +97,7 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
           break;
         }
         const replacement = rule.rewrite(unit, result.plan, context);
-        const { names, absorbed } = scope.replace(unit, replacement);
+        const { names, absorbed } = scope.replace(unit, replacement, context);
         try {
           scope.lint();
         } catch (error) {

@@ -4,7 +4,8 @@
  */
 import { Dialect, DriverOptions, Scope, runRules } from '../core/driver';
 import type { PassRun, RuleCandidate } from '../core/rule';
-import { LayersShapes, inferShapes } from './shapes';
+import { LayersShapes, Shape, inferShapes, isUnknown } from './shapes';
+import { sequentialInputName, sequentialToFunctional } from './functional';
 import { lintGraph } from './lint';
 import { Graph, LayerNode, ModelIR, TensorRef, ownNodeCount } from './types';
 import { MatchContext, Pass, REPLACED_INPUT, Replacement } from '../pass';
@@ -23,35 +24,60 @@ export type RunOptions = DriverOptions<Candidate>;
 /** The layers dialect as the core driver sees it: one scope per (nested) graph. */
 export function layersDialect(ir: ModelIR): Dialect<LayerNode, MatchContext, Replacement> {
   const names: string[] = [];
-  const collect = (graph: Graph) => graph.layers.forEach((layer) => {
-    names.push(layer.name);
-    if (layer.graph) collect(layer.graph);
-  });
+  // The input names tfjs gives the Sequentials as read: kept if one becomes functional.
+  const inputNames = new Map<Graph, string | undefined>();
+  const collect = (graph: Graph) => {
+    inputNames.set(graph, sequentialInputName(graph));
+    graph.layers.forEach((layer) => {
+      names.push(layer.name);
+      if (layer.graph) collect(layer.graph);
+    });
+  };
   collect(ir.graph);
-  const scope = (graph: Graph, shapes: LayersShapes, path: string): Scope<LayerNode, MatchContext, Replacement> => ({
-    path,
-    units: () => [...graph.layers],
-    nameOf: (layer) => layer.name,
-    nested: (layer) => layer.graph && scope(layer.graph, shapes.nested.get(layer.name) ?? inferShapes(layer.graph), `${path}/${layer.name}`),
-    contains: (layer) => graph.layers.includes(layer),
-    context: (settings) => ({ ...settings, ir, graph, shapes }),
-    replace: (layer, replacement) => {
-      replaceLayer(ir, graph, layer, replacement);
-      ir.notes.push(...(replacement.notes ?? []));
-      // A replacement keeps the shapes it produces, but the layers it defines have other input
-      // shapes, often under an old name (the conv's last view, a merged reshape). Forget them:
-      // passes refuse those layers for the rest of this sweep and see them, with fresh shapes,
-      // in the next (a stale entry once made fold-views-into-dense read the conv's input shape).
-      for (const defined of replacement.layers) shapes.callInputs.delete(defined.name);
-      return { names: replacement.layers.map((l) => l.name), absorbed: replacement.absorbed };
-    },
-    lint: () => lintGraph(graph, path),
-  });
+  const scope = (graph: Graph, shapes: LayersShapes, path: string, owner?: LayerNode): Scope<LayerNode, MatchContext, Replacement> => {
+    // The graph's input shape as this sweep found it (a Sequential made functional declares it).
+    const first = graph.layers.find((layer) => layer.className !== 'InputLayer');
+    const seen = first && shapes.callInputs.get(first.name)?.[0];
+    const inputShape: Shape | undefined = seen && !isUnknown(seen) && seen.length === 1 ? seen[0] : undefined;
+    return {
+      path,
+      units: () => [...graph.layers],
+      nameOf: (layer) => layer.name,
+      nested: (layer) => layer.graph && scope(layer.graph, shapes.nested.get(layer.name) ?? inferShapes(layer.graph), `${path}/${layer.name}`, layer),
+      contains: (layer) => graph.layers.includes(layer),
+      context: (settings) => ({ ...settings, ir, graph, shapes }),
+      replace: (layer, replacement, context) => {
+        // A replacement with branches (an Add of terms) needs a functional graph.
+        if (graph.kind === 'sequential' && needsBranches(replacement)) {
+          ir.notes.push(sequentialToFunctional(graph, { name: inputNames.get(graph), shape: inputShape }, context.freshName));
+          if (owner) owner.className = graph.className;
+        }
+        replaceLayer(ir, graph, layer, replacement);
+        ir.notes.push(...(replacement.notes ?? []));
+        // A replacement keeps the shapes it produces, but the layers it defines have other input
+        // shapes, often under an old name (the conv's last view, a merged reshape). Forget them:
+        // passes refuse those layers for the rest of this sweep and see them, with fresh shapes,
+        // in the next (a stale entry once made fold-views-into-dense read the conv's input shape).
+        for (const defined of replacement.layers) shapes.callInputs.delete(defined.name);
+        return { names: replacement.layers.map((l) => l.name), absorbed: replacement.absorbed };
+      },
+      lint: () => lintGraph(graph, path),
+    };
+  };
   return { names: () => names, root: () => scope(ir.graph, inferShapes(ir.graph), ir.graph.name) };
 }
 
 export function runPasses(ir: ModelIR, passes: Pass[], options: RunOptions = {}): PassRun {
   return runRules(layersDialect(ir), passes, options);
+}
+
+/**
+ * The replacement merges branches (a layer call with several inputs: the Add of a sum of terms),
+ * which a Sequential, one implicit chain of layers, cannot hold. (Replacements of layers in a
+ * Sequential are otherwise chains whose wiring the Sequential implies.)
+ */
+export function needsBranches(replacement: Replacement): boolean {
+  return replacement.layers.some((layer) => layer.calls.some((call) => call.inputs.length > 1));
 }
 
 /** Splices `replacement` in for `old`: layers, every reference to its outputs, and weights. */

@@ -85,12 +85,7 @@ export function matchSlidingLayer(layer: LayerNode, context: MatchContext): Matc
   }
   const groups = [...byShape.values()];
   if (groups.some((g) => g.geometry.channels !== groups[0].geometry.channels)) return refuse('calls disagree on the channel count');
-  // A Sequential is one chain of layers: the Add of the depth terms needs branches.
-  if (context.graph.kind === 'sequential') {
-    const anchor = anchorDepth(groups[0].geometry, c.use_bias !== false);
-    const branches = Math.max(...groups.map((g) => slidingChain(g.geometry, channelsFirst, anchor, useBias).terms.length));
-    if (branches > 1) return refuse(`the sum of ${branches} depth terms needs an Add of branches, which a Sequential model (one chain of layers) cannot hold`);
-  }
+  // In a Sequential, the Add of the depth terms makes the graph functional (src/layers/functional.ts).
   return { plan: { groups, channelsFirst, kernel: kernelWeight!, bias: biasWeight } };
 }
 
