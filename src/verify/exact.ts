@@ -15,10 +15,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import type { RewriteRecord } from '../core/rule';
 import type { CutOut } from '../formats/cutout';
-import { loadRunnable } from '../formats/load';
 import type { BrowserSession } from '../browser/session';
 import { disposeModel, instantiate } from '../formats/load';
+import { RunResult, differences, integers, magnitudesFor, mulberry32, runInNode, runInPage } from './integer-probes';
 import { convReference, convSpecOf } from './reference';
+
+export { magnitudesFor } from './integer-probes';
 
 /** Which weight of the conv a filled value stands for. */
 export type WeightRole = 'kernel' | 'bias';
@@ -58,16 +60,6 @@ export interface ExactCheck {
   originalMaxAbsDiff?: number;
 }
 
-const mulberry32 = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-
-/** Integers uniform in [-m, m]. */
-const integers = (count: number, m: number, rand: () => number) => Float32Array.from({ length: count }, () => Math.floor(rand() * (2 * m + 1)) - m);
-
 /** Keeps the subjects whose rewrite actually happened (a policy may have kept some convs). */
 export function rewrittenSubjects(subjects: ExactSubject[], records: RewriteRecord[]): ExactSubject[] {
   return subjects.filter((subject) => records.some((r) => r.layer === subject.layer && r.graph === subject.graph && r.pass === subject.pass));
@@ -77,14 +69,6 @@ interface IntegerCutOut {
   cutOut: CutOut;
   input: { data: Float32Array; shape: number[] };
   magnitudes: NonNullable<ExactCheck['magnitudes']>;
-}
-
-/** Magnitudes a (input), b (kernel), c (bias) with P*a*b + c <= limit, as large as 16 allows. */
-export function magnitudesFor(patch: number, limit: number): { input: number; kernel: number; bias: number } | null {
-  if (patch > limit) return null;
-  const bias = Math.min(16, limit - patch);
-  const side = Math.max(1, Math.min(16, Math.floor(Math.sqrt((limit - bias) / patch))));
-  return { input: side, kernel: side, bias };
 }
 
 /** Integer-weight cut-outs of one subject (one per distinct input shape), or why there are none. */
@@ -107,37 +91,6 @@ export async function integerCutOuts(subject: ExactSubject, limit: number, rows 
   });
 }
 
-async function runNode(cutOut: CutOut, artifacts: CutOut['original'], x: tf.Tensor): Promise<{ data: ArrayLike<number>; shape: number[] }> {
-  const model = await loadRunnable(cutOut.format, artifacts, 'exact-check cut-out');
-  try {
-    const [y, ...rest] = await model.predict([x]);
-    tf.dispose(rest);
-    try {
-      return { data: await y.data(), shape: y.shape };
-    } finally {
-      y.dispose();
-    }
-  } finally {
-    model.dispose();
-  }
-}
-
-async function runPage(session: BrowserSession, cutOut: CutOut, artifacts: CutOut['original'], staged: string): Promise<{ data: ArrayLike<number>; shape: number[] }> {
-  const id = await session.load(cutOut.format === 'graphdef' ? 'graph' : 'layers', artifacts, 'exact-check cut-out');
-  try {
-    return (await session.run(id, staged))[0];
-  } finally {
-    await session.dispose(id);
-  }
-}
-
-/** Equal element by element (+0 and -0 equal, NaN never). */
-function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!(a[i] === b[i])) return false;
-  return true;
-}
-
 /** Runs the exact check of every subject on the current Node backend, or in `session`. */
 export async function runExactChecks(subjects: ExactSubject[], options: { float16: boolean; session?: BrowserSession }): Promise<ExactCheck[]> {
   const limit = options.float16 ? 2 ** 11 : 2 ** 24;
@@ -152,42 +105,33 @@ export async function runExactChecks(subjects: ExactSubject[], options: { float1
     for (const { cutOut, input, magnitudes } of probes) {
       const x = tf.tensor(input.data, input.shape, 'float32');
       let staged: string | undefined;
-      let a: { data: ArrayLike<number>; shape: number[] };
-      let b: { data: ArrayLike<number>; shape: number[] };
+      let a: RunResult;
+      let b: RunResult;
       try {
         if (options.session) {
           staged = await options.session.stage([x]);
-          a = await runPage(options.session, cutOut, cutOut.original, staged);
-          b = await runPage(options.session, cutOut, cutOut.rewritten, staged);
+          a = await runInPage(options.session, cutOut.format, cutOut.original, staged, 'exact-check cut-out');
+          b = await runInPage(options.session, cutOut.format, cutOut.rewritten, staged, 'exact-check cut-out');
         } else {
-          a = await runNode(cutOut, cutOut.original, x);
-          b = await runNode(cutOut, cutOut.rewritten, x);
+          a = await runInNode(cutOut.format, cutOut.original, x, 'exact-check cut-out');
+          b = await runInNode(cutOut.format, cutOut.rewritten, x, 'exact-check cut-out');
         }
       } finally {
         x.dispose();
         if (staged) await options.session!.dispose(staged);
       }
-      let mismatches = 0;
-      let maxAbsDiff = 0;
       const sameSize = a.data.length === b.data.length;
+      // (NaN counts as a difference; +0 and -0 are equal: a zero's sign depends on the order.)
+      const { mismatches, maxAbsDiff } = differences(b.data, a.data);
       // Apart: float64 says which is right. A rewrite equal to it is exact; the original is then wrong here.
       // (A layers cut-out only: the float64 reference reads a LayersModel's conv layer.)
-      const reference = sameSize && cutOut.format === 'layers' && !sameValues(a.data, b.data) ? await float64Of(cutOut.original, subject.layer, input) : null;
-      if (reference && sameValues(reference, b.data)) {
+      const reference = sameSize && cutOut.format === 'layers' && mismatches > 0 ? await float64Of(cutOut.original, subject.layer, input) : null;
+      if (reference && differences(b.data, reference).mismatches === 0) {
         let originalMaxAbsDiff = 0;
         for (let i = 0; i < reference.length; i++) originalMaxAbsDiff = Math.max(originalMaxAbsDiff, Math.abs(a.data[i] - reference[i]) || 0);
         checks.push({ ...where, exact: true, shape: cutOut.shape, rows: input.shape[0], elements: a.data.length, mismatches: 0, maxAbsDiff: 0, magnitudes, originalMaxAbsDiff,
           reason: `the original differs from float64 by up to ${originalMaxAbsDiff} here; the rewrite equals float64 exactly` });
         continue;
-      }
-      if (sameSize) {
-        for (let i = 0; i < a.data.length; i++) {
-          // Equal values (NaN counts as a difference; +0 and -0 are equal: a zero's sign depends on the order).
-          if (!(a.data[i] === b.data[i])) {
-            mismatches++;
-            maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a.data[i] - b.data[i]) || Infinity);
-          }
-        }
       }
       checks.push({
         ...where,
@@ -196,7 +140,7 @@ export async function runExactChecks(subjects: ExactSubject[], options: { float1
         rows: input.shape[0],
         elements: a.data.length,
         mismatches: sameSize ? mismatches : a.data.length,
-        maxAbsDiff: sameSize ? maxAbsDiff : Infinity,
+        maxAbsDiff,
         magnitudes,
         ...(sameSize ? {} : { reason: `output sizes differ: ${a.data.length} vs ${b.data.length}` }),
       });

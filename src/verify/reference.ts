@@ -27,6 +27,10 @@ export interface ConvSpec {
    * input position i writes the window starting at output i*stride - padBefore.
    */
   transposed?: boolean;
+  /** A graph op's explicit sizes: TF's EXPLICIT padding [before, after] per spatial axis (forward convs). */
+  explicitPadding?: [number, number][];
+  /** A graph op's explicit sizes: a transposed conv's output size (input_sizes) and leading crop per axis. */
+  transposedOutput?: { out: number[]; padBefore: number[] };
 }
 
 /** erf to ~1e-15: Taylor series near 0, Lentz continued fraction for erfc in the tails. */
@@ -123,7 +127,11 @@ function geometry(spec: ConvSpec, spatial: number[]): { out: number[]; padBefore
   const padBefore: number[] = [];
   spatial.forEach((size, a) => {
     const extent = (spec.kernelSize[a] - 1) * spec.dilation[a] + 1;
-    if (spec.padding === 'valid') {
+    if (spec.explicitPadding) {
+      const [before, after] = spec.explicitPadding[a];
+      out.push(Math.max(0, Math.floor((size + before + after - extent) / spec.strides[a]) + 1));
+      padBefore.push(before);
+    } else if (spec.padding === 'valid') {
       out.push(Math.max(0, Math.floor((size - extent) / spec.strides[a]) + 1));
       padBefore.push(0);
     } else {
@@ -215,7 +223,7 @@ function convTransposeReference(spec: ConvSpec, input: ArrayLike<number>, rowSha
   const { rank, channels: C, filters: F } = spec;
   if (rowShape.length !== rank + 1) throw new Error(`conv reference: input row shape ${JSON.stringify(rowShape)} is not rank ${rank + 1}`);
   const spatial = spec.channelsFirst ? rowShape.slice(1) : rowShape.slice(0, rank);
-  const { out, padBefore } = transposedGeometry(spec.kernelSize, spec.strides, spec.padding, spatial);
+  const { out, padBefore } = spec.transposedOutput ?? transposedGeometry(spec.kernelSize, spec.strides, spec.padding, spatial);
   const inPositions = spatial.reduce((a, b) => a * b, 1);
   const positions = out.reduce((a, b) => a * b, 1);
   const taps = spec.kernelSize.reduce((a, b) => a * b, 1);

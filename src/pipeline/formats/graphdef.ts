@@ -20,6 +20,8 @@ import type { Step } from '../../rewrite/patch-plan';
 import type { SlidingGeometry } from '../../rewrite/sliding-conv';
 import type { CutOut } from '../../formats/cutout';
 import { verifyGraphArtifacts } from '../../verify/graphdef';
+import { originalFindings } from '../../verify/original-check';
+import { graphDefSubjects } from '../../verify/original-check-graphdef';
 import type { FormatAdapter } from '../adapter';
 
 const CONV_CLASS: Record<number, string> = { 1: 'Conv1D', 2: 'Conv2D', 3: 'Conv3D' };
@@ -101,5 +103,6 @@ export const graphDefAdapter: FormatAdapter<GraphModelIR, GraphDefPass, GraphDef
   },
   load: (artifacts) => tf.loadGraphModel(tf.io.fromMemory(artifacts)),
   checkLoads: async (artifacts) => (await loadGraph(artifacts, 'original')).dispose(),
+  originalFindings: (ir, target, browser) => originalFindings(graphDefSubjects(ir), target, browser),
   verify: verifyGraphArtifacts,
 };

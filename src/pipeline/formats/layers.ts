@@ -11,7 +11,7 @@ import { Candidate, runPasses } from '../../layers/driver';
 import type { ModelIR } from '../../layers/types';
 import type { Pass } from '../../pass';
 import { layersCandidateFingerprint } from '../../policy/fingerprint';
-import { originalFindings } from '../../verify/original-check';
+import { layersSubjects, originalFindings } from '../../verify/original-check';
 import { verifyLayersArtifacts } from '../../verify/layers';
 import type { FormatAdapter } from '../adapter';
 
@@ -47,6 +47,6 @@ export const layersAdapter: FormatAdapter<ModelIR, Pass, Candidate, tf.LayersMod
   },
   load: (artifacts) => tf.loadLayersModel(tf.io.fromMemory(artifacts)),
   checkLoads: async (artifacts) => disposeModel(await instantiate(artifacts, 'original')),
-  originalFindings: (ir, target, browser) => originalFindings(ir, target, browser),
+  originalFindings: (ir, target, browser) => originalFindings(layersSubjects(ir), target, browser),
   verify: verifyLayersArtifacts,
 };
