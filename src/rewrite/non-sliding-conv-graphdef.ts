@@ -31,8 +31,9 @@
  */
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readStrings, readType } from '../graphdef/attrs';
-import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
+import { GraphNode, GraphWeight, parseTensorName, transposedWeight } from '../graphdef/ir';
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
+import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 
 interface Fused {
@@ -56,15 +57,6 @@ export interface GraphDefConvPlan extends ConvAnalysis {
 
 /** Activations tfjs's fused kernels apply (fused_util.ts); the converter lowercases them. */
 const FUSABLE = new Set(['relu', 'relu6', 'elu', 'leakyrelu', 'sigmoid', 'prelu']);
-
-/** The Const behind `tensor`, looking through Identity nodes (the converter leaves some). */
-export function constBehind(tensor: string, context: GraphDefMatchContext): GraphNode | undefined {
-  let node = context.node(parseTensorName(tensor).node);
-  for (let hops = 0; node && node.op === 'Identity' && node.input.length >= 1 && hops < 8; hops++) {
-    node = context.node(parseTensorName(node.input[0]).node);
-  }
-  return node?.op === 'Const' ? node : undefined;
-}
 
 const dataInputs = (node: GraphNode) => node.input.filter((i) => !i.startsWith('^'));
 
@@ -193,20 +185,8 @@ function matchConv(conv: GraphNode, context: GraphDefMatchContext, rank: number)
 }
 
 function rewriteConv(conv: GraphNode, plan: GraphDefConvPlan, context: GraphDefMatchContext): GraphDefReplacement {
-  const nodes: GraphNode[] = [];
-  const addWeights: GraphWeight[] = [];
-  const T = { T: attr.type('DT_FLOAT') };
-  const node = (name: string, op: string, input: string[], attrs: GraphNode['attr']): string => {
-    nodes.push({ name, op, input, attr: attrs, extra: {} });
-    return name;
-  };
-  const intConst = (label: string, values: number[]) => {
-    const name = context.freshName(`${conv.name}/${label}`);
-    addWeights.push(int32Weight(name, values));
-    return node(name, 'Const', [], { value: attr.tensor('DT_INT32', [values.length]), dtype: attr.type('DT_INT32') });
-  };
-  const reshape = (x: string, label: string, target: number[], name = context.freshName(`${conv.name}/${label}`)) =>
-    node(name, 'Reshape', [x, intConst(`${label}_shape`, target)], { ...T, Tshape: attr.type('DT_INT32') });
+  const { nodes, addWeights, node, intConst, reshape } = graphDefBuilder(conv.name, context);
+  const T = FLOAT_T;
 
   const rank = plan.geometry.kernel.length;
   const { channels } = plan.geometry;

@@ -18,10 +18,11 @@
  */
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readType } from '../graphdef/attrs';
-import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
+import { GraphNode, GraphWeight, parseTensorName, transposedWeight } from '../graphdef/ir';
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
+import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
 import { fmt } from './conv-analysis';
-import { constBehind, foldableBias } from './non-sliding-conv-graphdef';
+import { foldableBias } from './non-sliding-conv-graphdef';
 import { DepthTerm, STACKED_KERNEL_PERM, SlidingGeometry, cutOutSpatial, depthTerms, planSliding } from './sliding-conv';
 
 export interface SlidingGraphPlan {
@@ -81,20 +82,8 @@ function matchConv(conv: GraphNode, context: GraphDefMatchContext): MatchResult<
 }
 
 function rewriteConv(conv: GraphNode, plan: SlidingGraphPlan, context: GraphDefMatchContext): GraphDefReplacement {
-  const nodes: GraphNode[] = [];
-  const addWeights: GraphWeight[] = [];
-  const T = { T: attr.type('DT_FLOAT') };
-  const node = (name: string, op: string, input: string[], attrs: GraphNode['attr']): string => {
-    nodes.push({ name, op, input, attr: attrs, extra: {} });
-    return name;
-  };
-  const intConst = (label: string, values: number[], dims = [values.length]) => {
-    const name = context.freshName(`${conv.name}/${label}`);
-    addWeights.push({ ...int32Weight(name, values), spec: { name, shape: dims, dtype: 'int32' } });
-    return node(name, 'Const', [], { value: attr.tensor('DT_INT32', dims), dtype: attr.type('DT_INT32') });
-  };
-  const reshape = (x: string, label: string, target: number[], name = context.freshName(`${conv.name}/${label}`)) =>
-    node(name, 'Reshape', [x, intConst(`${label}_shape`, target)], { ...T, Tshape: attr.type('DT_INT32') });
+  const { nodes, addWeights, node, intConst, reshape } = graphDefBuilder(conv.name, context);
+  const T = FLOAT_T;
 
   const [ad, ah, aw] = plan.geometry.axes;
   const { channels: C, filters: F } = plan.geometry;

@@ -14,8 +14,9 @@
  */
 import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readType } from '../graphdef/attrs';
-import { GraphNode, GraphWeight, int32Weight, parseTensorName, transposedWeight } from '../graphdef/ir';
+import { GraphNode, GraphWeight, parseTensorName, transposedWeight } from '../graphdef/ir';
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
+import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
 import { fmt } from './conv-analysis';
 import { TransposedGeometry, planTransposed } from './transposed-conv';
 
@@ -26,12 +27,6 @@ export interface GraphTransposedPlan {
 }
 
 const OP: Record<number, string> = { 2: 'Conv2DBackpropInput', 3: 'Conv3DBackpropInputV2' };
-
-function constBehind(tensor: string, context: GraphDefMatchContext): GraphNode | undefined {
-  let node = context.node(parseTensorName(tensor).node);
-  for (let hops = 0; node && node.op === 'Identity' && node.input.length >= 1 && hops < 8; hops++) node = context.node(parseTensorName(node.input[0]).node);
-  return node?.op === 'Const' ? node : undefined;
-}
 
 function matchGraph(conv: GraphNode, context: GraphDefMatchContext, rank: number): MatchResult<GraphTransposedPlan> {
   const refuse = (refusal: string) => ({ refusal });
@@ -69,17 +64,8 @@ function matchGraph(conv: GraphNode, context: GraphDefMatchContext, rank: number
 }
 
 function rewriteGraph(conv: GraphNode, plan: GraphTransposedPlan, context: GraphDefMatchContext, rank: number): GraphDefReplacement {
-  const nodes: GraphNode[] = [];
-  const addWeights: GraphWeight[] = [];
-  const T = { T: attr.type('DT_FLOAT') };
-  const node = (name: string, op: string, input: string[], attrs: GraphNode['attr']) => (nodes.push({ name, op, input, attr: attrs, extra: {} }), name);
-  const intConst = (label: string, values: number[]) => {
-    const name = context.freshName(`${conv.name}/${label}`);
-    addWeights.push(int32Weight(name, values));
-    return node(name, 'Const', [], { value: attr.tensor('DT_INT32', [values.length]), dtype: attr.type('DT_INT32') });
-  };
-  const reshape = (x: string, label: string, target: number[], name = context.freshName(`${conv.name}/${label}`)) =>
-    node(name, 'Reshape', [x, intConst(`${label}_shape`, target)], { ...T, Tshape: attr.type('DT_INT32') });
+  const { nodes, addWeights, node, intConst, reshape } = graphDefBuilder(conv.name, context);
+  const T = FLOAT_T;
   const g = plan.geometry;
   const F = g.filters;
   const taps = g.kernel.reduce((a, b) => a * b, 1);
