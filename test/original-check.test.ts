@@ -88,3 +88,16 @@ test('no finding where the backend is right: cpu', async () => {
   expect(result.report.notes.join('\n')).toMatch(/nothing was rewritten: the model is written through unchanged \(same topology/);
   disposeModel(model);
 });
+
+test("layers too: wasm's Conv2D with 'same' padding where TF's clamps at 0 (kernel 2, stride 3) is a finding; the probe's crop keeps the size's remainder", async () => {
+  // 12: TF pads (4 - 1) * 3 + 2 - 12 = -1 -> 0, wasm shifts the windows. 14: TF pads 0 exactly, wasm is right
+  // (a crop to 6 would have made it -1 there: a finding the model does not have).
+  const inputs = [12, 14].map((size) => tf.input({ shape: [size, size, 3], name: `in${size}` }));
+  const outputs = [12, 14].map((size, i) => tf.layers.conv2d({ name: `conv${size}`, filters: 4, kernelSize: 2, strides: 3, padding: 'same' }).apply(inputs[i]) as tf.SymbolicTensor);
+  const model = tf.model({ inputs, outputs, name: 'strided' });
+  const result = await optimize(model, { backend: 'wasm', passes: ['conv3d-to-dense'] });
+  expect(result.report.findings?.map((f) => [f.layer, f.className, f.shape])).toEqual([['conv12', 'Conv2D', [6, 6, 3]]]);
+  const cpu = await optimize(model, { backend: 'cpu', passes: ['conv3d-to-dense'] });
+  expect(cpu.report.findings).toEqual([]);
+  disposeModel(model);
+}, 120000);
