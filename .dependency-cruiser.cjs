@@ -3,7 +3,8 @@
  * from the top of this list down:
  *
  *   7 cli                          src/cli
- *   6 pipeline                     src/pipeline, src/convert, src/report, src/index.ts, src/jest.ts
+ *   6 pipeline                     src/pipeline, src/convert, src/report, src/index.ts, src/jest.ts,
+ *                                  src/api.ts and src/worker.ts (the calls in worker threads)
  *   5 policy, verify, bench        src/policy, src/verify, src/bench
  *   4 measurement and backends     src/backend, src/browser, src/workers
  *   3 rules                        passes/, src/rewrite
@@ -20,7 +21,7 @@ const LEVELS = [
   { name: 'rules', path: '^(passes|src/rewrite)/' },
   { name: 'measurement and backends', path: '^src/(backend|browser|workers)/' },
   { name: 'policy, verify, bench', path: '^src/(policy|verify|bench)/' },
-  { name: 'pipeline', path: '^src/(pipeline/|report/|convert/|index\\.ts$|jest\\.ts$)' },
+  { name: 'pipeline', path: '^src/(pipeline/|report/|convert/|index\\.ts$|jest\\.ts$|api\\.ts$|worker\\.ts$)' },
   { name: 'cli', path: '^src/cli/' },
 ];
 

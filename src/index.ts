@@ -1,9 +1,9 @@
 // First: loads tfjs quietly and says in one line if the app holds another copy of it.
 import './backend/tfjs';
-import { asGuest } from './backend/guest';
-import { benchModel as benchModelAnyBackend } from './pipeline/bench';
 
-export { optimize, inspect, verify, optimizeGraphModel, inspectGraphModel, verifyGraphModels } from './pipeline';
+// Each call runs in a worker thread with its own tfjs: the caller's backend and memory are never touched (src/api.ts).
+export { optimize, inspect, verify, optimizeGraphModel, inspectGraphModel, verifyGraphModels, benchModel } from './api';
+export { closePool } from './workers/pool';
 export { convertKeras3, ALREADY_LOADABLE } from './convert';
 export type { ConvertResult, ConvertReport } from './convert';
 export type { OptimizeOptions, OptimizeResult, GraphOptimizeResult, Report, AnyModelSource } from './pipeline';
@@ -15,8 +15,6 @@ export type { OutputMetrics } from './verify/compare';
 export type { ErrorStats } from './verify/reference';
 export { readNpy, writeNpy, encodeNpy, NpyReader } from './io/npy';
 export type { NpyArray, NpyDtype } from './io/npy';
-/** The bench of either format, like optimize/inspect/verify, leaves the caller's backend as it was. */
-export const benchModel = asGuest(benchModelAnyBackend);
 export type { ModelBenchOptions, ModelBenchReport } from './pipeline/bench';
 export type { Measurement } from './bench/measure';
 export type { Samples } from './bench/stats';

@@ -14,6 +14,7 @@ import { AssetServer } from '../src/browser/server';
 import { BrowserSession, closeAllBrowsers, findChrome } from '../src/browser/session';
 import { FLOAT16_TOLERANCE } from '../src/verify/verify';
 import { describeBrowser } from './helpers/browser';
+import { withoutProgress } from './helpers/cli';
 import { REPO, committedModel, tempDir } from './helpers/tf';
 
 const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
@@ -112,7 +113,7 @@ describeBrowser('in headless Chromium', () => {
 
   test('optimize <qwen3vl patch embed> --backend webgl --json verifies and names the renderer', () => {
     const result = run(['optimize', qwen, '--out', path.join(dir, 'qwen'), '--backend', 'webgl', '--json']);
-    expect(result.stderr).toBe('');
+    expect(withoutProgress(result.stderr)).toBe('');
     expect(result.status).toBe(0);
     const { verification } = JSON.parse(result.stdout);
     expect(verification).toMatchObject({ passed: true, backend: 'webgl', precision: 'float32', atol: 1e-5, rtol: 1e-4 });

@@ -10,6 +10,7 @@ import { keepingBackend } from '../src/backend/guest';
 import { duplicateTfjsLine, loadedTfjsCores, muted, quietRequire } from '../src/backend/load';
 import { selectBackend } from '../src/backend/select';
 import { runCli } from './helpers/cli';
+import { workerScript } from '../src/workers/pool';
 import { REPO, committedModel, expectNoLeaks } from './helpers/tf';
 
 const MINI = committedModel('qwen3vl-patch-embed-mini');
@@ -42,6 +43,50 @@ describe('the caller keeps its backend', () => {
     const result = await optimize(MINI, { backend: 'cpu', policy: 'always' });
     expect(result.report.verification!.backend).toBe('cpu');
     expect(tf.getBackend()).toBe('wasm');
+  });
+});
+
+describe('a true guest: calls run in worker threads with their own tfjs', () => {
+  test('an app serving predictions on cpu while three optimize() run concurrently (one on wasm) sees only cpu and right answers', async () => {
+    await tf.setBackend('cpu');
+    const app = await tf.loadLayersModel(tf.io.fromMemory((await optimize(MINI, { policy: 'always', backend: 'cpu' })).artifacts));
+    const x = tf.randomUniform([2, ...(app.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', 3);
+    const expected = (app.predict(x) as tf.Tensor).dataSync().slice();
+    const tensors = tf.memory().numTensors;
+    let done = false;
+    let predictions = 0;
+    const backends = new Set<string>();
+    let worst = 0;
+    const serving = (async () => {
+      while (!done) {
+        backends.add(tf.getBackend());
+        const y = app.predict(x) as tf.Tensor;
+        const got = await y.data();
+        y.dispose();
+        worst = Math.max(worst, ...Array.from(got, (v, i) => Math.abs(v - expected[i])));
+        predictions++;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    const results = await Promise.all([
+      optimize(MINI, { backend: 'wasm', policy: 'always' }),
+      optimize(MINI, { backend: 'cpu', policy: 'always' }),
+      optimize(GRAPH, { backend: 'cpu', policy: 'always' }),
+    ]);
+    done = true;
+    await serving;
+    console.log(`${predictions} predictions served during 3 concurrent optimize() calls, backends seen: ${[...backends]}`);
+    expect(results.map((r) => [r.report.verification!.backend, r.report.verification!.passed])).toEqual([['wasm', true], ['cpu', true], ['cpu', true]]);
+    expect([...backends]).toEqual(['cpu']);
+    expect(predictions).toBeGreaterThan(0);
+    expect(worst).toBe(0);
+    expect(tf.memory().numTensors).toBe(tensors);
+    tf.dispose(x);
+    app.dispose();
+  });
+
+  test('the pool worker script resolves from the compiled package', () => {
+    expect(workerScript()).toMatch(/dist[\\/]src[\\/]worker\.js$/);
   });
 });
 

@@ -11,6 +11,8 @@ import { verify } from '../src';
 import { RowPacer } from '../src/verify/pacing';
 import { CLI } from './helpers/cli';
 import { REPO, committedModel, tempDir } from './helpers/tf';
+import { meshnet } from '../fixtures/meshnet';
+import { artifactsOfModel, writeModelFiles } from '../src/io/files';
 
 interface Interrupted {
   code: number | null;
@@ -67,6 +69,21 @@ test('SIGTERM during a graph-model verification ends it within 1 s with exit 143
   expect(run.code).toBe(143);
   expect(run.ms).toBeLessThan(1000);
   expect(fs.readdirSync(parent)).toEqual([]);
+});
+
+test('SIGINT inside one long op (a 64^3 MeshNet-shaped Conv3D on wasm) ends the run within 1 s: the worker is terminated', async () => {
+  await tf.setBackend('cpu');
+  const parent = tempDir('tfjs-rewrite-sigint-op-');
+  const model = meshnet({ size: 64, filters: 16 });
+  const file = writeModelFiles(await artifactsOfModel(model), path.join(parent, 'model'));
+  model.dispose();
+  const out = path.join(parent, 'out');
+  // Each of its 3x3x3 convs is seconds of one wasm call: the signal lands inside one.
+  const run = await interrupt(['optimize', file, '--out', out, '--backend', 'wasm', '--policy', 'always', '--rows', '1'], 'SIGINT', /^/, 4000);
+  console.log(`SIGINT sent ${run.sentAfterMs} ms after start (inside a Conv3D), process ended ${run.ms} ms later`);
+  expect(run.code).toBe(130);
+  expect(run.ms).toBeLessThan(1000);
+  expect(fs.existsSync(out)).toBe(false);
 });
 
 describe('library', () => {

@@ -49,6 +49,9 @@ try {
     process.stdout.write(JSON.stringify(bad));`;
   const bad = JSON.parse(execFileSync(process.execPath, ['-e', loader], { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
   problems.push(...bad.map((line) => path.relative(root, line)));
+  // Library calls run in a worker: its script must resolve inside the installed package.
+  const script = execFileSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(path.join(root, 'dist/src/workers/pool.js'))}).workerScript())`], { cwd: project, encoding: 'utf8' });
+  if (!script.startsWith(root + path.sep) || !fs.existsSync(script)) problems.push(`the worker script resolves to ${script}, outside the package`);
   const help = execFileSync(process.execPath, [path.join(root, 'dist/src/cli/main.js'), '--help'], { encoding: 'utf8' });
   if (!help.startsWith('usage: tfjs-rewrite')) problems.push('the CLI does not print its usage');
   for (const line of problems) process.stderr.write(`pack-check: ${line}\n`);

@@ -12,7 +12,7 @@ import '../backend/tfjs';
 import { formatReport, formatVerification } from '../report/format';
 import { BACKEND_REQUESTS, BackendRequest } from '../backend/select';
 import { InputError, oneLine } from '../errors';
-import { inspect, optimize, verify } from '../pipeline';
+import { benchModel, inspect, optimize, verify } from '../api';
 import { convertKeras3 } from '../convert';
 import { isGraphModelFile } from '../graphdef/files';
 import { checkOutputTarget, removePendingWrites } from '../io/files';
@@ -22,8 +22,9 @@ import { silenceTfjsNodeBanner } from '../quiet';
 import { packageVersion } from './version';
 import { closeAllBrowsers } from '../browser/session';
 import { ParsedArgs, UsageError, numberFlag, parseArgs } from './args';
-import { benchModel, formatModelBench } from '../pipeline/bench';
+import { formatModelBench } from '../pipeline/bench';
 import { POLICY_MODES, PolicyMode, formatPolicy } from '../policy/policy';
+import { ProgressLines } from './progress';
 
 const USAGE: Record<string, string> = {
   optimize: `usage: tfjs-rewrite optimize <model.json> --out <dir> [options]
@@ -170,19 +171,11 @@ function takeInputs(all: string[]): TakenInputs {
   return { argv: rest, inputs: argv.slice(at + 1, end), inputShapes };
 }
 
-/**
- * One progress line per second on stderr (stdout stays clean for --json), the first after a
- * second of verifying: a quick run prints none, unless the user gave --inputs (then the last).
- */
-function progress(always: boolean): LayersVerifyOptions['onProgress'] {
-  let last = Date.now();
-  let shown = always;
-  return ({ backend, done, total }) => {
-    if (done === total ? !shown : Date.now() - last < 1000) return;
-    shown = true;
-    last = Date.now();
-    process.stderr.write(`tfjs-rewrite: verifying on ${backend}: ${done}/${total} rows\n`);
-  };
+let progressLines: ProgressLines | undefined;
+
+/** The run's progress on stderr (src/cli/progress.ts): one per process, as the CLI runs one command. */
+function progress(always: boolean): ProgressLines {
+  return (progressLines ??= new ProgressLines(process.argv[2] ?? 'tfjs-rewrite', always));
 }
 
 function verifyOptions(args: ParsedArgs, { inputs, inputShapes }: Partial<TakenInputs> = {}): LayersVerifyOptions {
@@ -194,7 +187,8 @@ function verifyOptions(args: ParsedArgs, { inputs, inputShapes }: Partial<TakenI
     backend: backend as BackendRequest | 'all',
     inputs,
     inputShapes,
-    onProgress: progress(inputs !== undefined),
+    onProgress: progress(inputs !== undefined).onProgress,
+    onStage: progress(inputs !== undefined).onStage,
     batchSize: numberFlag(args, '--batch-size', (n) => Number.isInteger(n) && n >= 1, 'a positive integer'),
     accuracyFactor: numberFlag(args, '--accuracy-factor', (n) => n >= 1, 'a number >= 1'),
     atol: numberFlag(args, '--atol', (n) => n >= 0, 'a number >= 0'),
@@ -295,6 +289,7 @@ async function run(argv: string[]): Promise<number> {
   if (!out) throw new UsageError('optimize needs --out <dir>');
   const options = {
     ...verifyOptions(args, taken), verify: !args.switches.has('--no-verify'), passes: passList(args), ...policyOptions(args),
+    policyLog: (line: string) => progress(false).onStage(line),
   };
   // Refuse a bad --out before minutes of verification, and again at write time.
   const writeOptions = { force: args.switches.has('--force'), inputs: [model] };
@@ -351,6 +346,7 @@ onInterrupt(removePendingWrites);
 onInterrupt(closeAllBrowsers);
 
 run(process.argv.slice(2)).then((code) => {
+  progressLines?.stop();
   for (const line of heldWarnings.splice(0)) log(line);
   process.exitCode = code;
 }, fail);

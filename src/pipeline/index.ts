@@ -10,6 +10,7 @@ import { asGuest } from '../backend/guest';
 import { selectBackend } from '../backend/select';
 import { isBrowserBackend } from '../browser/session';
 import type { RewriteRecord, SkipRecord } from '../core/rule';
+import { reportStage } from '../core/stage';
 import { InputError } from '../errors';
 import type { CutOut } from '../formats/cutout';
 import type { ModelSummary } from '../formats/summary';
@@ -143,6 +144,7 @@ type RewriteOptions = Pick<OptimizeOptions, 'passes' | 'backend' | 'policy' | 'p
 /** Read, decide, rewrite: everything optimize, inspect and bench share. */
 export async function rewrite(adapter: SomeAdapter, source: unknown, options: RewriteOptions) {
   const { passes, forced, notes } = adapter.rules(options.passes);
+  reportStage('reading and checking the model');
   // Before any backend switch: a graph model whose shapes need one run learns them on the caller's backend.
   const { artifacts: original, ir } = await adapter.read(source, { inputShapes: options.inputShapes });
   ir.notes.push(...notes);
@@ -162,7 +164,9 @@ export async function rewrite(adapter: SomeAdapter, source: unknown, options: Re
   };
   const subject = { candidates, describe, cutOuts: cutOutsOf, facts: adapter.facts, fingerprint: adapter.fingerprint, passes: passes.map((p: { name: string }) => p.name) };
   // Correctness beats speed: a layer the original computes wrong on the target is rewritten whatever its timing.
+  if (options.verify !== false && !options.dryRun && adapter.originalFindings) reportStage(`checking the original's convs on ${target.name} (integer probes)`);
   const findings = options.verify === false || options.dryRun || !adapter.originalFindings ? undefined : await adapter.originalFindings(ir, target, options.browser);
+  reportStage(`policy on ${target.name}: deciding which rewrites pay`);
   const policy = await decidePolicy(subject, {
     findings,
     mode: options.policy, backend: target, batch: options.policyBatch, timer: options.policyTimer, dryRun: options.dryRun, log: options.policyLog, decisions: options.replay,
@@ -175,6 +179,7 @@ export async function rewrite(adapter: SomeAdapter, source: unknown, options: Re
   // Files read for this run with nothing to verify against and no original to time (bench):
   // kernels may be reordered in place.
   const reuseWeights = adapter.reusesWeights && typeof source === 'string' && options.verify === false && !options.cutOuts;
+  reportStage('rewriting');
   const { rewritten, skipped, kept } = adapter.run(ir, passes, { keep: policy.keep, backend: target.name, forced, reuseWeights });
   const done = (c: AnyCandidate) => rewritten.some((r) => r.layer === c.layer.name && r.graph === c.graph && r.pass === c.pass.name);
   return {

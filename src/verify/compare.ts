@@ -79,6 +79,26 @@ export class MetricsAccumulator {
     this.count += expected.length;
   }
 
+  /**
+   * Appends the state of an accumulator that saw the rows right after these (a row shard run in
+   * another thread; given as its structured clone). Maxima and counts are exact; the float64 sums
+   * differ from one pass's by float64 rounding only.
+   */
+  append(next: MetricsAccumulator): void {
+    if (next.worstExcess > this.worstExcess) {
+      this.worstExcess = next.worstExcess;
+      this.worst = { ...next.worst, flat: this.count + next.worst.flat };
+    }
+    this.maxAbs = Number.isNaN(this.maxAbs) || Number.isNaN(next.maxAbs) ? NaN : Math.max(this.maxAbs, next.maxAbs);
+    this.maxRel = Math.max(this.maxRel, next.maxRel);
+    this.sumAbs += next.sumAbs;
+    this.dot += next.dot;
+    this.normA += next.normA;
+    this.normB += next.normB;
+    this.outside += next.outside;
+    this.count += next.count;
+  }
+
   result(): OutputMetrics {
     const rowSize = this.rowShape.reduce((a, b) => a * b, 1);
     const rows = rowSize === 0 ? 0 : this.count / rowSize;

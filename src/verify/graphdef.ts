@@ -37,7 +37,7 @@ export async function verifyGraphArtifacts(
 ): Promise<VerificationReport> {
   // Planned once, from the artifacts: the same taps on every backend.
   const { probes, notes } = planGraphDefTaps(original, rewritten, options.rewrittenLayers);
-  return onBackends(options, (target) => verifyPair(target, options, () => openGraphPair(target, original, rewritten, options, probes, notes)));
+  return onBackends(options, (target) => verifyPair(target, options, () => openGraphPair(target, original, rewritten, options, probes, notes), [original, rewritten]));
 }
 
 async function openGraphPair(

@@ -19,7 +19,7 @@ import { LayerCheck, LayersVerifyOptions, Target, VerificationReport, onBackends
 export async function verifyLayersArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
 ): Promise<VerificationReport> {
-  return onBackends(options, (target) => verifyPair(target, options, () => openLayersPair(target, original, rewritten, options)));
+  return onBackends(options, (target) => verifyPair(target, options, () => openLayersPair(target, original, rewritten, options), [original, rewritten]));
 }
 
 /** The layers pair for the row loop: both LayersModels with their taps, in Node or in a page. */

@@ -301,6 +301,16 @@ export class ErrorAccumulator {
     this.count += reference.length;
   }
 
+  /** Adds the state of another accumulator (a row shard's, as its structured clone). */
+  merge(other: ErrorAccumulator): void {
+    this.maxAbs = Number.isNaN(this.maxAbs) || Number.isNaN(other.maxAbs) ? NaN : Math.max(this.maxAbs, other.maxAbs);
+    this.maxRel = Math.max(this.maxRel, other.maxRel);
+    this.maxRef = Math.max(this.maxRef, other.maxRef);
+    this.sumRef += other.sumRef;
+    this.sumAbs += other.sumAbs;
+    this.count += other.count;
+  }
+
   result(): ErrorStats {
     return {
       maxAbsError: this.maxAbs,

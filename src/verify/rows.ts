@@ -7,12 +7,16 @@
  * batch on either side.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { io } from '@tensorflow/tfjs';
+import { reportStage } from '../core/stage';
 import { InputError } from '../errors';
 import { yieldToEventLoop } from '../yield';
+import { poolSize } from '../workers/pool';
 import { MetricsAccumulator, OutputMetrics } from './compare';
 import { runExactChecks } from './exact';
 import type { InputSet } from './inputs';
 import { RowPacer, StepTimer } from './pacing';
+import { SHARD_MIN_MS, ShardState, canShard, runShards } from './shards';
 import type { LayerCheck, LayersVerifyOptions, Target, VerificationReport } from './verify';
 import { DEFAULT_ACCURACY_FACTOR, runHeader, runSettings, targetTolerance } from './verify';
 
@@ -47,18 +51,24 @@ export interface OpenPair {
   close(): Promise<void>;
 }
 
-/** Opens the pair on the target, runs every row through both, closes the pair. */
-export async function verifyPair(target: Target, options: LayersVerifyOptions, open: () => Promise<OpenPair>): Promise<VerificationReport> {
+/**
+ * Opens the pair on the target, runs every row through both, closes the pair. `artifacts` (the
+ * two models) let a long run hand rows to other threads (src/verify/shards.ts).
+ */
+export async function verifyPair(
+  target: Target, options: LayersVerifyOptions, open: () => Promise<OpenPair>, artifacts?: [io.ModelArtifacts, io.ModelArtifacts],
+): Promise<VerificationReport> {
+  reportStage(`verifying on ${target.info.name}: loading both models`);
   const pair = await open();
   try {
-    return await runRows(target, options, pair);
+    return await runRows(target, options, pair, artifacts);
   } finally {
     pair.rows.close();
     await pair.close();
   }
 }
 
-async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenPair): Promise<VerificationReport> {
+async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenPair, artifacts?: [io.ModelArtifacts, io.ModelArtifacts]): Promise<VerificationReport> {
   const backend = target.info;
   const { session } = target;
   const settings = runSettings(options);
@@ -73,8 +83,13 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
   const nonZero = new Set<number>();
   const pacer = new RowPacer(batchSize);
   let whole = false;
-  for (let start = 0, count = 0; start < rows.rows; start += count) {
-    count = whole ? rows.rows : pacer.next(rows.rows - start);
+  const [first, end] = options.rowRange ?? [0, rows.rows];
+  if (!(first >= 0 && first < end && end <= rows.rows)) throw new InputError(`row range [${first}, ${end}) is outside the ${rows.rows} rows`);
+  const shardable = artifacts !== undefined && canShard(options, session !== undefined);
+  const began = Date.now();
+  const span = (start: number, count: number) => `rows ${start + 1}-${start + count} of ${rows.rows}`;
+  for (let start = first, count = 0; start < end; start += count) {
+    count = whole ? end - start : pacer.next(end - start);
     // Between forward passes, signals (Ctrl-C) and aborts get their turn (see src/yield.ts);
     // the pacer keeps each synchronous step short enough for that to be within a second.
     await yieldToEventLoop(options.signal);
@@ -82,13 +97,14 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
     const batch: RowBatch = { xs: rows.batch(start, count) };
     try {
       if (session) batch.staged = await session.stage(batch.xs);
+      reportStage(`verifying on ${backend.name}: ${span(start, count)}, the original model`);
       let va: Values;
       try {
         va = await pair.original(batch, count);
       } catch (error) {
         // An output without the batch axis first cannot be split into passes: all rows in one
         // pass, when --batch-size allows it.
-        if (!(error instanceof BatchAxisError) || start !== 0 || whole || batchSize < rows.rows) throw error;
+        if (!(error instanceof BatchAxisError) || start !== 0 || whole || batchSize < rows.rows || options.rowRange) throw error;
         whole = true;
         count = 0;
         continue;
@@ -96,6 +112,7 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
       timer.lap();
       await yieldToEventLoop(options.signal);
       timer.restart();
+      reportStage(`verifying on ${backend.name}: ${span(start, count)}, the rewritten model`);
       const vb = await pair.rewritten(batch, count);
       for (let o = 0; o < outputNames.length; o++) {
         const [expected, actual] = [va[outA[o]], vb[outB[o]]];
@@ -107,6 +124,7 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
         if (!nonZero.has(o) && Array.prototype.some.call(expected.data, (v: number) => v !== 0)) nonZero.add(o);
       }
       for (const check of checks) {
+        reportStage(`verifying on ${backend.name}: ${span(start, count)}, float64 reference of ${check.probe.layer}`);
         timer.lap();
         await yieldToEventLoop(options.signal);
         timer.restart();
@@ -119,9 +137,28 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
     }
     pacer.record(count, timer.slowest);
     options.onProgress?.({ backend: backend.name, done: start + count, total: rows.rows });
+    // The rest would take a while in this thread: every core takes a contiguous share of it.
+    const next = start + count;
+    if (shardable && next < end && ((Date.now() - began) / (next - first)) * (end - next) > SHARD_MIN_MS) {
+      reportStage(`verifying on ${backend.name}: rows ${next + 1}-${end} on ${poolSize()} threads`);
+      const states = await runShards(artifacts![0], artifacts![1], options, backend.name, next, end, (done) => {
+        options.onProgress?.({ backend: backend.name, done: next + done, total: rows.rows });
+      });
+      for (const state of states) {
+        state.outputs.forEach((shard, o) => accumulators[o].append(Object.assign(Object.create(MetricsAccumulator.prototype), shard)));
+        state.layers.forEach((shard, l) => checks[l].merge(shard));
+        state.nonZero.forEach((o) => nonZero.add(o));
+      }
+      break;
+    }
+  }
+  if (options.rowRange) {
+    const shard: ShardState = { outputs: accumulators, layers: checks.map((check) => check.state()), nonZero: [...nonZero] };
+    return { shard } as unknown as VerificationReport;
   }
   const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
   const layers = checks.map((check) => check.result(factor));
+  if (options.exactSubjects?.length) reportStage(`verifying on ${backend.name}: exact integer check of ${options.exactSubjects.length} rewritten conv(s)`);
   const exact = options.exactSubjects ? await runExactChecks(options.exactSubjects, { float16: session?.float16 ?? false, session }) : undefined;
   const zeroed = outputs.filter((o, i) => !o.passed && !nonZero.has(i)).map((o) => o.name);
   const notes = [

@@ -54,12 +54,24 @@ export interface VerifyOptions {
   exactSubjects?: ExactSubject[];
   /** Called after every batch. */
   onProgress?: (progress: { backend: string; done: number; total: number }) => void;
+  /**
+   * What a long run is doing now ("policy: ...", "verifying on wasm: rows 1-2 of 2, the original
+   * model"), for progress lines (src/core/stage.ts).
+   */
+  onStage?: (stage: string) => void;
   /** Test hook: module loader for the tensorflow backend (default `require`). */
   moduleLoader?: ModuleLoader;
   /** Stops the run between forward passes (rejects with the signal's reason). */
   signal?: AbortSignal;
   /** Browser backends only: e.g. simulate a GPU without float32 textures (see src/browser). */
   browser?: BrowserOptions;
+  /**
+   * Spread the rows of a long run over every core (default true; src/verify/shards.ts). The
+   * report is the same up to float64 rounding of its sums.
+   */
+  shards?: boolean;
+  /** Internal: the rows [start, end) one shard runs; its reply is its accumulators. */
+  rowRange?: [number, number];
 }
 
 export interface LayersVerifyOptions extends Omit<VerifyOptions, 'backend'> {
@@ -184,6 +196,13 @@ export interface VerificationReport {
 
 type Values = { data: ArrayLike<number>; shape: number[] }[];
 
+/** What a row shard hands back for one probe. */
+export interface LayerCheckState {
+  original: ErrorAccumulator;
+  rewritten: ErrorAccumulator;
+  elements: number;
+}
+
 /** Per-layer float64 accounting for one probe across batches (layers and graph models alike). */
 export class LayerCheck {
   readonly original = new ErrorAccumulator();
@@ -212,6 +231,17 @@ export class LayerCheck {
       return distance.indexOf(Math.min(...distance));
     });
     this.probe.rewritten.forEach((tap, i) => this.rewritten.add(references[this.callOf![i]], b[tap].data));
+  }
+
+  /** Adds a row shard's accounting of the same probe (see shards.ts; given as its structured clone). */
+  merge(shard: LayerCheckState): void {
+    this.original.merge(Object.assign(new ErrorAccumulator(), shard.original));
+    this.rewritten.merge(Object.assign(new ErrorAccumulator(), shard.rewritten));
+    this.elements += shard.elements;
+  }
+
+  state(): LayerCheckState {
+    return { original: this.original, rewritten: this.rewritten, elements: this.elements };
   }
 
   result(factor: number): LayerAccuracy {
