@@ -175,7 +175,9 @@ export async function rewrite(adapter: SomeAdapter, source: unknown, options: Re
   const judged = candidates.filter((candidate) => !describe(candidate).quiet);
   const subjects = options.verify === false || options.dryRun ? [] : judged.map((candidate) => adapter.exactSubject(candidate, passes));
   // bench times the rewritten convs' cut-outs: built now, from the IR as it was matched.
-  if (options.cutOuts) await Promise.all(judged.map(cutOutsOf));
+  // Local verification (src/verify/local.ts) checks each rewritten layers conv on its cut-outs too.
+  const verifying = options.verify !== false && !options.dryRun;
+  if (options.cutOuts || (verifying && adapter.format === 'layers')) await Promise.all(judged.map(cutOutsOf));
   // Files read for this run with nothing to verify against and no original to time (bench):
   // kernels may be reordered in place.
   const reuseWeights = adapter.reusesWeights && typeof source === 'string' && options.verify === false && !options.cutOuts;
@@ -213,7 +215,7 @@ export function optimizeWith(adapter: SomeAdapter, source: unknown, options: Opt
 }
 
 async function optimizeOnce(adapter: SomeAdapter, source: unknown, options: OptimizeOptions & { replay?: LoadedDecisions }): Promise<OptimizeResult<tf.LayersModel | tf.GraphModel>> {
-  const { original, ir, before, rewritten, skipped, subjects, kept, policy, findings } = await rewrite(adapter, source, options);
+  const { original, ir, before, rewritten, skipped, subjects, kept, policy, findings, rewrittenCutOuts } = await rewrite(adapter, source, options);
   const found = findings ? { findings } : {};
   if (rewritten.length === 0 && !adapter.mustWrite(ir)) {
     // Nothing to compare: the model goes out as it came in (topology, weight bytes, encodings).
@@ -228,7 +230,11 @@ async function optimizeOnce(adapter: SomeAdapter, source: unknown, options: Opti
     };
   }
   const writer = adapter.writer(ir);
-  const verification = options.verify === false ? null : await adapter.verify(original, writer.artifacts(), { ...options, rewrittenLayers: rewritten, exactSubjects: subjects, originalFindings: findings });
+  const localCutOuts = options.verify === false || adapter.format !== 'layers' ? []
+    : (await rewrittenCutOuts()).flatMap(({ layer, cutOuts }) => (typeof cutOuts === 'string' ? [] : [{ layer, cutOuts }]));
+  const verification = options.verify === false ? null : await adapter.verify(original, writer.artifacts(), {
+    ...options, rewrittenLayers: rewritten, exactSubjects: subjects, originalFindings: findings, localCutOuts,
+  });
   const report: Report = { rewritten, skipped, verification, before, after: adapter.summarize(ir), notes: ir.notes, ...adapter.reportExtra(ir), kept, policy, ...found };
   return {
     report,

@@ -14,12 +14,19 @@ import { openInputs } from './inputs';
 import { onCpu } from './original-check';
 import { PageProbeModel, ProbeModel, inferRewrittenLayers, planProbes } from './probes';
 import { OpenPair, verifyPair } from './rows';
+import { localPlanFor, verifyLocal } from './local';
 import { LayerCheck, LayersVerifyOptions, Target, VerificationReport, onBackends, runSettings } from './verify';
 
 export async function verifyLayersArtifacts(
   original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions = {},
 ): Promise<VerificationReport> {
-  return onBackends(options, (target) => verifyPair(target, options, () => openLayersPair(target, original, rewritten, options), [original, rewritten]));
+  return onBackends(options, async (target) => {
+    // A long row of a fully convolutional model: checked locally (src/verify/local.ts), in Node.
+    const { plan, note } = target.session ? { plan: null } : await localPlanFor(original, options);
+    if (plan) return verifyLocal(target, plan, original, rewritten, options.localCutOuts ?? [], options);
+    const report = await verifyPair(target, options, () => openLayersPair(target, original, rewritten, options), [original, rewritten]);
+    return note ? { ...report, notes: [...(report.notes ?? []), note] } : report;
+  });
 }
 
 /** The layers pair for the row loop: both LayersModels with their taps, in Node or in a page. */

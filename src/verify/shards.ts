@@ -55,7 +55,7 @@ export async function runShards(
   // Data only (the fields a row needs): callbacks and the exact check stay here; rows are reported back as events.
   const data = Object.fromEntries(SHARD_FIELDS.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
   const replies: TaskReply[] = await Promise.all(ranges.map((range, i) => runTask('verifyShard', [original, rewritten, {
-    ...data, backend, rowRange: range, offThreadEvents: ['onProgress'],
+    ...data, backend, rowRange: range, local: false, offThreadEvents: ['onProgress'],
   }], {
     signal: options.signal,
     onEvent: (event) => {

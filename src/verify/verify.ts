@@ -18,6 +18,7 @@ import type { LayerProbe, RewrittenLayer } from './probes';
 import { ErrorAccumulator, ErrorStats, convReference } from './reference';
 import type { ExactCheck, ExactSubject } from './exact';
 import type { Finding } from './original-check';
+import type { CutOut } from '../formats/cutout';
 
 export { makeInputs } from './inputs';
 export type { InputShapes, VerifyInput } from './inputs';
@@ -72,6 +73,19 @@ export interface VerifyOptions {
   shards?: boolean;
   /** Internal: the rows [start, end) one shard runs; its reply is its accumulators. */
   rowRange?: [number, number];
+  /**
+   * Check a fully convolutional layers model locally (src/verify/local.ts): true whenever the
+   * model allows, false never; default: when a row costs more than LOCAL_MIN_MACS multiply-adds.
+   */
+  local?: boolean;
+  /** The rewritten convs' crop-sized cut-outs with their real weights (optimize passes them). */
+  localCutOuts?: LocalCutOuts[];
+}
+
+/** A rewritten conv's cut-outs at crop size, with the real weights (the pipeline builds them). */
+export interface LocalCutOuts {
+  layer: string;
+  cutOuts: CutOut[];
 }
 
 export interface LayersVerifyOptions extends Omit<VerifyOptions, 'backend'> {
@@ -190,6 +204,11 @@ export interface VerificationReport {
   /** Integer-data check of each rewritten conv, no tolerance (see exact.ts); a false fails. */
   exact?: (ExactCheck & { backend?: string })[];
   notes?: string[];
+  /**
+   * Set when the check was local (src/verify/local.ts): end to end on `rows` of `of` rows, the
+   * original run on corner sub-volumes, outputs compared on the corner regions `region`.
+   */
+  local?: { rows: number; of: number; volume: number[]; subVolume: number[]; region: number[]; reach: { low: number[]; high: number[] } };
   /** With backend 'all': one entry per backend; outputs/layers above then hold the worst of them. */
   backends?: (VerificationReport | SkippedBackend)[];
 }

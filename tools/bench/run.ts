@@ -13,6 +13,7 @@
  *   --quick               smoke run: two cheap cases at batch 8, one rep, no pass cost
  *   --no-pass-cost        skip the large-model pass-cost measurement
  *   --no-guarantee        skip the default-policy guarantee rows
+ *   --no-threads          skip the row-parallel verification row (24,576 real rows, 1 thread vs all)
  *   --out <file>          JSON output (default bench-results.json)
  */
 import * as fs from 'fs';
@@ -31,6 +32,7 @@ import { runBrowserSuite } from './browser-suite';
 import { BrowserBackend, INSTALL_HINT, findChrome, isBrowserBackend } from '../../src/browser/session';
 import { GUARANTEE_CASES, guaranteeTable, runGuarantee } from './guarantee';
 import { BENCH_CASES } from './cases';
+import { threadsRow } from './threads';
 
 const TIMING: InterleaveOptions = { warmup: 1, minReps: 3, maxReps: 15, budgetMs: 3000 };
 const QUICK_TIMING: InterleaveOptions = { warmup: 1, minReps: 1, maxReps: 1, budgetMs: 0 };
@@ -77,7 +79,7 @@ function browserBackends(asked: string | undefined, log: (line: string) => void)
 }
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, { values: ['--backends', '--browsers', '--cases', '--out'], switches: ['--full', '--quick', '--no-pass-cost', '--no-guarantee'] });
+  const args = parseArgs(argv, { values: ['--backends', '--browsers', '--cases', '--out'], switches: ['--full', '--quick', '--no-pass-cost', '--no-guarantee', '--no-threads'] });
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const quick = args.switches.has('--quick');
   const present = await presentBackends();
@@ -107,6 +109,8 @@ async function main(argv: string[]): Promise<void> {
   const guarantee = quick || args.switches.has('--no-guarantee') ? [] : await runGuarantee(wanted as BackendName[], TIMING, log, names);
   const passCost = quick || args.switches.has('--no-pass-cost') ? null : await measurePassCost({ log });
   const targets = checkTargets(suite.rows, passCost, suite.defaults, guarantee);
+  // Fresh CLI processes on 1 thread and on every thread, interleaved (tools/bench/threads.ts).
+  const threads = quick || args.switches.has('--no-threads') || args.values.has('--cases') ? null : await threadsRow({ log });
   const host = machine();
 
   const out = [
@@ -129,13 +133,16 @@ async function main(argv: string[]): Promise<void> {
     ...(browserSuite.policy.length ? ['### --policy measure decisions in the browser', '', policyTable(browserSuite.policy), ''] : []),
     ...(passCost ? ['', '### cost of the pass', '', passCostTable(passCost)] : []),
     '',
+    ...(threads ? ['', '### row-parallel verification (issue 19: >= 1.6x on 2 cores)', '', '| case | 1 thread | all threads | speedup | load |', '|---|---:|---:|---:|---|', threads.row] : []),
+    '',
     '### targets',
     '',
     formatTargets(targets),
+    ...(threads ? [threads.verdict] : []),
   ].join('\n');
   process.stdout.write(`${out}\n`);
   const file = args.values.get('--out') ?? 'bench-results.json';
-  fs.writeFileSync(file, JSON.stringify({ date: started.toISOString(), machine: host, backends: suite.backends, rows: suite.rows, skipped: suite.skipped, defaults: suite.defaults, guarantee, graphRows, passCost, targets }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ date: started.toISOString(), machine: host, backends: suite.backends, rows: suite.rows, skipped: suite.skipped, defaults: suite.defaults, guarantee, graphRows, passCost, targets, threads }, null, 2));
   log(`wrote ${file}`);
   if (tf.memory().numTensors > 0) log(`note: ${tf.memory().numTensors} tensors still allocated`);
 }

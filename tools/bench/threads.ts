@@ -46,14 +46,24 @@ function run(threads: number, args: string[]): { ms: number; passed: boolean; ro
   return { ms, passed: verification.passed, rows: verification.rows };
 }
 
-async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv, { values: ['--model', '--inputs', '--rows', '--reps', '--backend'], switches: [] });
+export interface ThreadsOptions {
+  model?: string;
+  inputs?: string;
+  rows?: number;
+  reps?: number;
+  backend?: string;
+  log?: (line: string) => void;
+}
+
+/** The row (markdown) and its PASS/FAIL line: `npm run bench` prints both (tools/bench/run.ts). */
+export async function threadsRow(options: ThreadsOptions = {}): Promise<{ row: string; verdict: string; ratio: number }> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-rewrite-threads-'));
   try {
-    const model = args.values.get('--model') ?? path.join(REPO, 'fixtures', 'models', 'qwen3vl-patch-embed-mini', 'model.json');
-    const inputs = args.values.get('--inputs') ?? tiledRows(Number(args.values.get('--rows') ?? 24576), dir);
-    const backend = args.values.get('--backend') ?? 'wasm';
-    const reps = Number(args.values.get('--reps') ?? 2);
+    const model = options.model ?? path.join(REPO, 'fixtures', 'models', 'qwen3vl-patch-embed-mini', 'model.json');
+    const inputs = options.inputs ?? tiledRows(options.rows ?? 24576, dir);
+    const backend = options.backend ?? 'wasm';
+    const reps = options.reps ?? 2;
     const rewritten = path.join(dir, 'rewritten');
     const optimized = spawnSync(process.execPath, [CLI, 'optimize', model, '--out', rewritten, '--policy', 'always', '--no-verify'], { encoding: 'utf8' });
     if (optimized.status !== 0) throw new Error(`optimize failed: ${optimized.stderr.trim()}`);
@@ -67,17 +77,29 @@ async function main(argv: string[]): Promise<void> {
         if (!result.passed) throw new Error(`verification failed with ${threads} thread(s)`);
         rows = result.rows;
         times[threads].push(result.ms);
-        process.stderr.write(`threads: ${threads} thread(s), ${result.rows} rows: ${(result.ms / 1000).toFixed(1)} s\n`);
+        log(`threads: ${threads} thread(s), ${result.rows} rows: ${(result.ms / 1000).toFixed(1)} s`);
       }
     }
     const [one, all] = [median(times[1]), median(times[cores])];
     const ratio = one / all;
     const load = os.loadavg()[0].toFixed(1);
-    process.stdout.write(`| verify ${rows} rows on ${backend} | 1 thread ${(one / 1000).toFixed(1)} s | ${cores} threads ${(all / 1000).toFixed(1)} s | ${ratio.toFixed(2)}x | load ${load} |\n`);
-    process.stdout.write(`${ratio >= THREADS_TARGET ? 'PASS' : 'FAIL'} row-parallel verification on ${cores} cores >= ${THREADS_TARGET}x: ${ratio.toFixed(2)}x (median of ${reps}, load average ${load})\n`);
+    return {
+      row: `| verify ${rows} rows on ${backend} | 1 thread ${(one / 1000).toFixed(1)} s | ${cores} threads ${(all / 1000).toFixed(1)} s | ${ratio.toFixed(2)}x | load ${load} |`,
+      verdict: `${ratio >= THREADS_TARGET ? 'PASS' : 'FAIL'} row-parallel verification on ${cores} cores >= ${THREADS_TARGET}x: ${ratio.toFixed(2)}x (median of ${reps}, load average ${load})`,
+      ratio,
+    };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv, { values: ['--model', '--inputs', '--rows', '--reps', '--backend'], switches: [] });
+  const number = (flag: string) => (args.values.has(flag) ? Number(args.values.get(flag)) : undefined);
+  const { row, verdict } = await threadsRow({
+    model: args.values.get('--model'), inputs: args.values.get('--inputs'), rows: number('--rows'), reps: number('--reps'), backend: args.values.get('--backend'),
+  });
+  process.stdout.write(`${row}\n${verdict}\n`);
 }
 
 if (require.main === module) {
