@@ -10,4 +10,7 @@ module.exports = {
   moduleNameMapper: { '^tfjs-rewrite$': '<rootDir>/src/index.ts', '^tfjs-rewrite/jest$': '<rootDir>/src/jest.ts' },
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   testTimeout: 60000,
+  // On 2 cores jest runs in band; once (2026-12-05, fresh clone, all 1382 tests passed) it then
+  // waited on an open handle that was not identified. CI must end: exit once the run is reported.
+  forceExit: true,
 };
