@@ -13,6 +13,7 @@ import type { InputShapes } from '../formats/input-shapes';
 import { GraphModelIR, LearnedShapes, artifactsFromGraphIR, parseTensorName } from './ir';
 import { GraphShapes, tensorName } from './shapes';
 import type { Dims } from './shape-rules';
+import { runGraph } from '../formats/load';
 
 /** Ops whose inputs and outputs the conv rules read shapes of. */
 export const CONV_OPS = new Set(['Conv2D', '_FusedConv2D', 'Conv3D', 'DepthwiseConv2dNative', 'FusedDepthwiseConv2dNative',
@@ -124,15 +125,8 @@ export async function learnUnknownShapes(ir: GraphModelIR, options: { inputShape
       feed[input.name] = tf.zeros(shape, input.dtype);
       made.push(feed[input.name]);
     }
-    let outputs: tf.Tensor | tf.Tensor[];
-    try {
-      outputs = model.execute(feed, wanted);
-    } catch (error) {
-      // Control flow (TF2 while loops) and dynamic ops need the async executor.
-      if (!/executeAsync/.test((error as Error).message)) throw error;
-      outputs = await model.executeAsync(feed, wanted);
-    }
-    const tensors = Array.isArray(outputs) ? outputs : [outputs];
+    // Control flow (TF2 while loops) and dynamic ops need the async executor: runGraph picks it.
+    const tensors = await runGraph(model, feed, wanted);
     made.push(...tensors);
     tensors.forEach((t, i) => learned.shapes.set(wanted[i], t.shape.map((d, axis) => (axis === 0 && batches.has(d) ? null : d))));
     return [`shapes of ${wanted.length} tensor(s) static inference could not tell were learned by running the model once on zeros`];
