@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { artifactsOfModel, inspect, optimize } from '../src';
 import { convAxis, depthTerms, planSliding } from '../src/rewrite/sliding-conv';
+import { CHUNK_INDIRECTION_BYTES, chunkCount, slidingLayersPass } from '../src/rewrite/sliding-conv-layers';
 import { fixture, mulberry32 } from '../fixtures/models';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { quantizeArtifacts } from '../fixtures/quantize';
@@ -319,6 +320,78 @@ describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)'
     disposeModel(rewritten);
     disposeModel(model);
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+});
+
+/**
+ * Big volumes run in depth chunks (each chunk's Conv2D images bounded, see
+ * CHUNK_INDIRECTION_BYTES): the same draws with a deeper volume and a small bound, so the chunk
+ * slabs, their zero slices at the volume's ends, the group slabs (more than 4 chunks) and the
+ * concatenation all run here on shapes stock tfjs checks in milliseconds.
+ */
+describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () => {
+  const rand = mulberry32(20261209);
+  const containers = mulberry32(20261210);
+  const cases = Array.from({ length: 16 }, (_, k) => {
+    const drawn = drawCase(100 + k, rand, containers);
+    return { c: normalize({ ...drawn, spatial: [drawn.spatial[0] + 2 + Math.floor(rand() * 8), ...drawn.spatial.slice(1)] }), bound: [1, 1500, 6000][Math.floor(rand() * 3)] };
+  });
+  const chunksOfCase = ({ c, bound }: (typeof cases)[number]) => {
+    const g = planSliding({
+      kernel: c.kernel, strides: c.strides, dilation: c.dilation, padding: c.padding, groups: 1, filters: c.filters, spatial: c.spatial, channels: c.channels,
+      kernelWeight: { shape: [...c.kernel, c.channels, c.filters], dtype: 'float32' }, bias: null, owner: 'c',
+    });
+    if ('refusal' in g) throw new Error(g.refusal);
+    return chunkCount(g, bound);
+  };
+
+  beforeAll(() => {
+    console.log(`conv3d-to-conv2d-slices chunked cases (${cases.length}, mulberry32 seed 20261209): ${cases.map((k) =>
+      `${k.c.spatial.join('x')} k${k.c.kernel.join('')} s${k.c.strides.join('')} d${k.c.dilation.join('')} ${k.c.padding}${k.c.channelsFirst ? ' cf' : ''} ${k.c.container} -> ${chunksOfCase(k)} chunks`).join('; ')}`);
+  });
+
+  test.each(cases.map((k) => [`${k.c.id}: ${k.c.spatial.join('x')}x${k.c.channels} k${k.c.kernel.join('')} s${k.c.strides.join('')} d${k.c.dilation.join('')} ${k.c.padding}${k.c.channelsFirst ? ' cf' : ''}${k.c.bias ? ' bias' : ''} ${k.c.activation} -> ${k.c.consumer} in ${k.c.container}, bound ${k.bound} B`, k] as const))('%s', async (_, k) => {
+    const { c } = k;
+    const tensors = tf.memory().numTensors;
+    const { model, conv } = buildCase(c);
+    const result = await optimize(model, { passes: [slidingLayersPass(RULE, k.bound)], backend: 'cpu', verify: false });
+    // A rule object passed in has no registry priority: it may take a 1x1x1 consumer too (compared below).
+    expect(result.report.rewritten.map((r) => [r.layer, r.pass])).toContainEqual([`p${c.id}_conv`, RULE]);
+    const chunks = chunksOfCase(k);
+    const holder = holderOf(c, result.artifacts);
+    const own = (cls: string) => holder.config.layers!.filter((l) => l.class_name === cls && (l.name ?? l.config.name)!.startsWith(`p${c.id}_conv_`));
+    expect(own('Concatenate').length).toBe(chunks > 1 ? 1 : 0);
+    // One Conv2D per kernel depth however many chunks share it.
+    expect(own('Conv2D').length).toBeLessThanOrEqual(c.kernel[0]);
+    const rewritten = await result.load();
+    const x = tf.randomUniform([c.batch, ...(model.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', 500 + c.id);
+    const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
+    expect(b.shape).toEqual(a.shape);
+    expect(excess(b, a)).toBeLessThanOrEqual(0);
+    if (c.consumer === 'none') {
+      const expected = reference(c, conv, x);
+      expect(excess(b, expected)).toBeLessThanOrEqual(0);
+      expected.dispose();
+    }
+    tf.dispose([x, a, b]);
+    disposeModel(rewritten);
+    disposeModel(model);
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  test('a 256^3 MeshNet layer runs in chunks whose Conv2D images keep <= 32 MiB of XNNPACK indirection each', () => {
+    const g = planSliding({
+      kernel: [3, 3, 3], strides: [1, 1, 1], dilation: [16, 16, 16], padding: 'same', groups: 1, filters: 5, spatial: [256, 256, 256], channels: 5,
+      kernelWeight: { shape: [3, 3, 3, 5, 5], dtype: 'float32' }, bias: { shape: [5] }, owner: 'c',
+    });
+    if ('refusal' in g) throw new Error(g.refusal);
+    // 256 + 2 x 16 rows per block, 256 output columns, 9 taps of 4 B: 2.65 MB per output depth -> 12 per chunk.
+    expect(chunkCount(g, CHUNK_INDIRECTION_BYTES)).toBe(Math.ceil(256 / Math.floor(CHUNK_INDIRECTION_BYTES / (288 * 256 * 9 * 4))));
+    expect(chunkCount(g, CHUNK_INDIRECTION_BYTES)).toBeGreaterThan(4);
+    // A 38^3 volume stays one chunk: the form measured in docs/benchmarks.md.
+    const small = planSliding({ ...{ kernel: [3, 3, 3], strides: [1, 1, 1], dilation: [16, 16, 16], padding: 'same', groups: 1, filters: 5, spatial: [38, 38, 38], channels: 5 }, kernelWeight: { shape: [3, 3, 3, 5, 5], dtype: 'float32' }, bias: null, owner: 'c' });
+    if ('refusal' in small) throw new Error(small.refusal);
+    expect(chunkCount(small, CHUNK_INDIRECTION_BYTES)).toBe(1);
   });
 });
 

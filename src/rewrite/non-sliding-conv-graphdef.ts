@@ -35,6 +35,7 @@ import { GraphNode, GraphWeight, parseTensorName, transposedWeight } from '../gr
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
 import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
+import { patchCutOut } from './cut-out';
 
 interface Fused {
   /** fused_ops as written (BiasAdd first), for the _FusedMatMul. */
@@ -261,5 +262,9 @@ export function graphDefNonSlidingConvPass(options: { name: string; spatialRank:
     // Correctness only: whether it pays is the policy's call (src/policy/graph.ts).
     match: (node, context) => matchConv(node, context, rank),
     rewrite: rewriteConv,
+    // [..spatial, C] (converted models are channels last): a huge input is timed and probed on whole patches of it.
+    timingInput: (_node, dims, plan) => (dims.length - 1 === plan.geometry.kernel.length
+      ? [...patchCutOut(dims.slice(0, -1), plan.geometry.kernel, dims[dims.length - 1]), dims[dims.length - 1]]
+      : dims),
   };
 }

@@ -7,6 +7,7 @@ import { MatchContext, MatchResult, Pass, REPLACED_INPUT, Replacement } from '..
 import { isUnknown } from '../layers/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
+import { patchCutOut } from './cut-out';
 import { Step, withFilters } from './patch-plan';
 import { permuteRows, transposeValues } from './transpose';
 import { findWeight, keptEncodingNotes, renameWeight } from './weights';
@@ -168,6 +169,14 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       ? { refusal: `the ${options.className} is wrapped in ${layer.className}, which applies it per slice; wrapped layers are not rewritten` }
       : match(layer, context)),
     rewrite,
+    // Channels last or first as the layer reads its input.
+    timingInput: (_layer, dims, plan) => {
+      const { kernel, channelsFirst } = plan.geometry;
+      const spatial = channelsFirst ? dims.slice(1) : dims.slice(0, -1);
+      const channels = channelsFirst ? dims[0] : dims[dims.length - 1];
+      const cut = patchCutOut(spatial, kernel, channels);
+      return channelsFirst ? [channels, ...cut] : [...cut, channels];
+    },
   };
 }
 

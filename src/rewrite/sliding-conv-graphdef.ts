@@ -23,7 +23,8 @@ import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '..
 import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
 import { fmt } from './conv-analysis';
 import { foldableBias } from './non-sliding-conv-graphdef';
-import { DepthTerm, STACKED_KERNEL_PERM, SlidingGeometry, cutOutSpatial, depthTerms, planSliding } from './sliding-conv';
+import { cutOutSpatial } from './cut-out';
+import { DepthTerm, STACKED_KERNEL_PERM, SlidingGeometry, depthTerms, planSliding } from './sliding-conv';
 
 export interface SlidingGraphPlan {
   input: string;

@@ -24,7 +24,8 @@ import { REPLACED_INPUT } from '../pass';
 import { isUnknown } from '../layers/shapes';
 import type { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { fmt } from './conv-analysis';
-import { DepthTerm, SlidingGeometry, cutOutSpatial, depthTerms, planSliding } from './sliding-conv';
+import { cutOutSpatial } from './cut-out';
+import { DepthTerm, SlidingGeometry, depthChunk, depthTerms, planSliding, splitDepths } from './sliding-conv';
 import { findWeight, renameWeight } from './weights';
 
 export interface SlidingLayersPlan {
@@ -118,24 +119,33 @@ export function anchorDepth(g: SlidingGeometry, withBias: boolean): number | und
   return terms.reduce<DepthTerm | undefined>((best, t) => (!best || t.hi - t.lo > best.hi - best.lo ? t : best), undefined)?.i ?? 0;
 }
 
-/** The chain for one input geometry (see the module comment); `anchor` from anchorDepth. */
-export function slidingChain(g: SlidingGeometry, channelsFirst: boolean, anchor: number | undefined, withBias: boolean): SlidingChain {
-  const [ad, ah, aw] = g.axes;
-  const { channels: C, filters: F } = g;
-  const [D, H, W] = [ad.size, ah.size, aw.size];
-  const [sd, Do, Ho, Wo] = [ad.stride, ad.out, ah.out, aw.out];
-  // Rows per block: the H padding doubles as the zero separator; rounded up to the H stride so
-  // every block starts on an output row (Hb output rows per block, the first Ho of them real).
+/** The rows a depth slice takes in the tall image (see slidingChain) and its output rows. */
+function blockRows(g: SlidingGeometry): { bottom: number; rows: number; Hb: number } {
+  const ah = g.axes[1];
+  const H = ah.size;
+  // The H padding doubles as the zero separator; rounded up to the H stride so every block
+  // starts on an output row (Hb output rows per block, the first Ho of them real).
   let bottom = ah.pad[1];
   bottom += (ah.stride - ((H + ah.pad[0] + bottom) % ah.stride)) % ah.stride;
   const rows = H + ah.pad[0] + bottom;
-  const Hb = rows / ah.stride;
+  return { bottom, rows, Hb: rows / ah.stride };
+}
+
+/**
+ * The chain for one depth slab [D, H, W*C] (the whole input, or a chunk's slab, see
+ * chunkedChain), from the H padding to the chunk's output [Do, Ho, Wo*F]; `anchor` from
+ * anchorDepth.
+ */
+export function slidingChain(g: SlidingGeometry, anchor: number | undefined, withBias: boolean): SlidingChain {
+  const [ad, ah, aw] = g.axes;
+  const { channels: C, filters: F } = g;
+  const [D, W] = [ad.size, aw.size];
+  const [sd, Do, Ho, Wo] = [ad.stride, ad.out, ah.out, aw.out];
+  const { bottom, rows, Hb } = blockRows(g);
   // A valid conv over n*rows rows gives n*Hb output rows only with these extra zero rows.
   const extraRows = Math.max(0, ah.extent - ah.stride);
 
   const base: Step[] = [];
-  if (channelsFirst) base.push(['Permute', { dims: [2, 3, 4, 1] }]);
-  base.push(['Reshape', { target_shape: [D, H, W * C] }]);
   if (ah.pad[0] || bottom) base.push(['ZeroPadding2D', { padding: [[0, 0], [ah.pad[0], bottom]], data_format: 'channels_last' }]);
 
   const chosen: (DepthTerm & { bias: boolean })[] = depthTerms(g).filter((t) => t.i !== anchor).map((t) => ({ ...t, bias: false }));
@@ -163,12 +173,81 @@ export function slidingChain(g: SlidingGeometry, channelsFirst: boolean, anchor:
   });
   const post: Step[] = [['Reshape', { target_shape: [Do, Hb, Wo * F] }]];
   if (Hb > Ho) post.push(['Cropping2D', { cropping: [[0, 0], [0, Hb - Ho]], data_format: 'channels_last' }]);
-  post.push(['Reshape', { target_shape: [Do, Ho, Wo, F] }]);
-  if (channelsFirst) post.push(['Permute', { dims: [4, 1, 2, 3] }]);
   return { base, terms, post };
 }
 
-export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, context: MatchContext): Replacement {
+/**
+ * tfjs-backend-wasm runs Conv2D on XNNPACK, which keeps, for every filter it has run, an
+ * indirection buffer of kh*kw pointers (4 B each) per output pixel of the last image, until the
+ * filter is disposed, i.e. as long as the model lives. One tall image of a 256^3 volume is
+ * 256 x 258 x 256 output pixels: 607 MB per kernel depth of every rewritten layer, and a
+ * 10-layer MeshNet ran out of wasm's 4 GB heap. So each Conv2D runs on chunks of output depths
+ * whose image keeps this many bytes of indirection: the chunks share the layer's Conv2Ds (one
+ * filter each), so a model keeps at most (kernel depths x layers) of these.
+ */
+export const CHUNK_INDIRECTION_BYTES = 32 * 2 ** 20;
+
+/** Above this many chunks, chunks are cut from a few group slabs rather than the whole input. */
+const GROUP_AFTER = 4;
+
+export interface ChunkChain extends SlidingChain {
+  /** The chunk's input slab out of its group's (none when it is the whole group). */
+  crop: Step[];
+}
+
+export interface ChunkedChain {
+  /** [B, ...] -> [D, H, W*C]. */
+  pre: Step[];
+  groups: { crop: Step[]; chunks: ChunkChain[] }[];
+  /** After the chunks' outputs are concatenated along depth: [Do, Ho, Wo*F] -> the conv's output. */
+  final: Step[];
+}
+
+/** Output depths per chunk so its Conv2D images keep at most `indirectionBytes` (see above). */
+export function chunkCount(g: SlidingGeometry, indirectionBytes: number): number {
+  const [ad, ah, aw] = g.axes;
+  const perDepth = blockRows(g).Hb * aw.out * ah.kernel * aw.kernel * 4;
+  return Math.ceil(ad.out / Math.max(1, Math.floor(indirectionBytes / perDepth)));
+}
+
+/**
+ * The whole lowering for one input geometry: the input as [D, H, W*C]; its output depths in
+ * chunks (one when the volume is small), each lowered by slidingChain on the slab it reads; the
+ * chunk outputs concatenated along depth. A slab is a Cropping2D, and tfjs-backend-wasm's slice
+ * copies its whole input to JS first, so many chunks are cut from a few group slabs (about
+ * sqrt(chunks) of them) instead of each from the whole volume.
+ */
+export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor: number | undefined, withBias: boolean, chunks: number): ChunkedChain {
+  const [ad, ah, aw] = g.axes;
+  const { channels: C, filters: F } = g;
+  const pre: Step[] = [];
+  if (channelsFirst) pre.push(['Permute', { dims: [2, 3, 4, 1] }]);
+  pre.push(['Reshape', { target_shape: [ad.size, ah.size, aw.size * C] }]);
+  const cropDepth = (lo: number, hi: number, size: number): Step[] =>
+    lo || size - hi ? [['Cropping2D', { cropping: [[lo, size - hi], [0, 0]], data_format: 'channels_last' }]] : [];
+  const all = splitDepths(ad.out, chunks).map(([a, b]) => depthChunk(g, a, b));
+  const groupCount = all.length > GROUP_AFTER ? Math.round(Math.sqrt(all.length)) : 1;
+  const groups = splitDepths(all.length, groupCount).map(([first, last]) => {
+    const members = all.slice(first, last);
+    const [R0, R1] = [members[0].r0, Math.max(...members.map((c) => c.r1))];
+    return {
+      crop: cropDepth(R0, R1, ad.size),
+      chunks: members.map((c) => ({ crop: cropDepth(c.r0 - R0, c.r1 - R0, R1 - R0), ...slidingChain(c.geometry, anchor, withBias) })),
+    };
+  });
+  const final: Step[] = [['Reshape', { target_shape: [ad.out, ah.out, aw.out, F] }]];
+  if (channelsFirst) final.push(['Permute', { dims: [4, 1, 2, 3] }]);
+  return { pre, groups, final };
+}
+
+/** One geometry's chunks and anchor need: whether some chunk has no term reading real slices. */
+function chunksOf(g: SlidingGeometry, indirectionBytes: number): { count: number; someEmpty: boolean } {
+  const count = chunkCount(g, indirectionBytes);
+  const someEmpty = splitDepths(g.axes[0].out, count).some(([a, b]) => depthTerms(depthChunk(g, a, b).geometry).length === 0);
+  return { count, someEmpty };
+}
+
+export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, context: MatchContext, indirectionBytes = CHUNK_INDIRECTION_BYTES): Replacement {
   const layers: LayerNode[] = [];
   const callCount = plan.groups.reduce((n, group) => n + group.calls.length, 0);
   const outputs: Replacement['outputs'] = new Array(callCount);
@@ -187,43 +266,57 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
     list.reduce((x, [cls, config], s) => add(cls, config, x, s === list.length - 1 ? lastName : undefined), inputs);
 
   // Every group's views, then one Conv2D per kernel depth (a call per term that uses it, shared
-  // by every call of the layer), then every group's sums: the layer list stays topological.
-  // One anchor for every call: the Conv2Ds (and so the bias) are shared across calls.
-  const anchor = anchorDepth(geometry, plan.bias !== undefined || plan.groups.some((group) => depthTerms(group.geometry).length === 0));
-  const chains = plan.groups.map((group) => ({ group, chain: slidingChain(group.geometry, plan.channelsFirst, anchor, plan.bias !== undefined) }));
+  // by every chunk and every call of the layer), then every group's sums: the layer list stays
+  // topological. One anchor for every call and chunk: the Conv2Ds (and so the bias) are shared.
+  const withBias = plan.bias !== undefined;
+  const chunking = plan.groups.map((group) => chunksOf(group.geometry, indirectionBytes));
+  const anchor = anchorDepth(geometry, withBias || chunking.some((c) => c.someEmpty));
+  const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g].count) }));
   const convs = new Map<number, LayerNode>();
-  const convInputs = chains.map(({ group, chain }) => {
-    const base = steps(chain.base, group.calls.map((call) => [ref(REPLACED_INPUT, call)]));
-    return chain.terms.map((term) => {
-      const ends = steps(term.before, base);
-      let conv = convs.get(term.i);
-      if (!conv) {
-        const name = context.freshName(`${layer.name}_conv2d_${term.i}`);
-        conv = {
-          name, className: 'Conv2D', calls: [], extra: {},
-          config: {
-            name, ...passThrough, filters: F, kernel_size: [kh, kw],
-            strides: geometry.axes.slice(1).map((a) => a.stride), dilation_rate: geometry.axes.slice(1).map((a) => a.dilation),
-            padding: 'valid', data_format: 'channels_last', activation: 'linear', use_bias: term.bias,
-            ...pick(layer.config, ['kernel_initializer', 'kernel_regularizer', ...(term.bias ? ['bias_initializer', 'bias_regularizer'] : [])]),
-          },
-        };
-        convs.set(term.i, conv);
-      }
-      const node = conv;
-      return ends.map((inputs) => {
-        node.calls.push({ inputs });
-        return [ref(node.name, node.calls.length - 1)];
+  const convOf = (i: number, bias: boolean): LayerNode => {
+    const known = convs.get(i);
+    if (known) return known;
+    const name = context.freshName(`${layer.name}_conv2d_${i}`);
+    const conv: LayerNode = {
+      name, className: 'Conv2D', calls: [], extra: {},
+      config: {
+        name, ...passThrough, filters: F, kernel_size: [kh, kw],
+        strides: geometry.axes.slice(1).map((a) => a.stride), dilation_rate: geometry.axes.slice(1).map((a) => a.dilation),
+        padding: 'valid', data_format: 'channels_last', activation: 'linear', use_bias: bias,
+        ...pick(layer.config, ['kernel_initializer', 'kernel_regularizer', ...(bias ? ['bias_initializer', 'bias_regularizer'] : [])]),
+      },
+    };
+    convs.set(i, conv);
+    return conv;
+  };
+  // [call group][chunk][term] -> the Conv2D call outputs, one per call of the group.
+  const convOutputs = chains.map(({ group, chain }) => {
+    const whole = steps(chain.pre, group.calls.map((call) => [ref(REPLACED_INPUT, call)]));
+    return chain.groups.flatMap((slabGroup) => {
+      const slab = steps(slabGroup.crop, whole);
+      return slabGroup.chunks.map((chunk) => {
+        const base = steps([...chunk.crop, ...chunk.base], slab);
+        return chunk.terms.map((term) => {
+          const conv = convOf(term.i, term.bias);
+          return steps(term.before, base).map((inputs) => {
+            conv.calls.push({ inputs });
+            return [ref(conv.name, conv.calls.length - 1)];
+          });
+        });
       });
     });
   });
   layers.push(...[...convs.values()].sort((a, b) => a.name.localeCompare(b.name)));
   chains.forEach(({ group, chain }, g) => {
     const sole = plan.groups.length === 1;
-    const terms = chain.terms.map((term, t) => steps(term.after, convInputs[g][t]));
-    const post = [...chain.post, ...(activation !== 'linear' ? [['Activation', { activation }] as Step] : [])];
-    const summed = terms.length === 1 ? terms[0] : add('Add', {}, group.calls.map((_, c) => terms.map((term) => term[c][0])));
-    const end = steps(post, summed, sole ? layer.name : undefined);
+    const perCall = (list: TensorRef[][][]) => group.calls.map((_, c) => list.map((t) => t[c][0]));
+    const chunkOutputs = chain.groups.flatMap((slabGroup) => slabGroup.chunks).map((chunk, k) => {
+      const terms = chunk.terms.map((term, t) => steps(term.after, convOutputs[g][k][t]));
+      return steps(chunk.post, terms.length === 1 ? terms[0] : add('Add', {}, perCall(terms)));
+    });
+    const joined = chunkOutputs.length === 1 ? chunkOutputs[0] : add('Concatenate', { axis: 1 }, perCall(chunkOutputs));
+    const final = [...chain.final, ...(activation !== 'linear' ? [['Activation', { activation }] as Step] : [])];
+    const end = steps(final, joined, sole ? layer.name : undefined);
     group.calls.forEach((call, c) => (outputs[call] = { layer: end[c][0].layer, call: c }));
   });
 
@@ -261,12 +354,13 @@ function timingInputOf(layer: LayerNode, dims: number[]): number[] {
   return first ? [dims[0], ...cut] : [...cut, dims[3]];
 }
 
-export function slidingLayersPass(name: string): Pass<SlidingLayersPlan> {
+/** `indirectionBytes`: the chunk bound (CHUNK_INDIRECTION_BYTES); tests set a small one to chunk small volumes. */
+export function slidingLayersPass(name: string, indirectionBytes = CHUNK_INDIRECTION_BYTES): Pass<SlidingLayersPlan> {
   return {
     name,
     appliesTo: (layer) => layer.className === 'Conv3D',
     match: matchSlidingLayer,
-    rewrite: rewriteSlidingLayer,
+    rewrite: (layer, plan, context) => rewriteSlidingLayer(layer, plan, context, indirectionBytes),
     timingInput: timingInputOf,
   };
 }

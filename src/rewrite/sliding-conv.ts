@@ -127,15 +127,35 @@ export function depthTerms(g: SlidingGeometry): DepthTerm[] {
 }
 
 /**
- * Timing a conv on a whole 256^3 volume takes as long as running it: the policy times a cut-out
- * instead. A conv is the same work at every position, so the ratio holds on a smaller volume
- * that keeps the window's reach on each side (each axis cut to max(CUT_OUT_SIZE, 2 x the
- * dilated kernel), never grown).
+ * Output depths [a, b) of the conv as a conv of their own: the input slices they read, [r0, r1)
+ * (real ones only), and a geometry whose depth axis is that slab with the zero slices beyond the
+ * volume as its padding and b - a outputs. A rule that runs a big volume in depth chunks (each
+ * chunk's Conv2Ds see a bounded image) lowers each chunk with this geometry.
  */
-export const CUT_OUT_SIZE = 48;
+export interface DepthChunk {
+  a: number;
+  b: number;
+  r0: number;
+  r1: number;
+  geometry: SlidingGeometry;
+}
 
-export function cutOutSpatial(spatial: number[], kernel: number[], dilation: number[]): number[] {
-  return spatial.map((size, a) => Math.min(size, Math.max(CUT_OUT_SIZE, 2 * ((kernel[a] - 1) * dilation[a] + 1))));
+export function depthChunk(g: SlidingGeometry, a: number, b: number): DepthChunk {
+  const ad = g.axes[0];
+  const start = a * ad.stride - ad.pad[0];
+  const end = (b - 1) * ad.stride + ad.extent - ad.pad[0];
+  const r0 = Math.max(0, start);
+  const r1 = Math.min(ad.size, end);
+  const axis: SlidingAxis = { ...ad, size: r1 - r0, out: b - a, pad: [r0 - start, end - r1] };
+  return { a, b, r0, r1, geometry: { ...g, axes: [axis, g.axes[1], g.axes[2]] } };
+}
+
+/** `count` chunks of as equal a number of output depths as `out` allows, in order. */
+export function splitDepths(out: number, count: number): [number, number][] {
+  const n = Math.ceil(out / Math.max(1, Math.min(count, out)));
+  const ranges: [number, number][] = [];
+  for (let a = 0; a < out; a += n) ranges.push([a, Math.min(out, a + n)]);
+  return ranges;
 }
 
 /**
