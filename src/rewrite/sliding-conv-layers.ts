@@ -2,21 +2,27 @@
  * The layers lowering of conv3d-to-conv2d-slices (the math: sliding-conv.ts). Keras has no
  * layer that merges depth into the batch, so depth is folded into rows: each depth slice
  * becomes a block of rows of one tall image, the blocks separated by the conv's own H padding
- * (zero rows), and ONE Conv2D with the kd kernel depths side by side as kd*F filters runs over
- * all blocks at once (valid in H, so no window crosses a block). Output block j, filter group i
- * is then conv2d(x[j], K[i]); term i of output depth d is block d*sd + i*dd, group i: a
- * Cropping2D per term picks it, an Add sums them. Stock layers only, every tensor rank <= 5,
- * padding on rank 4 (WebGL cannot compile a rank-5 pad), the bias inside the Conv2D (rank 4:
- * WebGPU's rank-5 BiasAdd is wrong), carried by group 0 only so each output gets it once.
+ * (zero rows), and one Conv2D per kernel depth i (valid in H, so no window crosses a block) runs
+ * on the blocks of the input slices its output depths read: output block j of term i is
+ * conv2d(x[j*sd + i*dd], K[i]). A term reading padding only for some output depths runs on the
+ * real slices and is zero-padded after; an Add sums the terms. Stock layers only, every tensor
+ * rank <= 5, padding on rank 4 (WebGL cannot compile a rank-5 pad), the bias inside one Conv2D
+ * (rank 4: WebGPU's rank-5 BiasAdd is wrong), carried by the anchor term, which covers every
+ * output depth, so each output gets it once.
  *
- * Measured on wasm (docs/benchmarks.md): one XNNPACK Conv2D over the tall image; the
- * alternative, TimeDistributed(Conv2D), runs an rnn loop, one depth slice per step.
+ * A big volume runs in chunks of output depths (CHUNK_INDIRECTION_BYTES: XNNPACK keeps a buffer
+ * per filter sized by the last image), each chunk the same lowering on the depth slab it reads,
+ * the chunks concatenated along depth; the chunks share the Conv2Ds.
+ *
+ * Measured on wasm (docs/benchmarks.md): XNNPACK Conv2Ds over the tall image; the alternative,
+ * TimeDistributed(Conv2D), runs an rnn loop, one depth slice per step.
  *
  * Before:  x [B,8,8,8,4] -> Conv3D(3x3x3 'same', dilation 2, 5 filters, relu) -> y [B,8,8,8,5]
- * After:   x -> Reshape [8,8,32] -> ZeroPadding2D [[2,2],[2,2]] -> Reshape [144,8,4]
- *            -> ZeroPadding2D [[2,0],[2,2]] -> Conv2D(3x3, dilation 2, 15 filters, valid)
- *            -> Reshape [1728,3,5] -> Cropping2D x3 (block shift 2i, group i) -> Add
- *            -> Reshape [8,12,40] -> Cropping2D (separator rows) -> Reshape [8,8,8,5]
+ * After:   x -> Reshape [8,8,32] -> ZeroPadding2D (H: 2 + 2 rows per block)
+ *            -> per kernel depth i: Cropping2D (the slices it reads) -> Reshape [n*12,8,4]
+ *               -> ZeroPadding2D (W, and rows for the last window) -> Conv2D_i (3x3, dilation 2, 5 filters, valid)
+ *               -> Reshape [n,96,5] -> ZeroPadding2D (the output depths it does not reach)
+ *            -> Add -> Reshape [8,12,40] -> Cropping2D (separator rows) -> Reshape [8,8,8,5]
  *            -> Activation relu, named y
  */
 import type { MatchContext, MatchResult, Pass, Replacement } from '../pass';
