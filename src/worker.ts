@@ -15,6 +15,7 @@ import { isGraphModelJson } from './graphdef/ir';
 import { benchModel } from './pipeline/bench';
 import { EVENT_OPTIONS, OffThreadEvent } from './workers/events';
 import { setStageListener } from './core/stage';
+import { noteWasmTrap, takeWasmTrap } from './workers/health';
 
 silenceTfjsNodeBanner();
 // A worker's stdout is the process's: keep it clean for a CLI's --json (tfjs logs through console.log).
@@ -82,10 +83,14 @@ export default async function runRequest({ task, args, port }: TaskRequest): Pro
     const { value, transfer } = await run(args, emit);
     return transfer?.length ? moved({ value }, transfer) : { value };
   } catch (error) {
+    noteWasmTrap(error);
     return { error: taskError(error) };
   } finally {
     setStageListener(null);
     port.close();
+    // After a WebAssembly trap this thread's wasm heap is suspect: leave once the reply is out
+    // (piscina replaces an exited worker; only a task handed to this one meanwhile would fail).
+    if (takeWasmTrap()) setImmediate(() => process.exit(0));
   }
 }
 

@@ -5,6 +5,7 @@
 import { attr } from '../graphdef/attrs';
 import { GraphNode, GraphWeight, int32Weight, parseTensorName } from '../graphdef/ir';
 import type { GraphDefMatchContext } from '../graphdef/pass';
+import { fmt } from './conv-analysis';
 
 /** The float32 `T` attr of the ops a lowering emits. */
 export const FLOAT_T = { T: attr.type('DT_FLOAT') };
@@ -36,4 +37,19 @@ export function constBehind(tensor: string, context: Pick<GraphDefMatchContext, 
     node = context.node(parseTensorName(node.input[0]).node);
   }
   return node?.op === 'Const' ? node : undefined;
+}
+
+/**
+ * A conv op's filter: the Const behind `tensor`, its weight and its shape of `rank`; or the
+ * refusal naming what is missing (every conv lowering reads its filter this way).
+ */
+export function filterOf(tensor: string, rank: number, context: Pick<GraphDefMatchContext, 'node' | 'weight'>):
+  { filterConst: GraphNode; filter: GraphWeight; shape: number[] } | { refusal: string } {
+  const filterConst = constBehind(tensor, context);
+  if (!filterConst) return { refusal: `filter "${tensor}" is not a Const` };
+  const filter = context.weight(filterConst.name);
+  if (!filter) return { refusal: `filter Const "${filterConst.name}" has no weight` };
+  const shape = filter.spec.shape;
+  if (shape.length !== rank) return { refusal: `filter shape ${fmt(shape)} is not rank ${rank}` };
+  return { filterConst, filter, shape };
 }

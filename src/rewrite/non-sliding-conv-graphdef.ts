@@ -33,7 +33,7 @@ import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readStrings, readType } from '../graphdef/attrs';
 import { GraphNode, GraphWeight, parseTensorName, transposedWeight } from '../graphdef/ir';
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
-import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
+import { FLOAT_T, constBehind, filterOf, graphDefBuilder } from './graphdef-builder';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 import { patchCutOut } from './cut-out';
 
@@ -139,12 +139,9 @@ function matchConv(conv: GraphNode, context: GraphDefMatchContext, rank: number)
   const data = dataInputs(conv);
   if (data.length < 2) return refuse(`expected inputs (x, filter), got ${fmt(conv.input)}`);
 
-  const filterConst = constBehind(data[1], context);
-  if (!filterConst) return refuse(`filter "${data[1]}" is not a Const`);
-  const filter = context.weight(filterConst.name);
-  if (!filter) return refuse(`filter Const "${filterConst.name}" has no weight`);
-  const shape = filter.spec.shape;
-  if (shape.length !== opRank + 2) return refuse(`filter shape ${fmt(shape)} is not rank ${opRank + 2}`);
+  const found = filterOf(data[1], opRank + 2, context);
+  if ('refusal' in found) return found;
+  const { filter, shape } = found;
   // In the Conv1D form the conv runs over [N, 1, L, C] with a [1, k, C, F] filter: the H axis is a
   // dummy (size 1, kernel 1), so its stride and dilation change nothing.
   if (form && shape[0] !== 1) return refuse(`filter shape ${fmt(shape)} of the Conv1D form has kernel height ${shape[0]}`);

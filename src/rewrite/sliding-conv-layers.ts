@@ -350,14 +350,12 @@ function pick(config: JsonObject, keys: string[]): JsonObject {
   return out;
 }
 
-/** A sliding Conv3D's input cut down to what times it faithfully (cutOutSpatial). */
-function timingInputOf(layer: LayerNode, dims: number[]): number[] {
-  const c = layer.config;
-  const triple = (v: unknown) => (typeof v === 'number' ? [v, v, v] : Array.isArray(v) ? (v as number[]) : [1, 1, 1]);
-  const first = c.data_format === 'channels_first';
-  const spatial = first ? dims.slice(1) : dims.slice(0, 3);
-  const cut = cutOutSpatial(spatial, triple(c.kernel_size), triple(c.dilation_rate));
-  return first ? [dims[0], ...cut] : [...cut, dims[3]];
+/** A sliding Conv3D's input cut down to what times it faithfully (cutOutSpatial): the plan's kernel and dilation. */
+function timingInputOf(_layer: LayerNode, dims: number[], plan: SlidingLayersPlan): number[] {
+  const axes = plan.groups[0].geometry.axes;
+  const spatial = plan.channelsFirst ? dims.slice(1) : dims.slice(0, 3);
+  const cut = cutOutSpatial(spatial, axes.map((a) => a.kernel), axes.map((a) => a.dilation));
+  return plan.channelsFirst ? [dims[0], ...cut] : [...cut, dims[3]];
 }
 
 /** `indirectionBytes`: the chunk bound (CHUNK_INDIRECTION_BYTES); tests set a small one to chunk small volumes. */

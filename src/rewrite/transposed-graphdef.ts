@@ -16,7 +16,7 @@ import type { MatchResult } from '../core/rule';
 import { attr, readInts, readString, readType } from '../graphdef/attrs';
 import { GraphNode, GraphWeight, parseTensorName, transposedWeight } from '../graphdef/ir';
 import type { GraphDefMatchContext, GraphDefPass, GraphDefReplacement } from '../graphdef/pass';
-import { FLOAT_T, constBehind, graphDefBuilder } from './graphdef-builder';
+import { FLOAT_T, filterOf, graphDefBuilder } from './graphdef-builder';
 import { fmt } from './conv-analysis';
 import { TransposedGeometry, planTransposed } from './transposed-conv';
 
@@ -41,12 +41,9 @@ function matchGraph(conv: GraphNode, context: GraphDefMatchContext, rank: number
   if (dilations.length !== rank + 2) return refuse(`dilations ${fmt(dilations)} are not ${rank + 2} integers`);
   const data = conv.input.filter((i) => !i.startsWith('^'));
   if (data.length !== 3) return refuse(`expected inputs (input_sizes, filter, x), got ${fmt(conv.input)}`);
-  const filterConst = constBehind(data[1], context);
-  if (!filterConst) return refuse(`filter "${data[1]}" is not a Const`);
-  const filter = context.weight(filterConst.name);
-  if (!filter) return refuse(`filter Const "${filterConst.name}" has no weight`);
-  const shape = filter.spec.shape;
-  if (shape.length !== rank + 2) return refuse(`filter shape ${fmt(shape)} is not rank ${rank + 2}`);
+  const found = filterOf(data[1], rank + 2, context);
+  if ('refusal' in found) return found;
+  const { filter, shape } = found;
   const inShape = context.shapes.of(data[2]);
   const geometry = planTransposed({
     kernel: shape.slice(0, rank), strides: strides.slice(1, rank + 1), dilation: dilations.slice(1, rank + 1),

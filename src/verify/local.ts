@@ -23,6 +23,7 @@ import { reportStage } from '../core/stage';
 import { oneLine } from '../errors';
 import { disposeModel, instantiate, loadRunnable } from '../formats/load';
 import { yieldToEventLoop } from '../yield';
+import { noteWasmTrap } from '../workers/health';
 import { MetricsAccumulator } from './compare';
 import { runExactChecks } from './exact';
 import { openInputs } from './inputs';
@@ -187,6 +188,7 @@ export async function verifyLocal(
         } catch (error) {
           // The rewrite as written cannot run here (wasm's heap is 4 GB): it must not be written.
           failed = true;
+          noteWasmTrap(error);
           return {
             passed: false, ...runHeader(target, settings, rows), rows: 1, accuracyFactor: factor, outputs: [], layers: [],
             local: { rows: 0, of: rows.rows, volume, subVolume, region, reach },
