@@ -16,6 +16,7 @@ import { FLOAT16_TOLERANCE } from '../src/verify/verify';
 import { describeBrowser } from './helpers/browser';
 import { withoutProgress } from './helpers/cli';
 import { REPO, committedModel, tempDir } from './helpers/tf';
+import { slidingLayersPass } from '../src/rewrite/sliding-conv-layers';
 
 const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
 const MINI = committedModel('qwen3vl-patch-embed-mini');
@@ -203,6 +204,30 @@ describeBrowser('in headless Chromium', () => {
       // tfjs 4.22 computes the original's rank-5 BiasAdd wrong on WebGPU; the rewrite adds its bias on rank 4.
       if (!verification.passed) expect(verification.notes.join('\n')).toMatch(/original.*wrong/);
       else expect(gpu.status).toBe(0);
+    }
+  }, 300000);
+
+  test('the chunked form of conv3d-to-conv2d-slices (depth chunks, group slabs, Concatenate) verifies on webgl and webgpu', async () => {
+    const meshnet = committedModel('meshnet-mini');
+    const out = path.join(dir, 'meshnet-chunked');
+    // A small chunk bound gives this 20^3 model the layout a 256^3 volume gets by default: 4 chunks
+    // per layer at dilation 1, 7 (in 3 group slabs) at dilation 4.
+    const result = await optimize(meshnet, { passes: [slidingLayersPass('conv3d-to-conv2d-slices', 80_000)], backend: 'cpu', verify: false });
+    const layers = (result.artifacts.modelTopology as { model_config?: { config: { layers: { class_name: string }[] } }; config?: { layers: { class_name: string }[] } });
+    const classes = (layers.model_config?.config ?? layers.config)!.layers.map((l) => l.class_name);
+    expect(classes.filter((c) => c === 'Concatenate').length).toBe(5);
+    result.save(out);
+    for (const backend of ['webgl', 'webgpu']) {
+      const checked = run(['verify', meshnet, path.join(out, 'model.json'), '--backend', backend, '--json']);
+      if (backend === 'webgpu' && checked.status === 2) {
+        expect(checked.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^tfjs-rewrite: backend webgpu unavailable in .*: (no WebGPU adapter|this browser exposes no WebGPU)/)]);
+        continue;
+      }
+      const verification = JSON.parse(checked.stdout).verification;
+      expect(verification.backend).toBe(backend);
+      // tfjs 4.22 computes the original's rank-5 BiasAdd wrong on WebGPU (as in the test above).
+      if (backend === 'webgpu' && !verification.passed) expect(verification.notes.join('\n')).toMatch(/original.*wrong/);
+      else expect([checked.status, verification.passed]).toEqual([0, true]);
     }
   }, 300000);
 

@@ -209,7 +209,7 @@ export interface ChunkedChain {
   final: Step[];
 }
 
-/** Output depths per chunk so its Conv2D images keep at most `indirectionBytes` (see above). */
+/** How many chunks of output depths keep each chunk's Conv2D images at most `indirectionBytes` of indirection (see above). */
 export function chunkCount(g: SlidingGeometry, indirectionBytes: number): number {
   const [ad, ah, aw] = g.axes;
   const perDepth = blockRows(g).Hb * aw.out * ah.kernel * aw.kernel * 4;
