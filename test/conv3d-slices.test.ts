@@ -272,6 +272,25 @@ function reference(c: Case, conv: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
   });
 }
 
+/**
+ * The rewritten model against the original on one seeded batch, and (conv alone) against
+ * tf.conv3d, within the tolerances; disposes both models.
+ */
+function expectSameFunction(c: Case, model: tf.LayersModel, conv: tf.layers.Layer, rewritten: tf.LayersModel, seed: number): void {
+  const x = tf.randomUniform([c.batch, ...(model.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', seed);
+  const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
+  expect(b.shape).toEqual(a.shape);
+  expect(excess(b, a)).toBeLessThanOrEqual(0);
+  if (c.consumer === 'none') {
+    const expected = reference(c, conv, x);
+    expect(excess(b, expected)).toBeLessThanOrEqual(0);
+    expected.dispose();
+  }
+  tf.dispose([x, a, b]);
+  disposeModel(rewritten);
+  disposeModel(model);
+}
+
 describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)', () => {
   const rand = mulberry32(20261205);
   const containers = mulberry32(20261207);
@@ -307,18 +326,7 @@ describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)'
     const rewritten = await result.load();
     const all = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => [l, ...(l instanceof tf.LayersModel ? all(l) : [])]);
     expect(all(rewritten).some((l) => l.getClassName() === 'Conv3D' && l.name === `p${c.id}_conv`)).toBe(false);
-    const x = tf.randomUniform([c.batch, ...(model.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', 100 + c.id);
-    const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
-    expect(b.shape).toEqual(a.shape);
-    expect(excess(b, a)).toBeLessThanOrEqual(0);
-    if (c.consumer === 'none') {
-      const expected = reference(c, conv, x);
-      expect(excess(b, expected)).toBeLessThanOrEqual(0);
-      expected.dispose();
-    }
-    tf.dispose([x, a, b]);
-    disposeModel(rewritten);
-    disposeModel(model);
+    expectSameFunction(c, model, conv, rewritten, 100 + c.id);
     expect(tf.memory().numTensors).toBe(tensors);
   });
 });
@@ -363,19 +371,7 @@ describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () 
     expect(own('Concatenate').length).toBe(chunks > 1 ? 1 : 0);
     // One Conv2D per kernel depth however many chunks share it.
     expect(own('Conv2D').length).toBeLessThanOrEqual(c.kernel[0]);
-    const rewritten = await result.load();
-    const x = tf.randomUniform([c.batch, ...(model.inputs[0].shape.slice(1) as number[])], -1, 1, 'float32', 500 + c.id);
-    const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
-    expect(b.shape).toEqual(a.shape);
-    expect(excess(b, a)).toBeLessThanOrEqual(0);
-    if (c.consumer === 'none') {
-      const expected = reference(c, conv, x);
-      expect(excess(b, expected)).toBeLessThanOrEqual(0);
-      expected.dispose();
-    }
-    tf.dispose([x, a, b]);
-    disposeModel(rewritten);
-    disposeModel(model);
+    expectSameFunction(c, model, conv, await result.load(), 500 + c.id);
     expect(tf.memory().numTensors).toBe(tensors);
   });
 
