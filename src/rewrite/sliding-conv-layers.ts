@@ -31,7 +31,7 @@ import { isUnknown } from '../layers/shapes';
 import type { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { fmt } from './conv-analysis';
 import { cutOutSpatial } from './cut-out';
-import { DepthTerm, SlidingGeometry, depthChunk, depthTerms, planSliding, splitDepths } from './sliding-conv';
+import { DepthChunk, DepthTerm, SlidingGeometry, depthChunk, depthTerms, planSliding, splitDepths } from './sliding-conv';
 import { findWeight, renameWeight } from './weights';
 
 export interface SlidingLayersPlan {
@@ -218,12 +218,12 @@ export function chunkCount(g: SlidingGeometry, indirectionBytes: number): number
 
 /**
  * The whole lowering for one input geometry: the input as [D, H, W*C]; its output depths in
- * chunks (one when the volume is small), each lowered by slidingChain on the slab it reads; the
+ * `all` chunks (one when the volume is small, chunksOf), each lowered by slidingChain on the slab it reads; the
  * chunk outputs concatenated along depth. A slab is a Cropping2D, and tfjs-backend-wasm's slice
  * copies its whole input to JS first, so many chunks are cut from a few group slabs (about
  * sqrt(chunks) of them) instead of each from the whole volume.
  */
-export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor: number | undefined, withBias: boolean, chunks: number): ChunkedChain {
+export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor: number | undefined, withBias: boolean, all: DepthChunk[]): ChunkedChain {
   const [ad, ah, aw] = g.axes;
   const { channels: C, filters: F } = g;
   const pre: Step[] = [];
@@ -231,7 +231,6 @@ export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor:
   pre.push(['Reshape', { target_shape: [ad.size, ah.size, aw.size * C] }]);
   const cropDepth = (lo: number, hi: number, size: number): Step[] =>
     lo || size - hi ? [['Cropping2D', { cropping: [[lo, size - hi], [0, 0]], data_format: 'channels_last' }]] : [];
-  const all = splitDepths(ad.out, chunks).map(([a, b]) => depthChunk(g, a, b));
   const groupCount = all.length > GROUP_AFTER ? Math.round(Math.sqrt(all.length)) : 1;
   const groups = splitDepths(all.length, groupCount).map(([first, last]) => {
     const members = all.slice(first, last);
@@ -246,11 +245,9 @@ export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor:
   return { pre, groups, final };
 }
 
-/** One geometry's chunks and anchor need: whether some chunk has no term reading real slices. */
-function chunksOf(g: SlidingGeometry, indirectionBytes: number): { count: number; someEmpty: boolean } {
-  const count = chunkCount(g, indirectionBytes);
-  const someEmpty = splitDepths(g.axes[0].out, count).some(([a, b]) => depthTerms(depthChunk(g, a, b).geometry).length === 0);
-  return { count, someEmpty };
+/** One geometry's output depths in chunks (chunkCount). */
+function chunksOf(g: SlidingGeometry, indirectionBytes: number): DepthChunk[] {
+  return splitDepths(g.axes[0].out, chunkCount(g, indirectionBytes)).map(([a, b]) => depthChunk(g, a, b));
 }
 
 export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, context: MatchContext, indirectionBytes = CHUNK_INDIRECTION_BYTES): Replacement {
@@ -276,8 +273,9 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
   // topological. One anchor for every call and chunk: the Conv2Ds (and so the bias) are shared.
   const withBias = plan.bias !== undefined;
   const chunking = plan.groups.map((group) => chunksOf(group.geometry, indirectionBytes));
-  const anchor = anchorDepth(geometry, withBias || chunking.some((c) => c.someEmpty));
-  const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g].count) }));
+  // A chunk whose terms all read padding still needs one Conv2D for its (zero) output.
+  const anchor = anchorDepth(geometry, withBias || chunking.flat().some((c) => depthTerms(c.geometry).length === 0));
+  const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g]) }));
   const convs = new Map<number, LayerNode>();
   const convOf = (i: number, bias: boolean): LayerNode => {
     const known = convs.get(i);
