@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { artifactsOfModel, inspect, optimize } from '../src';
 import { convAxis, depthTerms, planSliding } from '../src/rewrite/sliding-conv';
-import { CHUNK_INDIRECTION_BYTES, chunkCount, slidingLayersPass } from '../src/rewrite/sliding-conv-layers';
+import { CHUNK_INDIRECTION_BYTES, chunkCount, chunksOf, slidingLayersPass } from '../src/rewrite/sliding-conv-layers';
 import { fixture, mulberry32 } from '../fixtures/models';
 import { GraphBuilder } from '../fixtures/graph-models';
 import { quantizeArtifacts } from '../fixtures/quantize';
@@ -337,6 +337,24 @@ describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)'
  * slabs, their zero slices at the volume's ends, the group slabs (more than 4 chunks) and the
  * concatenation all run here on shapes stock tfjs checks in milliseconds.
  */
+/** The input height of every call of every Conv2D (nested models too) in one predict, in run order. */
+function conv2dImages(model: tf.LayersModel, shape: number[]): Map<string, number[]> {
+  const seen = new Map<string, number[]>();
+  const all = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => [l, ...(l instanceof tf.LayersModel ? all(l) : [])]);
+  const patched = all(model).filter((l) => l.getClassName() === 'Conv2D').map((layer) => {
+    const call = layer.call.bind(layer);
+    layer.call = (inputs, kwargs) => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      seen.set(layer.name, [...(seen.get(layer.name) ?? []), x.shape[1]!]);
+      return call(inputs, kwargs);
+    };
+    return { layer, call };
+  });
+  tf.tidy(() => { model.predict(tf.zeros(shape)); });
+  for (const { layer, call } of patched) layer.call = call;
+  return seen;
+}
+
 describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () => {
   const rand = mulberry32(20261209);
   const containers = mulberry32(20261210);
@@ -350,7 +368,7 @@ describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () 
       kernelWeight: { shape: [...c.kernel, c.channels, c.filters], dtype: 'float32' }, bias: null, owner: 'c',
     });
     if ('refusal' in g) throw new Error(g.refusal);
-    return chunkCount(g, bound);
+    return chunksOf(g, bound).length;
   };
 
   beforeAll(() => {
@@ -371,8 +389,38 @@ describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () 
     expect(own('Concatenate').length).toBe(chunks > 1 ? 1 : 0);
     // One Conv2D per kernel depth however many chunks share it.
     expect(own('Conv2D').length).toBeLessThanOrEqual(c.kernel[0]);
-    expectSameFunction(c, model, conv, await result.load(), 500 + c.id);
+    const rewritten = await result.load();
+    // XNNPACK keeps, per filter, a buffer sized by its last image: in predict, each Conv2D's
+    // last call must be its smallest (the one-depth first chunk, chunksOf).
+    const images = conv2dImages(rewritten, [c.batch, ...(model.inputs[0].shape.slice(1) as number[])]);
+    const ownImages = [...images].filter(([name]) => name.startsWith(`p${c.id}_conv_`));
+    expect(ownImages.length).toBe(own('Conv2D').length);
+    for (const [, heights] of ownImages) expect(heights[heights.length - 1]).toBe(Math.min(...heights));
+    expectSameFunction(c, model, conv, rewritten, 500 + c.id);
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  test('each Conv2D of a chunked dilated same conv runs last on one block, a zero block where the first depth reads only padding', async () => {
+    const input = tf.input({ shape: [20, 5, 5, 2] });
+    const conv = tf.layers.conv3d({ name: 'mesh', filters: 3, kernelSize: 3, padding: 'same', dilationRate: 2, activation: 'relu' });
+    const model = tf.model({ inputs: input, outputs: conv.apply(input) as tf.SymbolicTensor });
+    // 9 rows x 5 columns x 9 taps x 4 B per output depth: chunks of 4 depths, plus the one-depth first chunk.
+    const result = await optimize(model, { passes: [slidingLayersPass(RULE, 4 * 9 * 5 * 9 * 4)], backend: 'cpu', verify: false });
+    const rewritten = await result.load();
+    const images = conv2dImages(rewritten, [1, 20, 5, 5, 2]);
+    expect([...images.keys()].length).toBe(3);
+    // Blocks of 9 rows (+ 4 zero rows for the last window); kernel depth 0 reads depth -2 for
+    // output 0: its last call is a zero block.
+    for (const heights of images.values()) {
+      expect(heights[heights.length - 1]).toBe(9 + 4);
+      expect(Math.max(...heights)).toBe(4 * 9 + 4);
+    }
+    const x = tf.randomUniform([1, 20, 5, 5, 2], -1, 1, 'float32', 3);
+    const [a, b] = [model.predict(x) as tf.Tensor, rewritten.predict(x) as tf.Tensor];
+    expect(excess(b, a)).toBeLessThanOrEqual(0);
+    tf.dispose([x, a, b]);
+    disposeModel(rewritten);
+    disposeModel(model);
   });
 
   test('a 256^3 MeshNet layer runs in chunks whose Conv2D images keep <= 32 MiB of XNNPACK indirection each', () => {

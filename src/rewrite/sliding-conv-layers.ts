@@ -142,7 +142,7 @@ function blockRows(g: SlidingGeometry): { bottom: number; rows: number; Hb: numb
  * chunkedChain), from the H padding to the chunk's output [Do, Ho, Wo*F]; `anchor` from
  * anchorDepth.
  */
-export function slidingChain(g: SlidingGeometry, anchor: number | undefined, withBias: boolean): SlidingChain {
+export function slidingChain(g: SlidingGeometry, anchor: number | undefined, withBias: boolean, zeroTerms: number[] = []): SlidingChain {
   const [ad, ah, aw] = g.axes;
   const { channels: C, filters: F } = g;
   const [D, W] = [ad.size, aw.size];
@@ -177,6 +177,19 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
     if (t.lo || Do - t.hi) after.push(['ZeroPadding2D', { padding: [[t.lo, Do - t.hi], [0, 0]], data_format: 'channels_last' }]);
     return { i: t.i, bias: t.bias, before, after };
   });
+  // A kernel depth this slab gives no real slice still runs its (bias-free) Conv2D, on one zero
+  // block (the slab's first slice, zero-padded above, cropped to the padding), adding zeros: see
+  // chunksOf for why. One output depth only (the chunk it is used for).
+  for (const i of zeroTerms) {
+    const before: Step[] = [];
+    if (D > 1) before.push(['Cropping2D', { cropping: [[0, D - 1], [0, 0]], data_format: 'channels_last' }]);
+    before.push(['ZeroPadding2D', { padding: [[1, 0], [0, 0]], data_format: 'channels_last' }]);
+    before.push(['Cropping2D', { cropping: [[0, 1], [0, 0]], data_format: 'channels_last' }]);
+    before.push(['Reshape', { target_shape: [rows, W, C] }]);
+    if (extraRows || aw.pad[0] || aw.pad[1]) before.push(['ZeroPadding2D', { padding: [[0, extraRows], [aw.pad[0], aw.pad[1]]], data_format: 'channels_last' }]);
+    terms.push({ i, bias: false, before, after: [['Reshape', { target_shape: [1, Hb * Wo, F] }]] });
+  }
+  terms.sort((a, b) => a.i - b.i);
   const post: Step[] = [['Reshape', { target_shape: [Do, Hb, Wo * F] }]];
   if (Hb > Ho) post.push(['Cropping2D', { cropping: [[0, 0], [0, Hb - Ho]], data_format: 'channels_last' }]);
   return { base, terms, post };
@@ -223,7 +236,7 @@ export function chunkCount(g: SlidingGeometry, indirectionBytes: number): number
  * copies its whole input to JS first, so many chunks are cut from a few group slabs (about
  * sqrt(chunks) of them) instead of each from the whole volume.
  */
-export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor: number | undefined, withBias: boolean, all: DepthChunk[]): ChunkedChain {
+export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor: number | undefined, withBias: boolean, all: DepthChunk[], convDepths: number[]): ChunkedChain {
   const [ad, ah, aw] = g.axes;
   const { channels: C, filters: F } = g;
   const pre: Step[] = [];
@@ -237,7 +250,7 @@ export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor:
     const [R0, R1] = [members[0].r0, Math.max(...members.map((c) => c.r1))];
     return {
       crop: cropDepth(R0, R1, ad.size),
-      chunks: members.map((c) => ({ crop: cropDepth(c.r0 - R0, c.r1 - R0, R1 - R0), ...slidingChain(c.geometry, anchor, withBias) })),
+      chunks: members.map((c) => ({ crop: cropDepth(c.r0 - R0, c.r1 - R0, R1 - R0), ...slidingChain(c.geometry, anchor, withBias, c === all[0] && all.length > 1 ? missingDepths(c, anchor, convDepths) : []) })),
     };
   });
   const final: Step[] = [['Reshape', { target_shape: [ad.out, ah.out, aw.out, F] }]];
@@ -245,9 +258,27 @@ export function chunkedChain(g: SlidingGeometry, channelsFirst: boolean, anchor:
   return { pre, groups, final };
 }
 
-/** One geometry's output depths in chunks (chunkCount). */
-function chunksOf(g: SlidingGeometry, indirectionBytes: number): DepthChunk[] {
-  return splitDepths(g.axes[0].out, chunkCount(g, indirectionBytes)).map(([a, b]) => depthChunk(g, a, b));
+/** The layer's Conv2Ds (kernel depths in `convDepths`) that chunk `c` would not call. */
+function missingDepths(c: DepthChunk, anchor: number | undefined, convDepths: number[]): number[] {
+  const own = new Set([...depthTerms(c.geometry).map((t) => t.i), ...(anchor === undefined ? [] : [anchor])]);
+  return convDepths.filter((i) => !own.has(i));
+}
+
+/**
+ * One geometry's output depths in chunks (chunkCount), plus, when there are several, a first
+ * chunk of one output depth. XNNPACK sizes a filter's kept buffer by its last image, and
+ * tfjs-layers' executor (predict, execute) runs a layer's inputs last-first, so the first
+ * chunk's Conv2D calls run last: every Conv2D, each called there (on a zero block if the chunk
+ * reads no real slice for it, slidingChain), keeps one block's indirection once its layer is
+ * done, not a chunk's (measured on wasm: a 256^3 11-filter MeshNet fits the 4 GB heap only so).
+ */
+export function chunksOf(g: SlidingGeometry, indirectionBytes: number): DepthChunk[] {
+  const count = chunkCount(g, indirectionBytes);
+  const out = g.axes[0].out;
+  const ranges = count > 1 && out > 1
+    ? [[0, 1] as [number, number], ...splitDepths(out - 1, count).map(([a, b]): [number, number] => [a + 1, b + 1])]
+    : splitDepths(out, count);
+  return ranges.map(([a, b]) => depthChunk(g, a, b));
 }
 
 export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, context: MatchContext, indirectionBytes = CHUNK_INDIRECTION_BYTES): Replacement {
@@ -275,7 +306,8 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
   const chunking = plan.groups.map((group) => chunksOf(group.geometry, indirectionBytes));
   // A chunk whose terms all read padding still needs one Conv2D for its (zero) output.
   const anchor = anchorDepth(geometry, withBias || chunking.flat().some((c) => depthTerms(c.geometry).length === 0));
-  const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g]) }));
+  const convDepths = [...new Set([...chunking.flat().flatMap((c) => depthTerms(c.geometry).map((t) => t.i)), ...(anchor === undefined ? [] : [anchor])])].sort((a, b) => a - b);
+  const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g], convDepths) }));
   const convs = new Map<number, LayerNode>();
   const convOf = (i: number, bias: boolean): LayerNode => {
     const known = convs.get(i);
