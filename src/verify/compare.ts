@@ -15,8 +15,14 @@ export interface OutputMetrics {
   outsideTolerance: number;
   /** The element furthest beyond its tolerance (or closest to it, when all pass). */
   worst: { index: number[]; expected: number; actual: number; tolerance: number };
+  /**
+   * Set when elements fell outside the tolerance: max |f(x) - f(x')| of the original over this
+   * output, x' being row 1 with every element moved by 2^-23 relative, one or two ulps (noiseFloor.ts).
+   */
+  noiseFloor?: number;
   passed: boolean;
 }
+
 
 function unravel(flat: number, shape: number[]): number[] {
   const index = new Array<number>(shape.length);

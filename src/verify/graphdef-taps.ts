@@ -10,11 +10,15 @@ import type { LayerProbe, RewrittenLayer } from './probes';
 import { readInts, readString, readStrings } from '../graphdef/attrs';
 import { GraphModelIR, GraphNode, decodeFloatWeight, graphIRFromArtifacts, parseTensorName } from '../graphdef/ir';
 
-/** A probe plus the tensor names to fetch: `input`/`output` in the original, `output` in the rewritten. */
+/**
+ * A probe plus the tensor names to fetch: `input`/`output` in the original, `output` (and the
+ * conv's input, when the rewritten graph keeps its node: `rewrittenInput`) in the rewritten.
+ */
 export interface GraphDefTaps {
   probe: Omit<LayerProbe, 'original' | 'rewritten'>;
   input: string;
   output: string;
+  rewrittenInput?: string;
 }
 
 const CONV_OPS = new Set(['Conv2D', '_FusedConv2D', 'Conv3D']);
@@ -49,7 +53,8 @@ export function planGraphDefTaps(original: io.ModelArtifacts, rewritten: io.Mode
       notes.push(`${conv.name}: no float64 check (${spec.unavailable})`);
       continue;
     }
-    probes.push({ probe: { layer: conv.name, replacement: record.replacement, spec: spec.spec }, input: spec.input, output: output.name });
+    const rewrittenInput = kept.has(parseTensorName(spec.input).node) ? { rewrittenInput: spec.input } : {};
+    probes.push({ probe: { layer: conv.name, replacement: record.replacement, spec: spec.spec }, input: spec.input, output: output.name, ...rewrittenInput });
   }
   return { probes, notes };
 }

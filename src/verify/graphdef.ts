@@ -65,14 +65,18 @@ async function openGraphPair(
     const rows = openGraphInputs(before, options.inputs, { batch, seed, shapes: options.inputShapes });
     const n = before.outputNodes.length;
     const outputs = before.outputNodes.map((_, o) => o);
-    // Original taps: [input, output] per probe after the outputs; rewritten: the output per probe.
+    // Original taps: [input, output] per probe after the outputs; rewritten: the output per probe,
+    // then the conv's input there where the rewritten graph keeps that node.
     const tapsA = probes.flatMap((p) => [p.input, p.output]);
-    const tapsB = probes.map((p) => p.output);
+    const tapsB = [...probes.map((p) => p.output), ...probes.flatMap((p) => (p.rewrittenInput ? [p.rewrittenInput] : []))];
+    const ownInput = new Map(probes.filter((p) => p.rewrittenInput).map((p, k) => [p, n + probes.length + k]));
     return {
       rows,
       outputNames: before.outputNodes,
       outputs: [outputs, outputs],
-      checks: probes.map((p, i) => new LayerCheck({ ...p.probe, original: [{ input: n + 2 * i, output: n + 2 * i + 1 }], rewritten: [n + i] })),
+      checks: probes.map((p, i) => new LayerCheck({
+        ...p.probe, original: [{ input: n + 2 * i, output: n + 2 * i + 1 }], rewritten: [n + i], ...(ownInput.has(p) ? { rewrittenInputs: [ownInput.get(p)!] } : {}),
+      })),
       notes,
       original: async (rowBatch, count) => {
         try {

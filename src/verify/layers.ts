@@ -13,7 +13,8 @@ import { disposeModel, instantiate } from '../formats/load';
 import { openInputs } from './inputs';
 import { onCpu } from './original-check';
 import { PageProbeModel, ProbeModel, inferRewrittenLayers, planProbes } from './probes';
-import { OpenPair, verifyPair } from './rows';
+import { OpenPair, RowBatch, verifyPair } from './rows';
+import { ulpWeights } from './noise-floor';
 import { localPlanFor, verifyLocal } from './local';
 import { LayerCheck, LayersVerifyOptions, Target, VerificationReport, onBackends, runSettings } from './verify';
 
@@ -79,6 +80,8 @@ async function openLayersPair(target: Target, original: io.ModelArtifacts, rewri
         }
       },
       rewritten: ({ xs, staged }) => probeB.values(staged ?? xs),
+      // In Node, the noise floor moves the original's weights too (ulpWeights).
+      ...(session || referenceOnCpu ? {} : { originalMoved: ({ xs }: RowBatch, _count: number, seed: number) => ulpWeights(before, seed, () => probeA.values(xs)) }),
       close,
     };
   } catch (error) {

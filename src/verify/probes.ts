@@ -31,6 +31,12 @@ export interface LayerProbe {
   original: { input: number; output: number }[];
   /** Tap indices (rewritten model) of the tensors that now hold the conv's outputs. */
   rewritten: number[];
+  /**
+   * Per entry of `rewritten`, the tap of the tensor its replacement reads in the rewritten model
+   * (the conv's input there), when found: the replacement is then measured against the float64
+   * conv of its own input, so differences coming from upstream layers do not count against it.
+   */
+  rewrittenInputs?: number[];
 }
 
 /** A model plus the symbolic tensors it must yield: its outputs first, then the taps. */
@@ -186,6 +192,7 @@ export function planProbes(
       unavailable(`replacement outputs ${ends.map((t) => JSON.stringify(t.shape)).join(', ')} do not hold the conv's ${JSON.stringify(convOut.shape)}`);
       continue;
     }
+    const inputs = ends.map((end) => ownInput(end, layers, conv));
     probes.push({
       layer: record.layer,
       replacement: layers.map((l) => l.name),
@@ -195,9 +202,42 @@ export function planProbes(
         output: original.tap(single(conv.getOutputAt(i) as tf.SymbolicTensor)),
       })),
       rewritten: ends.map((t) => rewritten.tap(t)),
+      ...(inputs.every((t) => t !== undefined) ? { rewrittenInputs: inputs.map((t) => rewritten.tap(t!)) } : {}),
     });
   }
   return { probes, notes };
+}
+
+/**
+ * The one tensor outside the replacement `layers` that replacement output `end` is computed
+ * from, if it is the rewritten model's copy of one of the conv's inputs: produced by the layer
+ * of the same name, node and index, of the same shape. Anything else (a replacement that
+ * absorbed an upstream view, several inputs) gives undefined.
+ */
+function ownInput(end: tf.SymbolicTensor, layers: tf.layers.Layer[], conv: tf.layers.Layer): tf.SymbolicTensor | undefined {
+  const inside = new Set(layers);
+  const external = new Map<number, tf.SymbolicTensor>();
+  const seen = new Set<number>();
+  const stack = [end];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (seen.has(t.id)) continue;
+    seen.add(t.id);
+    if (!inside.has(t.sourceLayer)) {
+      external.set(t.id, t);
+      continue;
+    }
+    const inputs = t.sourceLayer.getInputAt(t.nodeIndex);
+    stack.push(...(Array.isArray(inputs) ? inputs : [inputs]));
+  }
+  if (external.size !== 1) return undefined;
+  const [input] = external.values();
+  const same = conv.inboundNodes.some((_, i) => {
+    const x = single(conv.getInputAt(i) as tf.SymbolicTensor);
+    return x.sourceLayer.name === input.sourceLayer.name && x.nodeIndex === input.nodeIndex && x.tensorIndex === input.tensorIndex &&
+      JSON.stringify(x.shape.slice(1)) === JSON.stringify(input.shape.slice(1));
+  });
+  return same ? input : undefined;
 }
 
 /**

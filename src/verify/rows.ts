@@ -13,6 +13,7 @@ import { InputError } from '../errors';
 import { yieldToEventLoop } from '../yield';
 import { poolSize } from '../workers/pool';
 import { MetricsAccumulator, OutputMetrics } from './compare';
+import { maxAbsDifference, ulpPerturbed, withNoiseFloor } from './noise-floor';
 import { runExactChecks } from './exact';
 import type { InputSet } from './inputs';
 import { RowPacer, StepTimer } from './pacing';
@@ -47,6 +48,8 @@ export interface OpenPair {
    */
   original(batch: RowBatch, count: number): Promise<Values>;
   rewritten(batch: RowBatch, count: number): Promise<Values>;
+  /** The original with its weights moved as the noise floor moves inputs (noise-floor.ts), where the format can. */
+  originalMoved?(batch: RowBatch, count: number, seed: number): Promise<Values>;
   /** Frees the models (the loop closes `rows`). */
   close(): Promise<void>;
 }
@@ -156,7 +159,15 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
     const shard: ShardState = { outputs: accumulators, layers: checks.map((check) => check.state()), nonZero: [...nonZero] };
     return { shard } as unknown as VerificationReport;
   }
-  const outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
+  let outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
+  const floorNotes: string[] = [];
+  // Zeroed outputs are the original's bug (noted below), not rounding.
+  if (outputs.some((o, i) => !o.passed && nonZero.has(i))) {
+    const floors = (await noiseFloors(pair, target, settings.seed)).map((floor, i) => (nonZero.has(i) ? floor : undefined));
+    const judged = withNoiseFloor(outputs, floors, factor);
+    outputs = judged.outputs;
+    floorNotes.push(...judged.notes);
+  }
   const layers = checks.map((check) => check.result(factor));
   if (options.exactSubjects?.length) reportStage(`verifying on ${backend.name}: exact integer check of ${options.exactSubjects.length} rewritten conv(s)`);
   const exact = options.exactSubjects ? await runExactChecks(options.exactSubjects, { float16: session?.float16 ?? false, session }) : undefined;
@@ -167,6 +178,7 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
     // to compile its shader (WGSL has no vec5) and returns zeros; the rewrite's 2-D ops do not.
     ...(zeroed.length ? [`the original model returns only zeros for ${zeroed.join(', ')} on ${backend.name}: the original, not the rewrite, is wrong there${backend.name === 'webgpu' ? ' (tfjs 4.22 WebGPU: BiasAdd on rank-5 tensors, WGSL vec5)' : ''}`] : []),
     ...pair.notes,
+    ...floorNotes,
     ...(!exact && checks.length ? ['exact integer check not run: it re-applies the passes to each conv, which optimize does (verify compares two given models)'] : []),
   ];
   return {
@@ -178,4 +190,39 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
     ...(exact ? { exact } : {}),
     notes,
   };
+}
+
+/** Rows the noise floor runs on (the first ones): the default 2 rows are compared on both. */
+const FLOOR_ROWS = 8;
+
+/**
+ * Per output, how far the original's outputs move on the first rows when every input element
+ * (and, where the format can, every weight) moves by 2^-23 relative (withNoiseFloor); undefined
+ * where that cannot be run.
+ */
+async function noiseFloors(pair: OpenPair, target: Target, seed: number): Promise<(number | undefined)[]> {
+  const { session } = target;
+  reportStage(`verifying on ${target.info.name}: the original on the first rows with its input and weights moved by one or two ulps (the float32 noise floor)`);
+  const count = Math.min(pair.rows.rows, FLOOR_ROWS);
+  const run = async (xs: tf.Tensor[], moved: boolean) => {
+    const batch: RowBatch = { xs };
+    try {
+      if (session) batch.staged = await session.stage(xs);
+      return await (moved && pair.originalMoved ? pair.originalMoved(batch, count, seed + 1) : pair.original(batch, count));
+    } finally {
+      if (batch.staged) await session!.dispose(batch.staged);
+    }
+  };
+  const xs = pair.rows.batch(0, count);
+  const moved = ulpPerturbed(xs, seed);
+  try {
+    const [a, b] = [await run(xs, false), await run(moved, true)];
+    return pair.outputs[0].map((o) => maxAbsDifference(a[o].data, b[o].data));
+  } catch (error) {
+    // An output without the batch axis first cannot run as one row: no floor, the tolerance stands.
+    if (error instanceof BatchAxisError) return pair.outputs[0].map(() => undefined);
+    throw error;
+  } finally {
+    tf.dispose([...xs, ...moved]);
+  }
 }
