@@ -36,8 +36,9 @@ async function scaledKernel(model: tf.LayersModel, relative: number): Promise<tf
 }
 
 describe('end-to-end noise floor', () => {
-  // tfjs's cpu matMul accumulates in float64: a tolerance this tight puts last-bit differences outside it.
-  const tight = { backend: 'cpu' as const, atol: 1e-9, rtol: 1e-9 };
+  // tfjs's cpu matMul accumulates in float64: a tolerance this tight puts last-bit differences
+  // outside it. A tolerance one sets is enforced as set unless the floor is asked for.
+  const tight = { backend: 'cpu' as const, atol: 1e-9, rtol: 1e-9, noiseFloor: true };
 
   test('a last-bit change of every weight: elements outside the tolerance, within 4x the float32 noise floor, passed with a note', async () => {
     const model = cancelling();
@@ -79,6 +80,18 @@ describe('end-to-end noise floor', () => {
       expect(during.filter((v, i) => v !== before[i]).length).toBeGreaterThan(0.9 * before.length);
       expect(Array.from(model.getWeights()[0].dataSync())).toEqual(Array.from(before));
       expect(tf.memory().numTensors).toBe(tensors);
+    } finally {
+      disposeModel(model);
+    }
+  });
+
+  test('a tolerance set without noiseFloor is enforced as set: the same last-bit change FAILED', async () => {
+    const model = cancelling();
+    try {
+      const report = await verify(await artifactsOfModel(model), await scaledKernel(model, ULP_STEP), { ...tight, noiseFloor: undefined });
+      expect(report.outputs[0].outsideTolerance).toBeGreaterThan(0);
+      expect(report.outputs[0].noiseFloor).toBeUndefined();
+      expect(report.passed).toBe(false);
     } finally {
       disposeModel(model);
     }

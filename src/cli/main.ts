@@ -37,7 +37,9 @@ const USAGE: Record<string, string> = {
   --inputs <a.npy> [<b.npy> ...]  verify on these rows: one .npy (float32/int32, C order) per
                        model input, any leading batch size (default: seeded uniform rows)
   --batch-size <n>     rows per forward pass; bounds memory for large --inputs (default 512)
-  --atol <x>, --rtol <y>  tolerance |a-b| <= atol + rtol*|a| (defaults 1e-5, 1e-4)
+  --atol <x>, --rtol <y>  tolerance |a-b| <= atol + rtol*|a| (defaults 1e-5, 1e-4; with the
+                       defaults, elements beyond it pass within --accuracy-factor x the original's
+                       measured float32 noise floor; a tolerance you set is enforced as set)
   --accuracy-factor <f>  fail when a rewritten layer's mean error vs a float64 reference
                        exceeds f times the original layer's (default 4)
   --rows <n>           rows of the generated inputs, without --inputs (default 2; old name --batch)

@@ -19,7 +19,7 @@ import type { InputSet } from './inputs';
 import { RowPacer, StepTimer } from './pacing';
 import { SHARD_MIN_MS, ShardState, canShard, runShards } from './shards';
 import type { LayerCheck, LayersVerifyOptions, Target, VerificationReport } from './verify';
-import { DEFAULT_ACCURACY_FACTOR, runHeader, runSettings, targetTolerance } from './verify';
+import { DEFAULT_ACCURACY_FACTOR, runHeader, runSettings, targetTolerance, usesNoiseFloor } from './verify';
 
 export type Values = { data: ArrayLike<number>; shape: number[] }[];
 
@@ -162,7 +162,7 @@ async function runRows(target: Target, options: LayersVerifyOptions, pair: OpenP
   let outputs: OutputMetrics[] = accumulators.map((accumulator) => accumulator.result());
   const floorNotes: string[] = [];
   // Zeroed outputs are the original's bug (noted below), not rounding.
-  if (outputs.some((o, i) => !o.passed && nonZero.has(i))) {
+  if (usesNoiseFloor(options) && outputs.some((o, i) => !o.passed && nonZero.has(i))) {
     const floors = (await noiseFloors(pair, target, settings.seed)).map((floor, i) => (nonZero.has(i) ? floor : undefined));
     const judged = withNoiseFloor(outputs, floors, factor);
     outputs = judged.outputs;

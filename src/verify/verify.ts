@@ -30,6 +30,12 @@ export interface VerifyOptions {
   /** Defaults: see DEFAULT_TOLERANCE. */
   atol?: number;
   rtol?: number;
+  /**
+   * Judge elements outside the tolerance against the original's measured float32 noise floor
+   * (src/verify/noise-floor.ts). Default: only with the default tolerance (a tolerance you set is
+   * enforced as set).
+   */
+  noiseFloor?: boolean;
   /** One per model input, in order; default: `batch` seeded uniform rows. */
   inputs?: VerifyInput[];
   /** Rows of the generated inputs (default 2: catches batch-mixing bugs). Ignored with `inputs`. */
@@ -393,4 +399,9 @@ export async function onBackends(
     }
   }
   return mergeRuns(runs);
+}
+
+/** Whether elements outside the tolerance meet the noise floor (VerifyOptions.noiseFloor). */
+export function usesNoiseFloor(options: Pick<VerifyOptions, 'atol' | 'rtol' | 'noiseFloor'>): boolean {
+  return options.noiseFloor ?? (options.atol === undefined && options.rtol === undefined);
 }
