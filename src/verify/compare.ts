@@ -16,13 +16,12 @@ export interface OutputMetrics {
   /** The element furthest beyond its tolerance (or closest to it, when all pass). */
   worst: { index: number[]; expected: number; actual: number; tolerance: number };
   /**
-   * Set when elements fell outside the tolerance: max |f(x) - f(x')| of the original over this
-   * output, x' being row 1 with every element moved by 2^-23 relative, one or two ulps (noiseFloor.ts).
+   * Set when elements fell outside the tolerance: max |f(x) - f'(x')| of the original over this
+   * output on its first rows, x' (and f's weights, in Node) moved by 2^-23 relative (noise-floor.ts).
    */
   noiseFloor?: number;
   passed: boolean;
 }
-
 
 function unravel(flat: number, shape: number[]): number[] {
   const index = new Array<number>(shape.length);

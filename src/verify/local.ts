@@ -257,7 +257,9 @@ export async function verifyLocal(
           const x = cut(row[0], starts.low, subVolume);
           const [moved] = ulpPerturbed([x], settings.seed);
           try {
-            const [ta, tb] = [await onReference(async () => probe.run([x])), await onReference(() => ulpWeights(sub, settings.seed + 1, async () => probe.run([moved])))];
+            // On cpu for a wrong original (onReference), its weights stay where they are: input only.
+            const runMoved = wrong.length && backend !== 'cpu' ? async () => probe.run([moved]) : () => ulpWeights(sub, settings.seed + 1, async () => probe.run([moved]));
+            const [ta, tb] = [await onReference(async () => probe.run([x])), await onReference(runMoved)];
             const floors = [];
             for (const o of probe.outputs) {
               const [e, f] = [cut(ta[o], volume.map(() => 0), region), cut(tb[o], volume.map(() => 0), region)];
