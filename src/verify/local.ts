@@ -193,7 +193,8 @@ export async function verifyLocal(
           return {
             passed: false, ...runHeader(target, settings, rows), rows: 1, accuracyFactor: factor, outputs: [], layers: [],
             local: { rows: 0, of: rows.rows, volume, subVolume, region, reach },
-            notes: [`the rewritten model does not run on ${backend} at its size ${volume.join('x')}: ${oneLine(error)}`],
+            notes: [`the rewritten model does not run on ${backend} at its size ${volume.join('x')}: ${oneLine(error)}` +
+              (backend === 'wasm' ? " (tfjs's wasm heap holds at most 4 GB: a backend with more memory, tensorflow or webgl, or a smaller volume; docs/workers.md)" : '')],
           };
         }
         const fullOutputs = Array.isArray(full) ? full : [full];
