@@ -272,6 +272,9 @@ function reference(c: Case, conv: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
   });
 }
 
+/** Every layer of `model`, nested models' layers too. */
+const allLayers = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => [l, ...(l instanceof tf.LayersModel ? allLayers(l) : [])]);
+
 /**
  * The rewritten model against the original on one seeded batch, and (conv alone) against
  * tf.conv3d, within the tolerances; disposes both models.
@@ -324,24 +327,16 @@ describe('property: sliding Conv3D == its Conv2D depth sum, on stock tfjs (cpu)'
     const hasAdd = holder.config.layers!.some((l) => l.class_name === 'Add' && (l.name ?? l.config.name) !== `p${c.id}_add`);
     expect(holder.class_name).toBe(c.container === 'functional' || hasAdd ? 'Model' : 'Sequential');
     const rewritten = await result.load();
-    const all = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => [l, ...(l instanceof tf.LayersModel ? all(l) : [])]);
-    expect(all(rewritten).some((l) => l.getClassName() === 'Conv3D' && l.name === `p${c.id}_conv`)).toBe(false);
+    expect(allLayers(rewritten).some((l) => l.getClassName() === 'Conv3D' && l.name === `p${c.id}_conv`)).toBe(false);
     expectSameFunction(c, model, conv, rewritten, 100 + c.id);
     expect(tf.memory().numTensors).toBe(tensors);
   });
 });
 
-/**
- * Big volumes run in depth chunks (each chunk's Conv2D images bounded, see
- * CHUNK_INDIRECTION_BYTES): the same draws with a deeper volume and a small bound, so the chunk
- * slabs, their zero slices at the volume's ends, the group slabs (more than 4 chunks) and the
- * concatenation all run here on shapes stock tfjs checks in milliseconds.
- */
 /** The input height of every call of every Conv2D (nested models too) in one predict, in run order. */
 function conv2dImages(model: tf.LayersModel, shape: number[]): Map<string, number[]> {
   const seen = new Map<string, number[]>();
-  const all = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => [l, ...(l instanceof tf.LayersModel ? all(l) : [])]);
-  const patched = all(model).filter((l) => l.getClassName() === 'Conv2D').map((layer) => {
+  const patched = allLayers(model).filter((l) => l.getClassName() === 'Conv2D').map((layer) => {
     const call = layer.call.bind(layer);
     layer.call = (inputs, kwargs) => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
@@ -355,6 +350,12 @@ function conv2dImages(model: tf.LayersModel, shape: number[]): Map<string, numbe
   return seen;
 }
 
+/**
+ * Big volumes run in depth chunks (each chunk's Conv2D images bounded, see
+ * CHUNK_INDIRECTION_BYTES): the same draws with a deeper volume and a small bound, so the chunk
+ * slabs, their zero slices at the volume's ends, the group slabs (more than 4 chunks) and the
+ * concatenation all run here on shapes stock tfjs checks in milliseconds.
+ */
 describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () => {
   const rand = mulberry32(20261209);
   const containers = mulberry32(20261210);

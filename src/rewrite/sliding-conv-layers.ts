@@ -151,6 +151,12 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
   // A valid conv over n*rows rows gives n*Hb output rows only with these extra zero rows.
   const extraRows = Math.max(0, ah.extent - ah.stride);
 
+  // n blocks [n, rows, W*C] as the Conv2D's image: rows stacked, W padded, the last window's rows.
+  const conv2dInput = (n: number): Step[] => [
+    ['Reshape', { target_shape: [n * rows, W, C] }],
+    ...(extraRows || aw.pad[0] || aw.pad[1] ? [['ZeroPadding2D', { padding: [[0, extraRows], [aw.pad[0], aw.pad[1]]], data_format: 'channels_last' }] as Step] : []),
+  ];
+
   const base: Step[] = [];
   if (ah.pad[0] || bottom) base.push(['ZeroPadding2D', { padding: [[0, 0], [ah.pad[0], bottom]], data_format: 'channels_last' }]);
 
@@ -170,8 +176,7 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
       before.push(['Reshape', { target_shape: [n, sd, rows * W * C] }]);
       before.push(['Cropping2D', { cropping: [[0, 0], [0, sd - 1]], data_format: 'channels_last' }]);
     }
-    before.push(['Reshape', { target_shape: [n * rows, W, C] }]);
-    if (extraRows || aw.pad[0] || aw.pad[1]) before.push(['ZeroPadding2D', { padding: [[0, extraRows], [aw.pad[0], aw.pad[1]]], data_format: 'channels_last' }]);
+    before.push(...conv2dInput(n));
     // No ZeroPadding1D in tfjs: the depth zeros are padded on a rank-4 view.
     const after: Step[] = [['Reshape', { target_shape: [n, Hb * Wo, F] }]];
     if (t.lo || Do - t.hi) after.push(['ZeroPadding2D', { padding: [[t.lo, Do - t.hi], [0, 0]], data_format: 'channels_last' }]);
@@ -185,8 +190,7 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
     if (D > 1) before.push(['Cropping2D', { cropping: [[0, D - 1], [0, 0]], data_format: 'channels_last' }]);
     before.push(['ZeroPadding2D', { padding: [[1, 0], [0, 0]], data_format: 'channels_last' }]);
     before.push(['Cropping2D', { cropping: [[0, 1], [0, 0]], data_format: 'channels_last' }]);
-    before.push(['Reshape', { target_shape: [rows, W, C] }]);
-    if (extraRows || aw.pad[0] || aw.pad[1]) before.push(['ZeroPadding2D', { padding: [[0, extraRows], [aw.pad[0], aw.pad[1]]], data_format: 'channels_last' }]);
+    before.push(...conv2dInput(1));
     terms.push({ i, bias: false, before, after: [['Reshape', { target_shape: [1, Hb * Wo, F] }]] });
   }
   terms.sort((a, b) => a.i - b.i);
@@ -304,9 +308,10 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
   // topological. One anchor for every call and chunk: the Conv2Ds (and so the bias) are shared.
   const withBias = plan.bias !== undefined;
   const chunking = plan.groups.map((group) => chunksOf(group.geometry, indirectionBytes));
+  const termDepths = chunking.flat().map((c) => depthTerms(c.geometry).map((t) => t.i));
   // A chunk whose terms all read padding still needs one Conv2D for its (zero) output.
-  const anchor = anchorDepth(geometry, withBias || chunking.flat().some((c) => depthTerms(c.geometry).length === 0));
-  const convDepths = [...new Set([...chunking.flat().flatMap((c) => depthTerms(c.geometry).map((t) => t.i)), ...(anchor === undefined ? [] : [anchor])])].sort((a, b) => a - b);
+  const anchor = anchorDepth(geometry, withBias || termDepths.some((depths) => depths.length === 0));
+  const convDepths = [...new Set([...termDepths.flat(), ...(anchor === undefined ? [] : [anchor])])].sort((a, b) => a - b);
   const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g], convDepths) }));
   const convs = new Map<number, LayerNode>();
   const convOf = (i: number, bias: boolean): LayerNode => {
