@@ -9,7 +9,8 @@
  * Before:  x [B,16,48,48,16] -> Conv3D(3x3x3 'same', 16 filters) -> y
  * After (layers, sliding-conv-layers.ts): depth folded into rows with zero separators ->
  *            per kernel depth: Cropping2D (its slices) -> Conv2D(3x3, 16 filters) -> Add -> views,
- *            named y; a big volume in chunks of output depths, concatenated
+ *            named y; a big volume in chunks of output depths, concatenated, or read in depth
+ *            pieces by the next chunked conv (no whole-volume tensor between them)
  * After (graph, sliding-conv-graphdef.ts): Reshape [-1,48,48,16] (depth into the batch) ->
  *            Conv2D(48 filters, 'SAME') -> Reshape -> 3 StridedSlice (+ Pad) -> AddN -> BiasAdd
  *            -> Reshape [-1,16,48,48,16] named y

@@ -37,6 +37,11 @@ export interface Replacement {
   addWeights: Weight[];
   /** Facts for the report (e.g. a quantized kernel reordered in its encoding). */
   notes?: string[];
+  /**
+   * Absorbed layers whose output the replacement reads in depth pieces, no one tensor holding
+   * it now: per layer, the tensors that do, in depth order (see RewriteRecord.pieces).
+   */
+  pieces?: Record<string, TensorRef[]>;
 }
 
 /** Placeholder in Replacement.layers calls for "the inputs of the replaced call". */

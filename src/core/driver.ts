@@ -24,7 +24,7 @@ export interface Scope<Unit, Context, Replacement> {
    * derive from the graph, e.g. shapes); `context` is the one the rule matched in (its fresh
    * names). Returns the new units' names and the other units removed.
    */
-  replace(unit: Unit, replacement: Replacement, context: Context): { names: string[]; absorbed?: string[] };
+  replace(unit: Unit, replacement: Replacement, context: Context): { names: string[]; absorbed?: string[]; pieces?: RewriteRecord['pieces'] };
   /** Throws when the graph is structurally invalid (after a rewrite: the rule's fault). */
   lint(): void;
 }
@@ -97,14 +97,14 @@ export function runRules<Unit, Context, Replacement, R extends Rule<Unit, Contex
           break;
         }
         const replacement = rule.rewrite(unit, result.plan, context);
-        const { names, absorbed } = scope.replace(unit, replacement, context);
+        const { names, absorbed, pieces } = scope.replace(unit, replacement, context);
         try {
           scope.lint();
         } catch (error) {
           // The input was linted before any rule ran: a broken graph now is the rule's bug.
           throw new Error(`pass ${rule.name} left an invalid graph after rewriting ${scope.path}/${name}: ${(error as Error).message}`);
         }
-        rewritten.push({ layer: name, graph: scope.path, pass: rule.name, replacement: names, ...(absorbed?.length ? { absorbed } : {}) });
+        rewritten.push({ layer: name, graph: scope.path, pass: rule.name, replacement: names, ...(absorbed?.length ? { absorbed } : {}), ...(pieces ? { pieces } : {}) });
         changed = true;
         break;
       }

@@ -54,6 +54,11 @@ export interface RewriteRecord {
   replacement: string[];
   /** Other units the rewrite removed (a view chain folded into the replacement). */
   absorbed?: string[];
+  /**
+   * Absorbed units whose output the replacement reads in depth pieces: per unit, the tensors
+   * (unit, call) that now hold that output, in depth order. The per-layer check joins them.
+   */
+  pieces?: Record<string, { layer: string; node: number }[]>;
 }
 
 export interface SkipRecord {

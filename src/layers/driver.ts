@@ -59,7 +59,8 @@ export function layersDialect(ir: ModelIR): Dialect<LayerNode, MatchContext, Rep
         // passes refuse those layers for the rest of this sweep and see them, with fresh shapes,
         // in the next (a stale entry once made fold-views-into-dense read the conv's input shape).
         for (const defined of replacement.layers) shapes.callInputs.delete(defined.name);
-        return { names: replacement.layers.map((l) => l.name), absorbed: replacement.absorbed };
+        const pieces = replacement.pieces && Object.fromEntries(Object.entries(replacement.pieces).map(([name, refs]) => [name, refs.map((r) => ({ layer: r.layer, node: r.node }))]));
+        return { names: replacement.layers.map((l) => l.name), absorbed: replacement.absorbed, ...(pieces ? { pieces } : {}) };
       },
       lint: () => lintGraph(graph, path),
     };

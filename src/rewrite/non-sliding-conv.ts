@@ -8,6 +8,7 @@ import { isUnknown } from '../layers/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 import { patchCutOut } from './cut-out';
+import { depthPiecesOf } from './depth-pieces';
 import { Step, withFilters } from './patch-plan';
 import { permuteRows, transposeValues } from './transpose';
 import { findWeight, keptEncodingNotes, renameWeight } from './weights';
@@ -70,6 +71,13 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       if (isUnknown(shapesOfCall)) calls.push({ unknown: shapesOfCall.unknown });
       else if (shapesOfCall.length !== 1) return refuse(`${shapesOfCall.length} inputs${where}, a conv takes one`);
       else calls.push({ shape: shapesOfCall[0] });
+    }
+    // After chunked sliding convs (a 1x1x1 classifier): one Dense would read the whole volume as
+    // one tensor, which a 256^3 15-filter MeshNet cannot afford on wasm; the sliding rule reads the pieces.
+    const only = calls.length === 1 && 'shape' in calls[0] ? calls[0].shape : undefined;
+    if (rank === 3 && !channelsFirst && only && kernelSize.every((k) => k === 1) && strides.every((s) => s === 1) &&
+      depthPiecesOf(context.graph, layer, only.slice(1) as number[], context.shapes)) {
+      return refuse('its input arrives in depth pieces (the chunked sliding convs before it), which conv3d-to-conv2d-slices reads piece by piece');
     }
     const kernel = findWeight(context.ir.weights, layer.name, 'kernel');
     const useBias = c.use_bias !== false;

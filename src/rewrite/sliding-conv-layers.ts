@@ -12,7 +12,11 @@
  *
  * A big volume runs in chunks of output depths (CHUNK_INDIRECTION_BYTES: XNNPACK keeps a buffer
  * per filter sized by the last image), each chunk the same lowering on the depth slab it reads,
- * the chunks concatenated along depth; the chunks share the Conv2Ds.
+ * the chunks concatenated along depth; the chunks share the Conv2Ds. When the input is itself
+ * such a concatenation (the conv before, chunked; depth-pieces.ts), the conv absorbs it: its
+ * slabs are cut from the pieces, so between two chunked convs the volume is never one tensor
+ * (wasm's 4 GB heap fits 15-filter 256^3 MeshNets only so: each full-volume tensor needs one
+ * free 1 GB run, and the chunk-sized holes between them do not hold it).
  *
  * Measured on wasm (docs/benchmarks.md): XNNPACK Conv2Ds over the tall image; the alternative,
  * TimeDistributed(Conv2D), runs an rnn loop, one depth slice per step.
@@ -31,6 +35,7 @@ import { isUnknown } from '../layers/shapes';
 import type { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { fmt } from './conv-analysis';
 import { cutOutSpatial } from './cut-out';
+import { DepthPieces, depthPiecesOf } from './depth-pieces';
 import { DepthChunk, DepthTerm, SlidingGeometry, depthChunk, depthTerms, planSliding, splitDepths } from './sliding-conv';
 import { findWeight, renameWeight } from './weights';
 
@@ -40,6 +45,8 @@ export interface SlidingLayersPlan {
   channelsFirst: boolean;
   kernel: Weight;
   bias?: Weight;
+  /** The input arrives in depth pieces (depth-pieces.ts): chunks then read their slabs from them. */
+  pieces?: DepthPieces;
 }
 
 function triple(value: Json | undefined, fallback: number): number[] | undefined {
@@ -92,8 +99,10 @@ export function matchSlidingLayer(layer: LayerNode, context: MatchContext): Matc
   }
   const groups = [...byShape.values()];
   if (groups.some((g) => g.geometry.channels !== groups[0].geometry.channels)) return refuse('calls disagree on the channel count');
+  const shape = perCall[0] as number[][];
+  const pieces = !channelsFirst && perCall.length === 1 ? depthPiecesOf(context.graph, layer, shape[0].slice(1), context.shapes) : undefined;
   // In a Sequential, the Add of the depth terms makes the graph functional (src/layers/functional.ts).
-  return { plan: { groups, channelsFirst, kernel: kernelWeight!, bias: biasWeight } };
+  return { plan: { groups, channelsFirst, kernel: kernelWeight!, bias: biasWeight, ...(pieces ? { pieces } : {}) } };
 }
 
 /** One layer of the chain: class and config (the name is added by the caller). */
@@ -105,6 +114,9 @@ export interface TermChain {
   /** This term's Conv2D adds the bias: its range covers every output depth. */
   bias: boolean;
   before: Step[];
+  /** The slab depths [lo, hi) it reads, and `before` from that range on (no crop to it). */
+  reads: [number, number];
+  fromRead: Step[];
   after: Step[];
 }
 
@@ -180,7 +192,8 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
     // No ZeroPadding1D in tfjs: the depth zeros are padded on a rank-4 view.
     const after: Step[] = [['Reshape', { target_shape: [n, Hb * Wo, F] }]];
     if (t.lo || Do - t.hi) after.push(['ZeroPadding2D', { padding: [[t.lo, Do - t.hi], [0, 0]], data_format: 'channels_last' }]);
-    return { i: t.i, bias: t.bias, before, after };
+    const cropped = crop[0].some((v) => v);
+    return { i: t.i, bias: t.bias, before, after, reads: [crop[0][0], D - crop[0][1]], fromRead: cropped ? before.slice(1) : before };
   });
   // A kernel depth this slab gives no real slice still runs its (bias-free) Conv2D, on one zero
   // block (the slab's first slice, zero-padded above, cropped to the padding), adding zeros: see
@@ -191,7 +204,7 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
     before.push(['ZeroPadding2D', { padding: [[1, 0], [0, 0]], data_format: 'channels_last' }]);
     before.push(['Cropping2D', { cropping: [[0, 1], [0, 0]], data_format: 'channels_last' }]);
     before.push(...conv2dInput(1));
-    terms.push({ i, bias: false, before, after: [['Reshape', { target_shape: [1, Hb * Wo, F] }]] });
+    terms.push({ i, bias: false, before, after: [['Reshape', { target_shape: [1, Hb * Wo, F] }]], reads: [0, 1], fromRead: before.slice(D > 1 ? 1 : 0) });
   }
   terms.sort((a, b) => a.i - b.i);
   const post: Step[] = [['Reshape', { target_shape: [Do, Hb, Wo * F] }]];
@@ -308,11 +321,21 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
   // topological. One anchor for every call and chunk: the Conv2Ds (and so the bias) are shared.
   const withBias = plan.bias !== undefined;
   const chunking = plan.groups.map((group) => chunksOf(group.geometry, indirectionBytes));
+  // An input in depth pieces, chunked here too: the chunks read their slabs from the pieces.
+  let fromPieces: DepthPieces | undefined;
+  if (plan.pieces && chunking.length === 1) {
+    // One chunk would be the whole volume again: only piece-aligned chunks or several.
+    const chunks = alignedChunks(geometry, plan.pieces, indirectionBytes) ?? (chunking[0].length > 1 ? chunking[0] : []);
+    if (chunks.length > 1 && chunks.every((c) => c.r1 > c.r0)) [chunking[0], fromPieces] = [chunks, plan.pieces];
+  }
   const termDepths = chunking.flat().map((c) => depthTerms(c.geometry).map((t) => t.i));
   // A chunk whose terms all read padding still needs one Conv2D for its (zero) output.
   const anchor = anchorDepth(geometry, withBias || termDepths.some((depths) => depths.length === 0));
   const convDepths = [...new Set([...termDepths.flat(), ...(anchor === undefined ? [] : [anchor])])].sort((a, b) => a - b);
   const chains = plan.groups.map((group, g) => ({ group, chain: chunkedChain(group.geometry, plan.channelsFirst, anchor, withBias, chunking[g], convDepths) }));
+  // A term that reads padding alone has no range of the pieces to read: the chunks then read the whole input.
+  const allTerms = chains.flatMap(({ chain }) => chain.groups.flatMap((g) => g.chunks.flatMap((c) => c.terms)));
+  if (allTerms.some((t) => t.reads[1] <= t.reads[0])) fromPieces = undefined;
   const convs = new Map<number, LayerNode>();
   const convOf = (i: number, bias: boolean): LayerNode => {
     const known = convs.get(i);
@@ -330,21 +353,36 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
     convs.set(i, conv);
     return conv;
   };
+  const termCalls = (chunk: ChunkChain, base: TensorRef[][]) => chunk.terms.map((term) => {
+    const conv = convOf(term.i, term.bias);
+    return steps(term.before, base).map((inputs) => {
+      conv.calls.push({ inputs });
+      return [ref(conv.name, conv.calls.length - 1)];
+    });
+  });
+  let pieceRefs: Record<string, TensorRef[]> | undefined;
   // [call group][chunk][term] -> the Conv2D call outputs, one per call of the group.
   const convOutputs = chains.map(({ group, chain }) => {
+    const chunks = chain.groups.flatMap((slabGroup) => slabGroup.chunks);
+    if (fromPieces) {
+      // Each term reads its own depth range of the pieces, H-padded after (it pads rows only):
+      // blocks of a chunk's depth, not a slab with its halo, the same size at every dilation.
+      const ranges = chunks.flatMap((chunk, k) => chunk.terms.map((term): [number, number] => [chunking[0][k].r0 + term.reads[0], chunking[0][k].r0 + term.reads[1]]));
+      const { inputs, pieces } = pieceInputs(fromPieces, ranges, add, context.freshName);
+      pieceRefs = pieces;
+      let next = 0;
+      return chunks.map((chunk) => chunk.terms.map((term) => {
+        const conv = convOf(term.i, term.bias);
+        return steps([...chunk.base, ...term.fromRead], [[inputs[next++]]]).map((call) => {
+          conv.calls.push({ inputs: call });
+          return [ref(conv.name, conv.calls.length - 1)];
+        });
+      }));
+    }
     const whole = steps(chain.pre, group.calls.map((call) => [ref(REPLACED_INPUT, call)]));
     return chain.groups.flatMap((slabGroup) => {
       const slab = steps(slabGroup.crop, whole);
-      return slabGroup.chunks.map((chunk) => {
-        const base = steps([...chunk.crop, ...chunk.base], slab);
-        return chunk.terms.map((term) => {
-          const conv = convOf(term.i, term.bias);
-          return steps(term.before, base).map((inputs) => {
-            conv.calls.push({ inputs });
-            return [ref(conv.name, conv.calls.length - 1)];
-          });
-        });
-      });
+      return slabGroup.chunks.map((chunk) => termCalls(chunk, steps([...chunk.crop, ...chunk.base], slab)));
     });
   });
   layers.push(...[...convs.values()].sort((a, b) => a.name.localeCompare(b.name)));
@@ -376,7 +414,76 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
   const notes = plan.kernel.quantization
     ? [`${layer.name}: the ${plan.kernel.quantization.dtype}-quantized kernel keeps its encoding in the Conv2D kernels (stored elements split by kernel depth: exact, same size)`]
     : [];
-  return { layers, outputs, removeWeights: [plan.kernel.name, ...(plan.bias ? [plan.bias.name] : [])], addWeights, notes };
+  return {
+    layers, outputs, removeWeights: [plan.kernel.name, ...(plan.bias ? [plan.bias.name] : [])], addWeights, notes,
+    ...(fromPieces ? { absorbed: fromPieces.absorbed, pieces: pieceRefs } : {}),
+  };
+}
+
+/**
+ * Chunks of output depths equal to the input's pieces, when the conv keeps the depth size and
+ * every piece is within the chunk bound (a 1x1x1 classifier after sliding convs): each slab is
+ * then its piece and its pad depths, and the first piece is already the one-depth first chunk.
+ */
+function alignedChunks(g: SlidingGeometry, p: DepthPieces, indirectionBytes: number): DepthChunk[] | undefined {
+  const [ad, ah, aw] = g.axes;
+  const most = Math.max(1, Math.floor(indirectionBytes / (blockRows(g).Hb * aw.out * ah.kernel * aw.kernel * 4)));
+  if (ad.out !== ad.size || p.pieces.some((piece) => piece.hi - piece.lo > most)) return undefined;
+  return p.pieces.map((piece) => depthChunk(g, piece.lo, piece.hi));
+}
+
+type AddLayer = (className: string, config: JsonObject, inputs: TensorRef[][], name?: string) => TensorRef[][];
+
+/**
+ * The input of each depth range [lo, hi) (one per Conv2D call) out of the pieces, after the
+ * absorbed elementwise layers (one shared layer each, called per piece): a piece, or a
+ * Concatenate of the pieces and piece crops it spans. Crops share a layer per distinct cropping.
+ *
+ * The last range also reads a barrier: every piece cropped to nothing, concatenated, as an empty
+ * [0, H, W*C] (every backend's concat drops it, so the input is unchanged). Each crop keeps one
+ * depth and empties the rows: Cropping2D slices depth first, and tfjs 4.22's WebGPU slice of an
+ * already empty tensor throws (its CPU path calls subarray on []). tfjs-layers' executor orders
+ * a model depth-first from its outputs, a node's inputs last-first, so the last chunk's last
+ * term runs first, and through the barrier every piece (the whole upstream conv) is computed
+ * before any Conv2D of this conv: one conv at a time. Without it the convs run as a wavefront,
+ * each holding its band of pieces and every Conv2D its chunk-sized XNNPACK buffer at once.
+ */
+function pieceInputs(p: DepthPieces, ranges: [number, number][], add: AddLayer, freshName: (base: string) => string): { inputs: TensorRef[]; pieces: Record<string, TensorRef[]> } {
+  let pieces = p.pieces.map((piece) => [piece.ref]);
+  // Which tensors hold each absorbed layer's output (for the per-layer check, RewriteRecord.pieces).
+  const held: Record<string, TensorRef[]> = Object.fromEntries(p.absorbed.slice(0, 2).map((name) => [name, pieces.map((piece) => piece[0])]));
+  for (const layer of p.elementwise) {
+    const { name: _, ...config } = layer.config;
+    pieces = add(layer.className, config, pieces, freshName(`${layer.name}_pieces`));
+    held[layer.name] = pieces.map((piece) => piece[0]);
+  }
+  // Crops by cropping, shared: key -> the calls (piece index) and, once added, their outputs.
+  const crops = new Map<string, { cropping: number[][]; calls: number[]; out?: TensorRef[][] }>();
+  const crop = (j: number, above: number, below: number, allRows = 0): [string, number] => {
+    const key = `${above},${below},${allRows}`;
+    const entry = crops.get(key) ?? { cropping: [[above, below], [allRows, 0]], calls: [] };
+    crops.set(key, entry);
+    entry.calls.push(j);
+    return [key, entry.calls.length - 1];
+  };
+  const [rows, cols] = p.view;
+  const empties = p.pieces.map((piece, j) => crop(j, piece.hi - piece.lo - 1, 0, rows));
+  const parts = ranges.map(([lo, hi]) => p.pieces.flatMap((piece, j) => {
+    if (piece.hi <= lo || piece.lo >= hi) return [];
+    const [above, below] = [Math.max(0, lo - piece.lo), Math.max(0, piece.hi - hi)];
+    return [above || below ? crop(j, above, below) : j];
+  }));
+  for (const entry of crops.values()) {
+    entry.out = add('Cropping2D', { cropping: entry.cropping, data_format: 'channels_last' }, entry.calls.map((j) => pieces[j]));
+  }
+  const refOf = (part: number | [string, number]) => (typeof part === 'number' ? pieces[part][0] : crops.get(part[0])!.out![part[1]][0]);
+  const empty = add('Concatenate', { axis: 1 }, [empties.map(refOf)]);
+  const barrier = add('Reshape', { target_shape: [0, rows, cols] }, empty)[0][0];
+  const inputs = parts.map((list, k) => {
+    const refs = [...list.map(refOf), ...(k === ranges.length - 1 ? [barrier] : [])];
+    return refs.length === 1 ? refs[0] : add('Concatenate', { axis: 1 }, [refs])[0][0];
+  });
+  return { inputs, pieces: held };
 }
 
 function pick(config: JsonObject, keys: string[]): JsonObject {

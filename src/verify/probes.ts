@@ -20,6 +20,8 @@ export interface RewrittenLayer {
   replacement: string[];
   /** Other layers that rewrite removed (see RewriteRecord). */
   absorbed?: string[];
+  /** Absorbed layers whose output is now held in depth pieces (see RewriteRecord). */
+  pieces?: Record<string, { layer: string; node: number }[]>;
 }
 
 /** Taps of one rewritten conv: its input and output per call, and the replacement's outputs. */
@@ -29,14 +31,19 @@ export interface LayerProbe {
   spec: ConvSpec;
   /** Per call of the conv in the original: tap indices of its input and output. */
   original: { input: number; output: number }[];
-  /** Tap indices (rewritten model) of the tensors that now hold the conv's outputs. */
-  rewritten: number[];
+  /**
+   * Tap indices (rewritten model) of the tensors that now hold the conv's outputs; an array:
+   * the depth pieces that hold it (RewriteRecord.pieces), joined along depth.
+   */
+  rewritten: (number | number[])[];
   /**
    * Per entry of `rewritten`, the tap of the tensor its replacement reads in the rewritten model
    * (the conv's input there), when found: the replacement is then measured against the float64
    * conv of its own input, so differences coming from upstream layers do not count against it.
+   * An array: taps of the input's depth pieces, joined along depth (a replacement that reads
+   * its input in pieces, RewriteRecord.inputPieces).
    */
-  rewrittenInputs?: number[];
+  rewrittenInputs?: (number | number[])[];
 }
 
 /** A model plus the symbolic tensors it must yield: its outputs first, then the taps. */
@@ -133,6 +140,12 @@ export function planProbes(
   const probes: LayerProbe[] = [];
   const notes: string[] = [];
   const present = new Map(rewritten.base.layers.map((l) => [l.name, l]));
+  // Layers whose output a later replacement reads in depth pieces: the tensors holding it.
+  const piecesOf = new Map<string, tf.SymbolicTensor[]>();
+  for (const [name, refs] of records.flatMap((r) => Object.entries(r.pieces ?? {}))) {
+    const tensors = refs.map((p) => present.get(p.layer)?.getOutputAt(p.node));
+    if (tensors.every((t) => t !== undefined && !Array.isArray(t))) piecesOf.set(name, tensors as tf.SymbolicTensor[]);
+  }
   for (const record of records) {
     const conv = original.base.layers.find((l) => l.name === record.layer);
     // Records of later passes (views, the replacement itself) are followed below, not checked.
@@ -163,14 +176,17 @@ export function planProbes(
       // A Reshape that absorbed part of the replacement (merged reshapes) holds the conv's output
       // up to a reshape (if it is gone too, a later record says where); anything else (a Dense
       // whose kernel rows now undo the conv's output Permute) means that output is no tensor now.
+      // A conv that absorbed it reads its output in depth pieces (sliding-conv-layers.ts): they hold it.
+      if (later.pieces?.[record.layer] && piecesOf.has(record.layer)) continue;
       const absorber = present.get(later.layer);
-      if (!absorber || absorber.getClassName() === 'Reshape') descendants.add(later.layer);
+      if (!later.pieces?.[record.layer] && (!absorber || absorber.getClassName() === 'Reshape')) descendants.add(later.layer);
       else foldedInto ??= later.layer;
     }
     if (foldedInto !== undefined) {
       unavailable(`its output was folded into ${foldedInto} (the end-to-end comparison still covers it)`);
       continue;
     }
+    const outputPieces = conv.inboundNodes.length === 1 ? piecesOf.get(record.layer) : undefined;
     const layers = [...descendants].map((name) => present.get(name)).filter((l): l is tf.layers.Layer => l !== undefined);
     const consumed = new Set<number>();
     const produced: tf.SymbolicTensor[] = [];
@@ -181,18 +197,28 @@ export function planProbes(
         produced.push(single(layer.getOutputAt(i) as tf.SymbolicTensor));
       });
     }
-    const ends = produced.filter((t) => !consumed.has(t.id));
+    const ends: (tf.SymbolicTensor | tf.SymbolicTensor[])[] = outputPieces ? [outputPieces] : produced.filter((t) => !consumed.has(t.id));
     if (ends.length !== conv.inboundNodes.length) {
       unavailable(`found ${ends.length} replacement output(s) for ${conv.inboundNodes.length} call(s) among ${[...descendants].join(', ')}`);
       continue;
     }
-    const perRow = (t: tf.SymbolicTensor) => t.shape.slice(1).reduce((a: number, b) => a * (b ?? NaN), 1);
+    const perRow = (t: tf.SymbolicTensor | tf.SymbolicTensor[]): number =>
+      Array.isArray(t) ? t.reduce((n, piece) => n + perRow(piece), 0) : t.shape.slice(1).reduce((a: number, b) => a * (b ?? NaN), 1);
     const convOut = single(conv.getOutputAt(0) as tf.SymbolicTensor);
     if (ends.some((t) => perRow(t) !== perRow(convOut))) {
-      unavailable(`replacement outputs ${ends.map((t) => JSON.stringify(t.shape)).join(', ')} do not hold the conv's ${JSON.stringify(convOut.shape)}`);
+      unavailable(`replacement outputs ${ends.map((t) => JSON.stringify(Array.isArray(t) ? t.map((p) => p.shape) : t.shape)).join(', ')} do not hold the conv's ${JSON.stringify(convOut.shape)}`);
       continue;
     }
-    const inputs = ends.map((end) => ownInput(end, layers, conv));
+    // The input it reads in the rewritten model: depth pieces when it absorbed them, else found by walking back.
+    const inputPieces = piecesOf.get(single(conv.getInputAt(0) as tf.SymbolicTensor).sourceLayer.name);
+    const found = record.pieces && inputPieces && ends.length === 1 ? [inputPieces] : ends.map((end) => ownInput(Array.isArray(end) ? end : [end], layers, conv));
+    // Measured against the original's input, it would count every upstream difference as its own.
+    if (found.some((t) => t === 'several')) {
+      unavailable('its replacement reads its input in depth pieces that no rewrite record names (the end-to-end comparison still covers it)');
+      continue;
+    }
+    const inputs = found as (tf.SymbolicTensor | tf.SymbolicTensor[] | undefined)[];
+    const tapOf = (t: tf.SymbolicTensor | tf.SymbolicTensor[]) => (Array.isArray(t) ? t.map((piece) => rewritten.tap(piece)) : rewritten.tap(t));
     probes.push({
       layer: record.layer,
       replacement: layers.map((l) => l.name),
@@ -201,24 +227,25 @@ export function planProbes(
         input: original.tap(single(conv.getInputAt(i) as tf.SymbolicTensor)),
         output: original.tap(single(conv.getOutputAt(i) as tf.SymbolicTensor)),
       })),
-      rewritten: ends.map((t) => rewritten.tap(t)),
-      ...(inputs.every((t) => t !== undefined) ? { rewrittenInputs: inputs.map((t) => rewritten.tap(t!)) } : {}),
+      rewritten: ends.map(tapOf),
+      ...(inputs.every((t) => t !== undefined) ? { rewrittenInputs: inputs.map((t) => tapOf(t!)) } : {}),
     });
   }
   return { probes, notes };
 }
 
 /**
- * The one tensor outside the replacement `layers` that replacement output `end` is computed
- * from, if it is the rewritten model's copy of one of the conv's inputs: produced by the layer
- * of the same name, node and index, of the same shape. Anything else (a replacement that
- * absorbed an upstream view, several inputs) gives undefined.
+ * The one tensor outside the replacement `layers` that replacement output `ends` (one tensor or
+ * its depth pieces) is computed from, if it is the rewritten model's copy of one of the conv's
+ * inputs: produced by the layer of the same name, node and index, of the same shape. Several
+ * such tensors: 'several' (depth pieces no record names). Anything else (a replacement that
+ * absorbed an upstream view) gives undefined.
  */
-function ownInput(end: tf.SymbolicTensor, layers: tf.layers.Layer[], conv: tf.layers.Layer): tf.SymbolicTensor | undefined {
+function ownInput(ends: tf.SymbolicTensor[], layers: tf.layers.Layer[], conv: tf.layers.Layer): tf.SymbolicTensor | 'several' | undefined {
   const inside = new Set(layers);
   const external = new Map<number, tf.SymbolicTensor>();
   const seen = new Set<number>();
-  const stack = [end];
+  const stack = [...ends];
   while (stack.length) {
     const t = stack.pop()!;
     if (seen.has(t.id)) continue;
@@ -230,7 +257,7 @@ function ownInput(end: tf.SymbolicTensor, layers: tf.layers.Layer[], conv: tf.la
     const inputs = t.sourceLayer.getInputAt(t.nodeIndex);
     stack.push(...(Array.isArray(inputs) ? inputs : [inputs]));
   }
-  if (external.size !== 1) return undefined;
+  if (external.size !== 1) return external.size > 1 ? 'several' : undefined;
   const [input] = external.values();
   const same = conv.inboundNodes.some((_, i) => {
     const x = single(conv.getInputAt(i) as tf.SymbolicTensor);

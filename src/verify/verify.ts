@@ -228,6 +228,25 @@ export interface LayerCheckState {
   elements: number;
 }
 
+/**
+ * Depth pieces [B, n_j, ...] joined along axis 1, in the shape `whole` when it holds as many
+ * elements (a piece is a rank-4 view of a rank-5 volume); else in the joined shape.
+ */
+function joinDepth(parts: Values, whole: number[]): Values[number] {
+  const batch = parts[0].shape[0];
+  const per = parts.map((p) => p.data.length / batch);
+  const row = per.reduce((x, y) => x + y, 0);
+  const data = new Float32Array(batch * row);
+  for (let b = 0; b < batch; b++) {
+    let at = b * row;
+    parts.forEach((p, j) => {
+      for (let k = b * per[j]; k < (b + 1) * per[j]; k++) data[at++] = p.data[k];
+    });
+  }
+  const joined = [batch, parts.reduce((n, p) => n + p.shape[1], 0), ...parts[0].shape.slice(2)];
+  return { data, shape: whole.reduce((x, y) => x * y, 1) === data.length && whole[0] === batch ? whole : joined };
+}
+
 /** Per-layer float64 accounting for one probe across batches (layers and graph models alike). */
 export class LayerCheck {
   readonly original = new ErrorAccumulator();
@@ -249,24 +268,26 @@ export class LayerCheck {
       this.original.add(references[call], a[tap.output].data);
       this.elements += references[call].length;
     });
-    const own = this.probe.rewrittenInputs;
+    const originalTap = (i: number) => this.probe.original[Math.min(i, this.probe.original.length - 1)];
+    const originalInput = (i: number) => a[originalTap(i).input];
+    // A tap list is the depth pieces of one tensor (probes.ts), shaped as the original's.
+    const valuesOf = (tap: number | number[], like: number[]) => (typeof tap === 'number' ? b[tap] : joinDepth(tap.map((t) => b[t]), like));
+    const outputs = this.probe.rewritten.map((tap, i) => valuesOf(tap, a[originalTap(i).output].shape).data);
+    const own = this.probe.rewrittenInputs?.map((tap, i) => valuesOf(tap, originalInput(i).shape));
     // The rewritten model's copy of the input, when it has the original's shape (else the original's).
-    if (own && own.every((tap, i) => b[tap].shape.join() === a[this.probe.original[Math.min(i, this.probe.original.length - 1)].input].shape.join())) {
+    if (own && own.every((input, i) => input.shape.join() === originalInput(i).shape.join())) {
       // Each replacement against the float64 conv of the input it reads in the rewritten model:
       // its own rounding only, not what upstream rewritten layers changed in its input.
-      this.probe.rewritten.forEach((tap, i) => {
-        const input = b[own[i]];
-        this.rewritten.add(convReference(spec, input.data, input.shape.slice(1), input.shape[0]).data, b[tap].data);
-      });
+      own.forEach((input, i) => this.rewritten.add(convReference(spec, input.data, input.shape.slice(1), input.shape[0]).data, outputs[i]));
       return;
     }
     // A shared conv has one replacement output per call; pair them by closeness (a misordered
     // pairing would be off by O(1), a right one by float32 rounding).
-    this.callOf ??= this.probe.rewritten.map((tap) => {
-      const distance = references.map((ref) => meanAbsDiff(ref, b[tap].data));
+    this.callOf ??= outputs.map((output) => {
+      const distance = references.map((ref) => meanAbsDiff(ref, output));
       return distance.indexOf(Math.min(...distance));
     });
-    this.probe.rewritten.forEach((tap, i) => this.rewritten.add(references[this.callOf![i]], b[tap].data));
+    outputs.forEach((output, i) => this.rewritten.add(references[this.callOf![i]], output));
   }
 
   /** Adds a row shard's accounting of the same probe (see shards.ts; given as its structured clone). */
