@@ -2,8 +2,9 @@
  * A volume that arrives in depth pieces: a Conv3D's input made by a Concatenate along depth of
  * rank-4 views [n, H, W*C] (the chunk outputs of an upstream conv3d-to-conv2d-slices), a Reshape
  * to [D, H, W, C] and elementwise layers (the upstream conv's activation). A chunked sliding
- * rewrite of the Conv3D can read its slabs from the pieces and absorb the rest: the whole volume
- * is then never one tensor between two rewritten convs (sliding-conv-layers.ts says why).
+ * rewrite of the Conv3D can read each Conv2D input from the pieces and absorb the rest: the
+ * whole volume is then never one tensor between two rewritten convs (sliding-conv-layers.ts
+ * says why).
  */
 import { isUnknown, layerOutputShape } from '../layers/shapes';
 import type { LayersShapes } from '../layers/shapes';

@@ -13,10 +13,10 @@
  * A big volume runs in chunks of output depths (CHUNK_INDIRECTION_BYTES: XNNPACK keeps a buffer
  * per filter sized by the last image), each chunk the same lowering on the depth slab it reads,
  * the chunks concatenated along depth; the chunks share the Conv2Ds. When the input is itself
- * such a concatenation (the conv before, chunked; depth-pieces.ts), the conv absorbs it: its
- * slabs are cut from the pieces, so between two chunked convs the volume is never one tensor
- * (wasm's 4 GB heap fits 15-filter 256^3 MeshNets only so: each full-volume tensor needs one
- * free 1 GB run, and the chunk-sized holes between them do not hold it).
+ * such a concatenation (the conv before, chunked; depth-pieces.ts), the conv absorbs it: each
+ * Conv2D call reads its depth range from the pieces, so between two chunked convs the volume is
+ * never one tensor (wasm's 4 GB heap fits a 15-filter 256^3 MeshNet only so: a full-volume
+ * tensor needs one free 1 GB run, and the chunk-sized holes between them do not hold it).
  *
  * Measured on wasm (docs/benchmarks.md): XNNPACK Conv2Ds over the tall image; the alternative,
  * TimeDistributed(Conv2D), runs an rnn loop, one depth slice per step.
@@ -45,7 +45,7 @@ export interface SlidingLayersPlan {
   channelsFirst: boolean;
   kernel: Weight;
   bias?: Weight;
-  /** The input arrives in depth pieces (depth-pieces.ts): chunks then read their slabs from them. */
+  /** The input arrives in depth pieces (depth-pieces.ts): each Conv2D call then reads its range of them. */
   pieces?: DepthPieces;
 }
 
@@ -321,7 +321,7 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
   // topological. One anchor for every call and chunk: the Conv2Ds (and so the bias) are shared.
   const withBias = plan.bias !== undefined;
   const chunking = plan.groups.map((group) => chunksOf(group.geometry, indirectionBytes));
-  // An input in depth pieces, chunked here too: the chunks read their slabs from the pieces.
+  // An input in depth pieces, chunked here too: each Conv2D call reads its range of the pieces.
   let fromPieces: DepthPieces | undefined;
   if (plan.pieces && chunking.length === 1) {
     // One chunk would be the whole volume again: only piece-aligned chunks or several.
@@ -353,13 +353,14 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
     convs.set(i, conv);
     return conv;
   };
-  const termCalls = (chunk: ChunkChain, base: TensorRef[][]) => chunk.terms.map((term) => {
+  // The Conv2D call of `term` after `list` on `input` (one entry per call of the group).
+  const callConv = (term: TermChain, list: Step[], input: TensorRef[][]) => {
     const conv = convOf(term.i, term.bias);
-    return steps(term.before, base).map((inputs) => {
+    return steps(list, input).map((inputs) => {
       conv.calls.push({ inputs });
       return [ref(conv.name, conv.calls.length - 1)];
     });
-  });
+  };
   let pieceRefs: Record<string, TensorRef[]> | undefined;
   // [call group][chunk][term] -> the Conv2D call outputs, one per call of the group.
   const convOutputs = chains.map(({ group, chain }) => {
@@ -371,18 +372,15 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
       const { inputs, pieces } = pieceInputs(fromPieces, ranges, add, context.freshName);
       pieceRefs = pieces;
       let next = 0;
-      return chunks.map((chunk) => chunk.terms.map((term) => {
-        const conv = convOf(term.i, term.bias);
-        return steps([...chunk.base, ...term.fromRead], [[inputs[next++]]]).map((call) => {
-          conv.calls.push({ inputs: call });
-          return [ref(conv.name, conv.calls.length - 1)];
-        });
-      }));
+      return chunks.map((chunk) => chunk.terms.map((term) => callConv(term, [...chunk.base, ...term.fromRead], [[inputs[next++]]])));
     }
     const whole = steps(chain.pre, group.calls.map((call) => [ref(REPLACED_INPUT, call)]));
     return chain.groups.flatMap((slabGroup) => {
       const slab = steps(slabGroup.crop, whole);
-      return slabGroup.chunks.map((chunk) => termCalls(chunk, steps([...chunk.crop, ...chunk.base], slab)));
+      return slabGroup.chunks.map((chunk) => {
+        const base = steps([...chunk.crop, ...chunk.base], slab);
+        return chunk.terms.map((term) => callConv(term, term.before, base));
+      });
     });
   });
   layers.push(...[...convs.values()].sort((a, b) => a.name.localeCompare(b.name)));
