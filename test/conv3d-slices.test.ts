@@ -490,13 +490,14 @@ describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () 
     disposeModel(model);
   });
 
-  test('a 256^3 MeshNet layer runs in chunks whose Conv2D images keep <= 32 MiB of XNNPACK indirection each', () => {
+  test('a 256^3 MeshNet layer runs in chunks whose Conv2D images keep <= CHUNK_INDIRECTION_BYTES (16 MiB) of XNNPACK indirection each', () => {
     const g = planSliding({
       kernel: [3, 3, 3], strides: [1, 1, 1], dilation: [16, 16, 16], padding: 'same', groups: 1, filters: 5, spatial: [256, 256, 256], channels: 5,
       kernelWeight: { shape: [3, 3, 3, 5, 5], dtype: 'float32' }, bias: { shape: [5] }, owner: 'c',
     });
     if ('refusal' in g) throw new Error(g.refusal);
-    // 256 + 2 x 16 rows per block, 256 output columns, 9 taps of 4 B: 2.65 MB per output depth -> 12 per chunk.
+    // 256 + 2 x 16 rows per block, 256 output columns, 9 taps of 4 B: 2.65 MB per output depth -> 6 per chunk.
+    expect(CHUNK_INDIRECTION_BYTES).toBe(16 * 2 ** 20);
     expect(chunkCount(g, CHUNK_INDIRECTION_BYTES)).toBe(Math.ceil(256 / Math.floor(CHUNK_INDIRECTION_BYTES / (288 * 256 * 9 * 4))));
     expect(chunkCount(g, CHUNK_INDIRECTION_BYTES)).toBeGreaterThan(4);
     // A 38^3 volume stays one chunk: the form measured in docs/benchmarks.md.

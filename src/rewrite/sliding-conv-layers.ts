@@ -219,9 +219,12 @@ export function slidingChain(g: SlidingGeometry, anchor: number | undefined, wit
  * 256 x 258 x 256 output pixels: 607 MB per kernel depth of every rewritten layer, and a
  * 10-layer MeshNet ran out of wasm's 4 GB heap. So each Conv2D runs on chunks of output depths
  * whose image keeps this many bytes of indirection: the chunks share the layer's Conv2Ds (one
- * filter each), so a model keeps at most (kernel depths x layers) of these.
+ * filter each), so a model keeps at most (kernel depths x layers) of these. 16 MiB, not 32: the
+ * chunk is also the size of every temporary and of the depth pieces, and with half the size
+ * mindgrab's rewritten model at 256^3 peaked at 1.9 GB of heap by layer 10, not 2.7 GB (wasm's
+ * allocator then fits the next chunk into the holes the last one left).
  */
-export const CHUNK_INDIRECTION_BYTES = 32 * 2 ** 20;
+export const CHUNK_INDIRECTION_BYTES = 16 * 2 ** 20;
 
 /** Above this many chunks, chunks are cut from a few group slabs rather than the whole input. */
 const GROUP_AFTER = 4;
