@@ -469,7 +469,7 @@ describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () 
       const heights = order.filter((e) => e.startsWith(`${name}:`)).map((e) => Number(e.split(':')[1]));
       expect(heights[heights.length - 1]).toBe(Math.min(...heights));
     }
-    tf.dispose([probe, a, b]);
+    tf.dispose([a, b]);
     disposeModel(rewritten);
     // Verified whole: each conv is checked on the depth pieces that hold its input and output
     // (joined), against the float64 conv of its own input in the rewritten model.
@@ -478,15 +478,28 @@ describe('property: the same identity in depth chunks, on stock tfjs (cpu)', () 
     const checks = verified.report.verification!.layers;
     expect(checks.map((l) => [l.layer, l.elements])).toEqual(['stack0', 'stack1', 'stack2', 'stack3', 'classifier'].map((name, i) => [name, 2 * 23 * 5 * 4 * (i < 4 ? 3 : 2)]));
     for (const check of checks) expect(check.ratio).toBeLessThan(2);
-    // With conv3d-to-dense first (the registry's priority), the 1x1x1 classifier still goes to
-    // the sliding rule, which reads the pieces: one Dense would read the whole volume.
-    const both = await optimize(model, { passes: ['conv3d-to-dense', slidingLayersPass(RULE, 3 * 9 * 4 * 9 * 4)], backend: 'cpu', verify: false });
-    expect(both.report.rewritten.map((r) => [r.layer, r.pass])).toContainEqual(['classifier', RULE]);
+    // With conv3d-to-dense first (the registry's priority), the 1x1x1 classifier is its: one Dense
+    // per piece (shared), the pieces absorbed, the whole input volume still never one tensor.
+    const both = await optimize(model, { passes: ['conv3d-to-dense', slidingLayersPass(RULE, 3 * 9 * 4 * 9 * 4)], backend: 'cpu', batch: 2 });
+    const classifier = both.report.rewritten.find((r) => r.layer === 'classifier')!;
+    expect([classifier.pass, classifier.absorbed?.length]).toEqual(['conv3d-to-dense', 3]);
+    expect(both.report.verification).toMatchObject({ passed: true });
+    expect(both.report.verification!.layers.find((l) => l.layer === 'classifier')!.ratio).toBeLessThan(2);
+    const dense = await both.load();
+    const denseLayers = allLayers(dense);
+    // One Dense, called once per piece of act3.
+    expect(classifier.pieces!.act3.length).toBeGreaterThan(4);
+    expect(denseLayers.filter((l) => l.getClassName() === 'Dense').map((l) => l.inboundNodes.length)).toEqual([classifier.pieces!.act3.length]);
+    const [c, d] = [model.predict(probe) as tf.Tensor, dense.predict(probe) as tf.Tensor];
+    expect(excess(d, c)).toBeLessThanOrEqual(0);
+    tf.dispose([c, d]);
+    disposeModel(dense);
     // Given two models, no record names the pieces: a conv reading pieces has no per-layer check
     // (against the original's input it would be charged with upstream drift), said so.
     const two = await verify(model, verified.artifacts, { backend: 'cpu', batch: 2 });
     expect(two.passed).toBe(true);
     expect(two.notes.filter((n) => /reads its input in depth pieces/.test(n)).length).toBeGreaterThan(0);
+    probe.dispose();
     disposeModel(model);
   });
 

@@ -8,7 +8,8 @@ import { isUnknown } from '../layers/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 import { patchCutOut } from './cut-out';
-import { depthPiecesOf } from './depth-pieces';
+import { DepthPieces, depthPiecesOf } from './depth-pieces';
+import { rewritePointwiseOnPieces } from './pointwise-pieces';
 import { Step, withFilters } from './patch-plan';
 import { permuteRows, transposeValues } from './transpose';
 import { findWeight, keptEncodingNotes, renameWeight } from './weights';
@@ -16,6 +17,8 @@ import { findWeight, keptEncodingNotes, renameWeight } from './weights';
 export interface NonSlidingPlan extends ConvAnalysis {
   kernel: Weight;
   bias?: Weight;
+  /** A 1x1x1 Conv3D whose input arrives in depth pieces: one Dense per piece (pointwise-pieces.ts). */
+  pieces?: DepthPieces;
 }
 
 function asTuple(value: Json | undefined, rank: number, fallback: number): number[] | undefined {
@@ -72,13 +75,6 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       else if (shapesOfCall.length !== 1) return refuse(`${shapesOfCall.length} inputs${where}, a conv takes one`);
       else calls.push({ shape: shapesOfCall[0] });
     }
-    // After chunked sliding convs (a 1x1x1 classifier): one Dense would read the whole volume as
-    // one tensor, which a 256^3 15-filter MeshNet cannot afford on wasm; the sliding rule reads the pieces.
-    const only = calls.length === 1 && 'shape' in calls[0] ? calls[0].shape : undefined;
-    if (rank === 3 && !channelsFirst && only && kernelSize.every((k) => k === 1) && strides.every((s) => s === 1) &&
-      depthPiecesOf(context.graph, layer, only.slice(1) as number[], context.shapes)) {
-      return refuse('its input arrives in depth pieces (the chunked sliding convs before it), which conv3d-to-conv2d-slices reads piece by piece');
-    }
     const kernel = findWeight(context.ir.weights, layer.name, 'kernel');
     const useBias = c.use_bias !== false;
     const bias = useBias ? findWeight(context.ir.weights, layer.name, 'bias') : undefined;
@@ -87,10 +83,16 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
       kernelWeight: kernel, bias: useBias ? bias ?? 'missing' : null, owner: layer.name,
     });
     if ('refusal' in analysis) return analysis;
-    return { plan: { ...analysis, kernel: kernel!, bias } };
+    // After chunked sliding convs (a MeshNet's 1x1x1 classifier): one Dense on the whole volume
+    // would make it one tensor again, which a 256^3 15-filter MeshNet cannot afford on wasm.
+    const only = calls.length === 1 && 'shape' in calls[0] ? calls[0].shape : undefined;
+    const pointwise = rank === 3 && !channelsFirst && only && kernelSize.every((k) => k === 1) && strides.every((s) => s === 1);
+    const pieces = pointwise ? depthPiecesOf(context.graph, layer, only.slice(1) as number[], context.shapes) : undefined;
+    return { plan: { ...analysis, kernel: kernel!, bias, ...(pieces ? { pieces } : {}) } };
   }
 
   function rewrite(layer: LayerNode, plan: NonSlidingPlan, context: MatchContext): Replacement {
+    if (plan.pieces) return rewritePointwiseOnPieces(layer, { kernel: plan.kernel, bias: plan.bias, filters: plan.filters }, plan.pieces, context);
     const layers: LayerNode[] = [];
     const callCount = plan.groups.reduce((n, group) => n + group.calls.length, 0);
     const denseInputs: TensorRef[][] = new Array(callCount);
