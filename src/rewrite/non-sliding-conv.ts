@@ -9,8 +9,8 @@ import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types'
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
 import { patchCutOut } from './cut-out';
 import { DepthPieces, depthPiecesOf } from './depth-pieces';
-import { rewritePointwiseOnPieces } from './pointwise-pieces';
 import { Step, withFilters } from './patch-plan';
+import { rewritePointwiseOnPieces } from './pointwise-pieces';
 import { permuteRows, transposeValues } from './transpose';
 import { findWeight, keptEncodingNotes, renameWeight } from './weights';
 

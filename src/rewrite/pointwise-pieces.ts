@@ -41,7 +41,9 @@ export function rewritePointwiseOnPieces(
   const denseName = context.freshName(`${layer.name}_dense`);
   const dense = add('Dense', {
     units: F, activation: typeof layer.config.activation === 'string' ? layer.config.activation : 'linear', use_bias: weights.bias !== undefined,
-    ...Object.fromEntries(['kernel_initializer', 'bias_initializer', 'kernel_regularizer', 'bias_regularizer'].filter((k) => k in layer.config).map((k) => [k, layer.config[k]])),
+    // As the whole-volume Dense takes them (non-sliding-conv.ts).
+    ...Object.fromEntries(['kernel_initializer', 'bias_initializer', 'kernel_regularizer', 'bias_regularizer', 'activity_regularizer', 'kernel_constraint', 'bias_constraint']
+      .filter((k) => k in layer.config).map((k) => [k, layer.config[k]])),
   }, reshaped.map((piece) => [piece]), denseName);
   const joined = add('Concatenate', { axis: 1 }, [dense]);
   const D = p.pieces[p.pieces.length - 1].hi;

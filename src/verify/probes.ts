@@ -41,7 +41,7 @@ export interface LayerProbe {
    * (the conv's input there), when found: the replacement is then measured against the float64
    * conv of its own input, so differences coming from upstream layers do not count against it.
    * An array: taps of the input's depth pieces, joined along depth (a replacement that reads
-   * its input in pieces, RewriteRecord.inputPieces).
+   * its input in pieces, RewriteRecord.pieces).
    */
   rewrittenInputs?: (number | number[])[];
 }
