@@ -8,7 +8,7 @@
  */
 import { isUnknown, layerOutputShape } from '../layers/shapes';
 import type { LayersShapes } from '../layers/shapes';
-import type { Graph, LayerNode, TensorRef } from '../layers/types';
+import type { Graph, JsonObject, LayerNode, TensorRef } from '../layers/types';
 import { consumerCount } from './upstream';
 
 export interface DepthPieces {
@@ -96,4 +96,23 @@ export function depthPiecesOf(graph: Graph, conv: LayerNode, dims: number[], sha
   }
   if (lo !== D) return undefined;
   return { pieces, view: [H, W * C], elementwise, absorbed: [concat.name, reshape.name, ...elementwise.map((l) => l.name)] };
+}
+
+/**
+ * The absorbed elementwise layers applied per piece, one shared layer each (`addShared` adds a
+ * layer called once per input, returning its outputs): the pieces that then hold the conv's
+ * input, and, per absorbed layer, the tensors holding its output (RewriteRecord.pieces).
+ */
+export function elementwisePieces(
+  p: DepthPieces, addShared: (className: string, config: JsonObject, inputs: TensorRef[], name: string) => TensorRef[], freshName: (base: string) => string,
+): { pieces: TensorRef[]; held: Record<string, TensorRef[]> } {
+  let pieces = p.pieces.map((piece) => piece.ref);
+  // absorbed: Concatenate and Reshape (both held by the raw pieces), then the elementwise layers.
+  const held: Record<string, TensorRef[]> = Object.fromEntries(p.absorbed.slice(0, 2).map((name) => [name, pieces]));
+  for (const layer of p.elementwise) {
+    const { name: _, ...config } = layer.config;
+    pieces = addShared(layer.className, config, pieces, freshName(`${layer.name}_pieces`));
+    held[layer.name] = pieces;
+  }
+  return { pieces, held };
 }

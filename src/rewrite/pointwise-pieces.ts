@@ -7,7 +7,7 @@
  */
 import type { MatchContext, Replacement } from '../pass';
 import type { JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
-import type { DepthPieces } from './depth-pieces';
+import { DepthPieces, elementwisePieces } from './depth-pieces';
 import { keptEncodingNotes, renameWeight } from './weights';
 
 export function rewritePointwiseOnPieces(
@@ -20,14 +20,7 @@ export function rewritePointwiseOnPieces(
     layers.push({ name, className, config: { name, ...passThrough, ...config }, calls: calls.map((inputs) => ({ inputs })), extra: {} });
     return calls.map((_, i): TensorRef => ({ layer: name, node: i, tensor: 0, kwargs: {} }));
   };
-  let pieces = p.pieces.map((piece) => piece.ref);
-  // Which tensors hold each absorbed layer's output (for the per-layer check, RewriteRecord.pieces).
-  const held: Record<string, TensorRef[]> = Object.fromEntries(p.absorbed.slice(0, 2).map((name) => [name, pieces]));
-  for (const absorbed of p.elementwise) {
-    const { name: _, ...config } = absorbed.config;
-    pieces = add(absorbed.className, config, pieces.map((piece) => [piece]), context.freshName(`${absorbed.name}_pieces`));
-    held[absorbed.name] = pieces;
-  }
+  const { pieces, held } = elementwisePieces(p, (cls, config, inputs, name) => add(cls, config, inputs.map((x) => [x]), name), context.freshName);
   const [H, WC] = p.view;
   const C = weights.kernel.shape[weights.kernel.shape.length - 2];
   const F = weights.filters;

@@ -35,7 +35,7 @@ import { isUnknown } from '../layers/shapes';
 import type { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { fmt } from './conv-analysis';
 import { cutOutSpatial } from './cut-out';
-import { DepthPieces, depthPiecesOf } from './depth-pieces';
+import { DepthPieces, depthPiecesOf, elementwisePieces } from './depth-pieces';
 import { DepthChunk, DepthTerm, SlidingGeometry, depthChunk, depthTerms, planSliding, splitDepths } from './sliding-conv';
 import { findWeight, renameWeight } from './weights';
 
@@ -450,14 +450,8 @@ type AddLayer = (className: string, config: JsonObject, inputs: TensorRef[][], n
  * each holding its band of pieces and every Conv2D its chunk-sized XNNPACK buffer at once.
  */
 function pieceInputs(p: DepthPieces, ranges: [number, number][], add: AddLayer, freshName: (base: string) => string): { inputs: TensorRef[]; pieces: Record<string, TensorRef[]> } {
-  let pieces = p.pieces.map((piece) => [piece.ref]);
-  // Which tensors hold each absorbed layer's output (for the per-layer check, RewriteRecord.pieces).
-  const held: Record<string, TensorRef[]> = Object.fromEntries(p.absorbed.slice(0, 2).map((name) => [name, pieces.map((piece) => piece[0])]));
-  for (const layer of p.elementwise) {
-    const { name: _, ...config } = layer.config;
-    pieces = add(layer.className, config, pieces, freshName(`${layer.name}_pieces`));
-    held[layer.name] = pieces.map((piece) => piece[0]);
-  }
+  const activated = elementwisePieces(p, (cls, config, inputs, name) => add(cls, config, inputs.map((x) => [x]), name).map((out) => out[0]), freshName);
+  const pieces = activated.pieces.map((piece) => [piece]);
   // Crops by cropping, shared: key -> the calls (piece index) and, once added, their outputs.
   const crops = new Map<string, { cropping: number[][]; calls: number[]; out?: TensorRef[][] }>();
   const crop = (j: number, above: number, below: number, allRows = 0): [string, number] => {
@@ -484,7 +478,7 @@ function pieceInputs(p: DepthPieces, ranges: [number, number][], add: AddLayer, 
     const refs = [...list.map(refOf), ...(k === ranges.length - 1 ? [barrier] : [])];
     return refs.length === 1 ? refs[0] : add('Concatenate', { axis: 1 }, [refs])[0][0];
   });
-  return { inputs, pieces: held };
+  return { inputs, pieces: activated.held };
 }
 
 function pick(config: JsonObject, keys: string[]): JsonObject {
