@@ -16,6 +16,7 @@ import { PageProbeModel, ProbeModel, inferRewrittenLayers, planProbes } from './
 import { OpenPair, RowBatch, verifyPair } from './rows';
 import { ulpWeights } from './noise-floor';
 import { localPlanFor, verifyLocal } from './local';
+import { LOCAL_CORNER_MAX_MACS, verifyColumns } from './local-columns';
 import { LayerCheck, LayersVerifyOptions, Target, VerificationReport, onBackends, runSettings } from './verify';
 
 export async function verifyLayersArtifacts(
@@ -24,7 +25,13 @@ export async function verifyLayersArtifacts(
   return onBackends(options, async (target) => {
     // A long row of a fully convolutional model: checked locally (src/verify/local.ts), in Node.
     const { plan, note } = target.session ? { plan: null } : await localPlanFor(original, options);
-    if (plan) return verifyLocal(target, plan, original, rewritten, options.localCutOuts ?? [], options);
+    if (plan) {
+      const columns = options.localForm === 'columns' || (options.localForm === undefined && plan.cornerMacs > LOCAL_CORNER_MAX_MACS)
+        ? await verifyColumns(target, plan, original, rewritten, options) : null;
+      if (columns && typeof columns !== 'string') return columns;
+      const report = await verifyLocal(target, plan, original, rewritten, options.localCutOuts ?? [], options);
+      return typeof columns === 'string' ? { ...report, notes: [...(report.notes ?? []), `no check in columns: ${columns}`] } : report;
+    }
     const report = await verifyPair(target, options, () => openLayersPair(target, original, rewritten, options), [original, rewritten]);
     return note ? { ...report, notes: [...(report.notes ?? []), note] } : report;
   });

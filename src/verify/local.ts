@@ -49,6 +49,8 @@ export interface LocalPlan {
   region: number[];
   /** Multiply-adds per row of every conv at full size. */
   macs: number;
+  /** Multiply-adds of the original's two corner runs (the corner form's cost). */
+  cornerMacs: number;
 }
 
 /** Layers that compute each position from a window around it (or the position alone). */
@@ -87,10 +89,12 @@ export function planLocal(model: tf.LayersModel, given: LocalCutOuts[]): LocalPl
     if (POINTWISE.has(className)) continue;
     if (['BatchNormalization', 'Softmax', 'Concatenate', 'LayerNormalization'].includes(className) && axisLast(config.axis)) continue;
     if (!(className in CONVS)) return `layer ${layer.name} (${className}) is not local`;
-    if (CONVS[className] !== rank || config.padding !== 'same' || tuple(config.strides, rank).some((s) => s !== 1) || (config.dataFormat ?? 'channelsLast') !== 'channelsLast') {
+    const kernel = tuple(config.kernelSize, rank);
+    // A 1x1 kernel reads no neighbour: 'valid' is 'same' there.
+    const same = config.padding === 'same' || kernel.every((k) => k === 1);
+    if (CONVS[className] !== rank || !same || tuple(config.strides, rank).some((s) => s !== 1) || (config.dataFormat ?? 'channelsLast') !== 'channelsLast') {
       return `layer ${layer.name} is not a 'same' stride-1 channels-last ${rank}-D conv`;
     }
-    const kernel = tuple(config.kernelSize, rank);
     const dilation = tuple(config.dilationRate ?? 1, rank);
     kernel.forEach((k, a) => {
       const span = dilation[a] * (k - 1);
@@ -108,8 +112,7 @@ export function planLocal(model: tf.LayersModel, given: LocalCutOuts[]): LocalPl
   const reachMax = volume.map((_, a) => Math.max(low[a], high[a]));
   const subVolume = volume.map((size, a) => Math.min(size, Math.max(reachMax[a] + LOCAL_EDGE, crop(a))));
   const region = volume.map((size, a) => Math.min(size, subVolume[a] === size ? size : subVolume[a] - reachMax[a]));
-  if (subVolume.every((s, a) => s === volume[a])) return `the sub-volume a local check needs (${subVolume.join('x')}) is the whole volume`;
-  return { volume, subVolume, reach: { low, high }, region, macs };
+  return { volume, subVolume, reach: { low, high }, region, macs, cornerMacs: (2 * macs * product(subVolume)) / product(volume) };
 }
 
 /** The artifacts with the model input's spatial sizes set to `spatial` (a fully convolutional model loads at any size). */
@@ -126,6 +129,24 @@ export function resized(artifacts: io.ModelArtifacts, spatial: number[]): io.Mod
   };
   visit(topology);
   return { ...artifacts, modelTopology: topology };
+}
+
+/**
+ * The report when the rewritten model as written cannot run on this target (wasm's heap is 4 GB):
+ * it must not be written. After such a failure tfjs's wasm heap may be unusable.
+ */
+export function notRunnableReport(
+  target: Target, settings: ReturnType<typeof runSettings>, rows: ReturnType<typeof openInputs>, factor: number, plan: LocalPlan, error: unknown,
+): VerificationReport {
+  noteWasmTrap(error);
+  const backend = target.info.name;
+  const { volume, subVolume, region, reach } = plan;
+  return {
+    passed: false, ...runHeader(target, settings, rows), rows: 1, accuracyFactor: factor, outputs: [], layers: [],
+    local: { rows: 0, of: rows.rows, volume, subVolume, region, reach },
+    notes: [`the rewritten model does not run on ${backend} at its size ${volume.join('x')}: ${oneLine(error)}` +
+      (backend === 'wasm' ? " (tfjs's wasm heap holds at most 4 GB: a backend with more memory, tensorflow or webgl, or a smaller volume; docs/workers.md)" : '')],
+  };
 }
 
 /** `x` ([1, ...spatial, C]) cut to [begin, begin + size) on the spatial axes. */
@@ -187,15 +208,8 @@ export async function verifyLocal(
         try {
           full = after.predict(row[0], { batchSize: 1 }) as tf.Tensor | tf.Tensor[];
         } catch (error) {
-          // The rewrite as written cannot run here (wasm's heap is 4 GB): it must not be written.
           failed = true;
-          noteWasmTrap(error);
-          return {
-            passed: false, ...runHeader(target, settings, rows), rows: 1, accuracyFactor: factor, outputs: [], layers: [],
-            local: { rows: 0, of: rows.rows, volume, subVolume, region, reach },
-            notes: [`the rewritten model does not run on ${backend} at its size ${volume.join('x')}: ${oneLine(error)}` +
-              (backend === 'wasm' ? " (tfjs's wasm heap holds at most 4 GB: a backend with more memory, tensorflow or webgl, or a smaller volume; docs/workers.md)" : '')],
-          };
+          return notRunnableReport(target, settings, rows, factor, plan, error);
         }
         const fullOutputs = Array.isArray(full) ? full : [full];
         try {
@@ -293,7 +307,7 @@ export async function verifyLocal(
           outputs,
           layers,
           ...(exact ? { exact } : {}),
-          local: { rows: 1, of: rows.rows, volume, subVolume, region, reach },
+          local: { form: 'corners', rows: 1, of: rows.rows, volume, subVolume, region, reach },
           notes,
         };
       } finally {
@@ -315,7 +329,10 @@ export async function localPlanFor(original: io.ModelArtifacts, options: LayersV
   if (options.local === false) return { plan: null };
   const model = await instantiate(original, 'original');
   try {
-    const plan = planLocal(model, options.localCutOuts ?? []);
+    const planned = planLocal(model, options.localCutOuts ?? []);
+    // The corner form needs a sub-volume smaller than the volume; the column form runs no sub-volume.
+    const plan = typeof planned !== 'string' && options.localForm !== 'columns' && planned.subVolume.every((s, a) => s === planned.volume[a])
+      ? `the sub-volume a local check needs (${planned.subVolume.join('x')}) is the whole volume` : planned;
     if (typeof plan === 'string') return { plan: null, ...(options.local ? { note: `no local check: ${plan}; the whole volume was checked` } : {}) };
     return { plan: options.local || plan.macs >= LOCAL_MIN_MACS ? plan : null };
   } finally {

@@ -84,6 +84,12 @@ export interface VerifyOptions {
    * model allows, false never; default: when a row costs more than LOCAL_MIN_MACS multiply-adds.
    */
   local?: boolean;
+  /**
+   * The local check's form: 'corners' runs the original on corner sub-volumes as wide as the
+   * receptive reach; 'columns' never runs the original model (src/verify/local-columns.ts).
+   * Default: columns when the corner runs would cost more than LOCAL_CORNER_MAX_MACS.
+   */
+  localForm?: 'corners' | 'columns';
   /** The rewritten convs' crop-sized cut-outs with their real weights (optimize passes them). */
   localCutOuts?: LocalCutOuts[];
 }
@@ -214,7 +220,11 @@ export interface VerificationReport {
    * Set when the check was local (src/verify/local.ts): end to end on `rows` of `of` rows, the
    * original run on corner sub-volumes, outputs compared on the corner regions `region`.
    */
-  local?: { rows: number; of: number; volume: number[]; subVolume: number[]; region: number[]; reach: { low: number[]; high: number[] } };
+  local?: {
+    /** corners: the original on corner sub-volumes; columns: the rewritten convs and the links between them on columns (local-columns.ts). */
+    form?: 'corners' | 'columns';
+    rows: number; of: number; volume: number[]; subVolume: number[]; region: number[]; reach: { low: number[]; high: number[] };
+  };
   /** With backend 'all': one entry per backend; outputs/layers above then hold the worst of them. */
   backends?: (VerificationReport | SkippedBackend)[];
 }
