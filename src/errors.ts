@@ -11,6 +11,14 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * The run needed more memory than its thread has: the worker ended without a reply (tfjs's wasm
+ * backend aborts its thread when its 4 GB heap is exhausted). The model's size, not a bug.
+ */
+export class OutOfMemoryError extends InputError {
+  override name = 'OutOfMemoryError';
+}
+
 /** One line, no stack: what a user sees for bad input. */
 export function oneLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
