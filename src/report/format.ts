@@ -23,7 +23,9 @@ export function formatReport(report: Report, title: string): string {
 
   const lines = [title, '', table(rows), ''];
   lines.push(`rewritten: ${report.rewritten.length}`);
-  for (const r of report.rewritten) lines.push(`  ${r.graph}/${r.layer} [${r.pass}] -> ${r.replacement.join(', ')}`);
+  // A chunked sliding conv is replaced by thousands of layers (mindgrab at 256^3: 540 KB of names): the report keeps six.
+  const listed = (names: string[]) => (names.length <= 6 ? names.join(', ') : `${names.slice(0, 6).join(', ')} and ${names.length - 6} more (--json lists all)`);
+  for (const r of report.rewritten) lines.push(`  ${r.graph}/${r.layer} [${r.pass}] -> ${listed(r.replacement)}`);
   lines.push(`left alone: ${report.skipped.length}`);
   for (const s of report.skipped) lines.push(`  ${s.graph}/${s.layer} [${s.pass}]: ${s.reason}`);
   for (const note of report.notes) lines.push(`note: ${note}`);
