@@ -44,6 +44,15 @@ const FIXED: Drawn = {
 // Small chunks (a few depths each): the convs read each other in depth pieces.
 const passes = () => ['conv3d-to-dense', slidingLayersPass(RULE, 3 * 9 * 4 * 9 * 4)];
 
+/** FIXED and its rewrite, unverified (the tests verify it their way). */
+async function optimizedFixed() {
+  const model = stack(FIXED);
+  const original = await artifactsOfModel(model);
+  const result = await optimize(model, { passes: passes(), backend: 'cpu', verify: false });
+  disposeModel(model);
+  return { original, rewritten: result.artifacts, result };
+}
+
 describe('a chained MeshNet-shaped model (23x9x8, pieces between convs), checked in columns', () => {
   test('passes; every conv is checked on the columns of its input against float64, every link, and it says what it compared', async () => {
     const model = stack(FIXED);
@@ -63,11 +72,7 @@ describe('a chained MeshNet-shaped model (23x9x8, pieces between convs), checked
   });
 
   test('finds a wiring fault (an absorbed activation changed) in a link, and a wrong weight in the conv check', async () => {
-    const model = stack(FIXED);
-    const original = await artifactsOfModel(model);
-    const result = await optimize(model, { passes: passes(), backend: 'cpu', verify: false });
-    disposeModel(model);
-    const rewritten = result.artifacts;
+    const { original, rewritten, result } = await optimizedFixed();
     const records = result.report.rewritten;
     // The Activation conv2 runs per piece of conv1's output: relu there becomes linear.
     const topology = JSON.parse(JSON.stringify(rewritten.modelTopology)) as { model_config?: { config: { layers: { class_name: string; config: Record<string, unknown> }[] } }; config?: { layers: { class_name: string; config: Record<string, unknown> }[] } };
@@ -92,11 +97,7 @@ describe('a chained MeshNet-shaped model (23x9x8, pieces between convs), checked
   });
 
   test('leaks no tensor and leaves every layer\'s apply as it was; without rewrite records it says why and checks the corners', async () => {
-    const model = stack(FIXED);
-    const original = await artifactsOfModel(model);
-    const result = await optimize(model, { passes: passes(), backend: 'cpu', verify: false });
-    disposeModel(model);
-    const rewritten = result.artifacts;
+    const { original, rewritten, result } = await optimizedFixed();
     await expectNoLeaks(async () => {
       const v = await verify(original, rewritten, { backend: 'cpu', local: true, localForm: 'columns', rewrittenLayers: result.report.rewritten });
       expect(v.passed).toBe(true);
