@@ -244,9 +244,13 @@ export interface ChunkedChain {
 
 /** How many chunks of output depths keep each chunk's Conv2D images at most `indirectionBytes` of indirection (see above). */
 export function chunkCount(g: SlidingGeometry, indirectionBytes: number): number {
-  const [ad, ah, aw] = g.axes;
-  const perDepth = blockRows(g).Hb * aw.out * ah.kernel * aw.kernel * 4;
-  return Math.ceil(ad.out / Math.max(1, Math.floor(indirectionBytes / perDepth)));
+  return Math.ceil(g.axes[0].out / depthsPerChunk(g, indirectionBytes));
+}
+
+/** Output depths one chunk may hold: XNNPACK's indirection buffer per output depth, within `indirectionBytes`. */
+function depthsPerChunk(g: SlidingGeometry, indirectionBytes: number): number {
+  const [, ah, aw] = g.axes;
+  return Math.max(1, Math.floor(indirectionBytes / (blockRows(g).Hb * aw.out * ah.kernel * aw.kernel * 4)));
 }
 
 /**
@@ -427,8 +431,8 @@ export function rewriteSlidingLayer(layer: LayerNode, plan: SlidingLayersPlan, c
  * then its piece and its pad depths, and the first piece is already the one-depth first chunk.
  */
 function alignedChunks(g: SlidingGeometry, p: DepthPieces, indirectionBytes: number): DepthChunk[] | undefined {
-  const [ad, ah, aw] = g.axes;
-  const most = Math.max(1, Math.floor(indirectionBytes / (blockRows(g).Hb * aw.out * ah.kernel * aw.kernel * 4)));
+  const ad = g.axes[0];
+  const most = depthsPerChunk(g, indirectionBytes);
   if (ad.out !== ad.size || p.pieces.some((piece) => piece.hi - piece.lo > most)) return undefined;
   return p.pieces.map((piece) => depthChunk(g, piece.lo, piece.hi));
 }
