@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { asGuest } from './backend/guest';
 import { OriginalModelError, TargetName } from './backend/select';
-import { InputError, OutOfMemoryError, oneLine } from './errors';
+import { InputError, exitedWorker } from './errors';
 import { artifactsOfModel, writeModelFiles } from './io/files';
 import { isLayersModelObject } from './io/source';
 import { isBrowserBackend } from './browser/session';
@@ -150,12 +150,7 @@ function offThread<A extends unknown[], R>(
     } catch (error) {
       // Piscina's AbortError: the caller sees its own reason, as from an in-thread run.
       if (signal?.aborted) throw signal.reason ?? error;
-      // Piscina's word for a worker that ended mid-task: only a trap that kills the thread (wasm's abort) does that.
-      if (/^worker exited with code/.test(oneLine(error))) {
-        throw new OutOfMemoryError(`the worker thread running ${task} ended without a reply (${oneLine(error)}): tfjs's wasm backend ends its ` +
-          'thread when its 4 GB heap is exhausted, so the model at this size needs a backend with more memory (tensorflow, webgl) or a smaller input (docs/workers.md)');
-      }
-      throw error;
+      throw exitedWorker(error, task) ?? error;
     }
     if ('error' in reply) {
       // A custom layer class the caller registered (tf.serialization.registerClass) exists only

@@ -19,6 +19,16 @@ export class OutOfMemoryError extends InputError {
   override name = 'OutOfMemoryError';
 }
 
+/**
+ * Piscina's error for a worker that ended mid-task, as an OutOfMemoryError (`what`: the work it
+ * ran); undefined for any other error. Only a trap that kills the thread (wasm's abort) does that.
+ */
+export function exitedWorker(error: unknown, what: string): OutOfMemoryError | undefined {
+  if (!/^worker exited with code/.test(oneLine(error))) return undefined;
+  return new OutOfMemoryError(`the worker thread running ${what} ended without a reply (${oneLine(error)}): tfjs's wasm backend ends its ` +
+    'thread when its 4 GB heap is exhausted, so the model at this size needs a backend with more memory (tensorflow, webgl) or a smaller input (docs/workers.md)');
+}
+
 /** One line, no stack: what a user sees for bad input. */
 export function oneLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);

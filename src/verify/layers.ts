@@ -16,7 +16,8 @@ import { PageProbeModel, ProbeModel, inferRewrittenLayers, planProbes } from './
 import { OpenPair, RowBatch, verifyPair } from './rows';
 import { ulpWeights } from './noise-floor';
 import { localPlanFor, verifyLocal } from './local';
-import { LOCAL_CORNER_MAX_MACS, verifyColumns } from './local-columns';
+import { LOCAL_CORNER_MAX_MACS, NO_COLUMNS, columnsInFreshThread, verifyColumns } from './local-columns';
+import { canRunApart } from './shards';
 import { LayerCheck, LayersVerifyOptions, Target, VerificationReport, onBackends, runSettings } from './verify';
 
 export async function verifyLayersArtifacts(
@@ -26,11 +27,15 @@ export async function verifyLayersArtifacts(
     // A long row of a fully convolutional model: checked locally (src/verify/local.ts), in Node.
     const { plan, note } = target.session ? { plan: null } : await localPlanFor(original, options);
     if (plan) {
-      const columns = options.localForm === 'columns' || (options.localForm === undefined && plan.cornerMacs > LOCAL_CORNER_MAX_MACS)
-        ? await verifyColumns(target, plan, original, rewritten, options) : null;
+      const wanted = options.localForm === 'columns' || (options.localForm === undefined && plan.cornerMacs > LOCAL_CORNER_MAX_MACS);
+      // In a fresh thread where one can be had (its wasm heap unfragmented), else here.
+      const columns = !wanted ? null : options.localHere || !canRunApart(options, false)
+        ? await verifyColumns(target, plan, original, rewritten, options) : await columnsInFreshThread(target, original, rewritten, options);
       if (columns && typeof columns !== 'string') return columns;
+      // In the fresh thread, the caller takes the corner form itself (with the cut-outs it holds).
+      if (typeof columns === 'string' && options.localHere) throw new InputError(`${NO_COLUMNS}${columns}`);
       const report = await verifyLocal(target, plan, original, rewritten, options.localCutOuts ?? [], options);
-      return typeof columns === 'string' ? { ...report, notes: [...(report.notes ?? []), `no check in columns: ${columns}`] } : report;
+      return typeof columns === 'string' ? { ...report, notes: [...(report.notes ?? []), `${NO_COLUMNS}${columns}`] } : report;
     }
     const report = await verifyPair(target, options, () => openLayersPair(target, original, rewritten, options), [original, rewritten]);
     return note ? { ...report, notes: [...(report.notes ?? []), note] } : report;

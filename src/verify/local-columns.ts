@@ -23,7 +23,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { io } from '@tensorflow/tfjs';
 import { reportStage } from '../core/stage';
+import { InputError, exitedWorker } from '../errors';
 import { disposeModel, instantiate } from '../formats/load';
+import { runTaskInFreshThread } from '../workers/pool';
 import { yieldToEventLoop } from '../yield';
 import { MetricsAccumulator } from './compare';
 import { runExactChecks } from './exact';
@@ -32,6 +34,7 @@ import { LocalPlan, notRunnableReport } from './local';
 import { onCpu } from './original-check';
 import { LayerProbe, ProbeModel, RewrittenLayer, inferRewrittenLayers, planProbes } from './probes';
 import { ConvSpec } from './reference';
+import { threadData } from './shards';
 import { DEFAULT_ACCURACY_FACTOR, LayerCheck, LayersVerifyOptions, Target, VerificationReport, runHeader, runSettings, targetTolerance } from './verify';
 
 /** Positions of each column across the axes after the first (at most the axis). */
@@ -41,6 +44,9 @@ export const COLUMN_EDGE = 4;
  * about two minutes of wasm's Conv3D on this machine (a MeshNet at 256^3 needs 7.6e11).
  */
 export const LOCAL_CORNER_MAX_MACS = 2 ** 34;
+
+/** How a note (or the fresh thread's error) starts when the column form cannot run. */
+export const NO_COLUMNS = 'no check in columns: ';
 
 /** [begin, end) per spatial axis inside the volume, and the zeros beyond it [before, after]. */
 interface Window {
@@ -420,4 +426,42 @@ export async function verifyColumns(
       if (!failed) throw error;
     }
   }
+}
+
+/**
+ * The column form in a fresh worker thread, its integer probe here. A fresh thread's wasm heap
+ * is empty: the policy's timings and the cut-outs before leave this one's fragmented (it never
+ * shrinks), and a model's last step needs one free run for its whole output (model18cls at
+ * 256^3: 1.2 GB; its pass fit in a fresh heap, peak 3.16 GB, and ran out of heap after them).
+ */
+export async function columnsInFreshThread(
+  target: Target, original: io.ModelArtifacts, rewritten: io.ModelArtifacts, options: LayersVerifyOptions,
+): Promise<VerificationReport | string> {
+  const backend = target.info.name;
+  let reply;
+  try {
+    reply = await runTaskInFreshThread('verify', [original, rewritten, {
+      ...threadData(options), backend, local: true, localForm: 'columns', localHere: true, shards: false, offThreadEvents: ['onProgress', 'onStage'],
+    }], {
+      signal: options.signal,
+      onEvent: (event) => {
+        const { option, data } = event as { option: string; data: unknown };
+        if (option === 'onStage') reportStage(String(data));
+        else if (option === 'onProgress') options.onProgress?.(data as Parameters<NonNullable<LayersVerifyOptions['onProgress']>>[0]);
+      },
+    });
+  } catch (error) {
+    if (options.signal?.aborted) throw options.signal.reason ?? error;
+    throw exitedWorker(error, `the column check on ${backend}`) ?? error;
+  }
+  if ('error' in reply) {
+    // Not in columns there (the records give no chain of links): the caller takes the corner form.
+    if (reply.error.message.startsWith(NO_COLUMNS)) return reply.error.message.slice(NO_COLUMNS.length);
+    throw reply.error.kind === 'other' ? new Error(reply.error.message) : new InputError(reply.error.message);
+  }
+  const report = reply.value as VerificationReport;
+  if (!options.exactSubjects?.length || report.local?.rows === 0) return report;
+  reportStage(`verifying on ${backend}: exact integer check of ${options.exactSubjects.length} rewritten conv(s)`);
+  const exact = await runExactChecks(options.exactSubjects, { float16: false });
+  return { ...report, exact, passed: report.passed && exact.every((e) => e.exact !== false) };
 }

@@ -26,6 +26,17 @@ export interface ShardState {
 /** The options a shard's rows depend on (everything else is the caller's: callbacks, exact subjects, passes). */
 const SHARD_FIELDS = ['atol', 'rtol', 'inputs', 'batch', 'inputShapes', 'seed', 'batchSize', 'accuracyFactor', 'rewrittenLayers', 'originalFindings'] as const;
 
+/** The options as data a worker can take (callbacks, the exact check and passes stay with the caller). */
+export function threadData(options: LayersVerifyOptions): Record<string, unknown> {
+  return Object.fromEntries(SHARD_FIELDS.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
+}
+
+/** Whether a run can move to another worker: a Node target, inputs that cross (files or arrays, not tensors), no injected module loader. */
+export function canRunApart(options: LayersVerifyOptions, browser: boolean): boolean {
+  if (browser || options.moduleLoader) return false;
+  return (options.inputs ?? []).every((input) => typeof input === 'string' || (typeof input === 'object' && input !== null && 'data' in input && !('dataSync' in input)));
+}
+
 /** [start, end) split into `n` contiguous ranges of near-equal size (none empty). */
 export function shardRanges(start: number, end: number, n: number): [number, number][] {
   const rows = end - start;
@@ -38,8 +49,7 @@ export function shardRanges(start: number, end: number, n: number): [number, num
  * to a worker (files or arrays, not tensors), no injected module loader.
  */
 export function canShard(options: LayersVerifyOptions, browser: boolean): boolean {
-  if (browser || options.rowRange || options.shards === false || poolSize() < 2 || options.moduleLoader) return false;
-  return (options.inputs ?? []).every((input) => typeof input === 'string' || (typeof input === 'object' && input !== null && 'data' in input && !('dataSync' in input)));
+  return !options.rowRange && options.shards !== false && poolSize() >= 2 && canRunApart(options, browser);
 }
 
 /**
@@ -53,7 +63,7 @@ export async function runShards(
   const ranges = shardRanges(start, end, poolSize());
   const done = ranges.map(() => 0);
   // Data only (the fields a row needs): callbacks and the exact check stay here; rows are reported back as events.
-  const data = Object.fromEntries(SHARD_FIELDS.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
+  const data = threadData(options);
   const replies: TaskReply[] = await Promise.all(ranges.map((range, i) => runTask('verifyShard', [original, rewritten, {
     ...data, backend, rowRange: range, local: false, offThreadEvents: ['onProgress'],
   }], {

@@ -90,6 +90,8 @@ export interface VerifyOptions {
    * Default: columns when the corner runs would cost more than LOCAL_CORNER_MAX_MACS.
    */
   localForm?: 'corners' | 'columns';
+  /** Internal: this thread is the fresh one the column form runs in (local-columns.ts, columnsInFreshThread). */
+  localHere?: boolean;
   /** The rewritten convs' crop-sized cut-outs with their real weights (optimize passes them). */
   localCutOuts?: LocalCutOuts[];
 }

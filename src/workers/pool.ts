@@ -81,11 +81,28 @@ export interface RunOptions {
 
 /** Runs `task` in a worker; resolves with its reply (a value or a transported error). */
 export async function runTask(task: string, args: unknown[], options: RunOptions = {}): Promise<TaskReply> {
+  return runOn(thePool(), task, args, options);
+}
+
+/**
+ * Runs `task` in a thread of its own, started for it and ended after it: its wasm heap starts
+ * empty (a pooled worker's never shrinks, and holds what its last tasks left where they left it).
+ */
+export async function runTaskInFreshThread(task: string, args: unknown[], options: RunOptions = {}): Promise<TaskReply> {
+  const fresh = new Piscina({ filename: workerScript(), minThreads: 1, maxThreads: 1, maxQueue: Infinity, useAtomics: false });
+  try {
+    return await runOn(fresh, task, args, options);
+  } finally {
+    await fresh.destroy();
+  }
+}
+
+async function runOn(on: Piscina, task: string, args: unknown[], options: RunOptions): Promise<TaskReply> {
   const { port1, port2 } = new MessageChannel();
   if (options.onEvent) port1.on('message', options.onEvent);
   const request: TaskRequest = { task, args, port: port2 };
   try {
-    return await thePool().run(request, { transferList: [port2, ...(options.transfer ?? [])] as never, signal: options.signal as never });
+    return await on.run(request, { transferList: [port2, ...(options.transfer ?? [])] as never, signal: options.signal as never });
   } finally {
     // Events posted just before the reply are still queued on port1: let them arrive first.
     await new Promise((resolve) => setImmediate(resolve));
