@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { artifactsOfModel, optimize, verify } from '../src';
 import { slidingLayersPass } from '../src/rewrite/sliding-conv-layers';
-import { COLUMN_EDGE, columnWindows, executeWithTaps } from '../src/verify/local-columns';
+import { COLUMN_EDGE, columnWindows, cut, executeWithTaps } from '../src/verify/local-columns';
 import { fillDeterministic, mulberry32 } from '../fixtures/models';
 import { disposeModel, expectNoLeaks } from './helpers/tf';
 
@@ -153,4 +153,20 @@ test('random chains (kernels, dilations, volumes, channels, activations): the co
     expect(v.outputs[0].shape).toEqual([windows.length, d.spatial[0], Math.min(COLUMN_EDGE, d.spatial[1]), Math.min(COLUMN_EDGE, d.spatial[2]), d.classes]);
   }
   console.log(`drawn chains: ${drawn.join('; ')}`);
+});
+
+test('cut (a column read out of a tapped tensor) equals tf.slice on random shapes, ranks 1-5', () => {
+  const rand = mulberry32(77);
+  const drawn: string[] = [];
+  for (let trial = 0; trial < 40; trial++) {
+    const rank = 1 + (trial % 5);
+    const shape = Array.from({ length: rank }, () => 1 + Math.floor(rand() * 6));
+    const begin = shape.map((n) => Math.floor(rand() * n));
+    const size = shape.map((n, a) => 1 + Math.floor(rand() * (n - begin[a])));
+    drawn.push(`${shape.join('x')}@${begin.join(',')}+${size.join(',')}`);
+    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i);
+    const expected = tf.tidy(() => Array.from(tf.slice(tf.tensor(data, shape), begin, size).dataSync()));
+    expect([drawn.at(-1), Array.from(cut(data, shape, begin, size))]).toEqual([drawn.at(-1), expected]);
+  }
+  console.log(`drawn cuts: ${drawn.join(' ')}`);
 });

@@ -94,6 +94,25 @@ function expanded(w: Window, spec: ConvSpec, volume: number[]): Window {
   };
 }
 
+/** `data` (C order, `shape`) cut to [begin, begin + size) on every axis. */
+export function cut(data: ArrayLike<number>, shape: number[], begin: number[], size: number[]): Float32Array {
+  const out = new Float32Array(product(size));
+  if (out.length === 0) return out;
+  const strides = shape.map((_, a) => product(shape.slice(a + 1)));
+  const last = shape.length - 1;
+  let at = 0;
+  // Every index of `size` but the last axis, whose run is contiguous.
+  const index = new Array<number>(last).fill(0);
+  for (;;) {
+    let offset = begin[last];
+    for (let a = 0; a < last; a++) offset += (begin[a] + index[a]) * strides[a];
+    for (let k = 0; k < size[last]; k++) out[at++] = data[offset + k];
+    let a = last - 1;
+    while (a >= 0 && ++index[a] === size[a]) index[a--] = 0;
+    if (a < 0) return out;
+  }
+}
+
 /** Column values of the holders, cut while tfjs computes the rewritten model. */
 class ColumnCollector {
   private readonly entries = new Map<string, { holder: Holder; windows: Window[]; parts: Float32Array[][] }>();
@@ -124,14 +143,13 @@ class ColumnCollector {
       const depth = holder.depths[piece];
       const rest = holder.whole.slice(1);
       if (value.size !== depth * product(rest)) throw new Error(`column tap ${symbolic.name}: ${value.size} values for ${depth}x${rest.join('x')}`);
+      // Read once, cut in JS: wasm's slice reads its whole input out of the heap on every call.
+      const all = value.dataSync() as Float32Array;
       windows.forEach((w, i) => {
         const d0 = Math.max(w.begin[0], from);
         const d1 = Math.min(w.end[0], from + depth);
         if (d0 >= d1) return;
-        parts[i][piece] = tf.tidy(() => {
-          const cut = tf.slice(tf.reshape(value, [1, depth, ...rest]), [0, d0 - from, ...w.begin.slice(1), 0], [1, d1 - d0, ...sizes(w).slice(1), -1]);
-          return new Float32Array(cut.dataSync() as Float32Array);
-        });
+        parts[i][piece] = cut(all, [depth, ...rest], [d0 - from, ...w.begin.slice(1), 0], [d1 - d0, ...sizes(w).slice(1), rest.at(-1)!]);
       });
     }
   }
