@@ -7,6 +7,7 @@ import { MatchContext, MatchResult, Pass, REPLACED_INPUT, Replacement } from '..
 import { isUnknown } from '../layers/shapes';
 import { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { CallInput, ConvAnalysis, checkWindow, fmt, kernelAxes, planConv } from './conv-analysis';
+import { DENSE_FROM_CONV_KEYS, pick } from './config';
 import { patchCutOut } from './cut-out';
 import { DepthPieces, depthPiecesOf } from './depth-pieces';
 import { Step, withFilters } from './patch-plan';
@@ -128,8 +129,7 @@ export function nonSlidingConvPass(options: NonSlidingOptions): Pass<NonSlidingP
         name: denseName,
         ...passThrough,
         units: plan.filters,
-        ...pick(layer.config, ['activation', 'use_bias', 'kernel_initializer', 'bias_initializer',
-          'kernel_regularizer', 'bias_regularizer', 'activity_regularizer', 'kernel_constraint', 'bias_constraint']),
+        ...pick(layer.config, ['activation', 'use_bias', ...DENSE_FROM_CONV_KEYS]),
       },
       calls: denseInputs.map((inputs) => ({ inputs })),
       extra: {},
@@ -203,8 +203,3 @@ function stepConfig(step: Step): JsonObject {
   }
 }
 
-function pick(config: JsonObject, keys: string[]): JsonObject {
-  const out: JsonObject = {};
-  for (const key of keys) if (key in config) out[key] = config[key];
-  return out;
-}

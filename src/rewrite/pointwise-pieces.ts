@@ -7,6 +7,7 @@
  */
 import type { MatchContext, Replacement } from '../pass';
 import type { JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
+import { DENSE_FROM_CONV_KEYS, pick } from './config';
 import { DepthPieces, elementwisePieces } from './depth-pieces';
 import { keptEncodingNotes, renameWeight } from './weights';
 
@@ -14,8 +15,7 @@ export function rewritePointwiseOnPieces(
   layer: LayerNode, weights: { kernel: Weight; bias?: Weight; filters: number }, p: DepthPieces, context: MatchContext,
 ): Replacement {
   const layers: LayerNode[] = [];
-  const passThrough: JsonObject = {};
-  for (const key of ['trainable', 'dtype']) if (key in layer.config) passThrough[key] = layer.config[key];
+  const passThrough = pick(layer.config, ['trainable', 'dtype']);
   const add = (className: string, config: JsonObject, calls: TensorRef[][], name = context.freshName(`${layer.name}_${className.toLowerCase()}`)) => {
     layers.push({ name, className, config: { name, ...passThrough, ...config }, calls: calls.map((inputs) => ({ inputs })), extra: {} });
     return calls.map((_, i): TensorRef => ({ layer: name, node: i, tensor: 0, kwargs: {} }));
@@ -35,8 +35,7 @@ export function rewritePointwiseOnPieces(
   const dense = add('Dense', {
     units: F, activation: typeof layer.config.activation === 'string' ? layer.config.activation : 'linear', use_bias: weights.bias !== undefined,
     // As the whole-volume Dense takes them (non-sliding-conv.ts).
-    ...Object.fromEntries(['kernel_initializer', 'bias_initializer', 'kernel_regularizer', 'bias_regularizer', 'activity_regularizer', 'kernel_constraint', 'bias_constraint']
-      .filter((k) => k in layer.config).map((k) => [k, layer.config[k]])),
+    ...pick(layer.config, DENSE_FROM_CONV_KEYS),
   }, reshaped.map((piece) => [piece]), denseName);
   const joined = add('Concatenate', { axis: 1 }, [dense]);
   const D = p.pieces[p.pieces.length - 1].hi;

@@ -34,6 +34,7 @@ import { REPLACED_INPUT } from '../pass';
 import { isUnknown } from '../layers/shapes';
 import type { Json, JsonObject, LayerNode, TensorRef, Weight } from '../layers/types';
 import { fmt } from './conv-analysis';
+import { pick } from './config';
 import { cutOutSpatial } from './cut-out';
 import { DepthPieces, depthPiecesOf, elementwisePieces } from './depth-pieces';
 import { DepthChunk, DepthTerm, SlidingGeometry, depthChunk, depthTerms, planSliding, splitDepths } from './sliding-conv';
@@ -485,11 +486,6 @@ function pieceInputs(p: DepthPieces, ranges: [number, number][], add: AddLayer, 
   return { inputs, pieces: activated.held };
 }
 
-function pick(config: JsonObject, keys: string[]): JsonObject {
-  const out: JsonObject = {};
-  for (const key of keys) if (key in config) out[key] = config[key];
-  return out;
-}
 
 /** A sliding Conv3D's input cut down to what times it faithfully (cutOutSpatial): the plan's kernel and dilation. */
 function timingInputOf(_layer: LayerNode, dims: number[], plan: SlidingLayersPlan): number[] {
